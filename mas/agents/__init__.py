@@ -1,0 +1,1 @@
+"""Policies: scripted baselines, LLM policies, RL learners."""

@@ -1,0 +1,1 @@
+"""Analysis of run stores: DataFrames, metrics (pure functions) and figures."""

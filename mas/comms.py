@@ -1,0 +1,170 @@
+"""Communication: who may talk to whom (a networkx graph) and how messages are delivered.
+
+Pure and deterministic: `deliver` maps what each agent said to what each agent receives,
+following the graph's edges and the mode, and returns a log entry for every message,
+delivered or not. Messages are frozen values stamped with episode, round and step.
+
+Modes:
+- broadcast: a message reaches every out-neighbour of its sender.
+- direct: a message must start with "@id" naming one out-neighbour; it reaches only
+  that agent. Unaddressed messages, or ones addressed to a non-neighbour, are logged
+  as undelivered with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+
+#: characters a message may contain (the gymnasium Text space's charset);
+#: anything else is transliterated to ASCII or replaced by '?'
+CHARSET = "".join(c for c in string.printable if c not in "\x0b\x0c\r")
+
+_ADDRESS = re.compile(r"^\s*@([A-Za-z][A-Za-z0-9_\-]*)[\s:,]*(.*)$", re.DOTALL)
+_ALLOWED = frozenset(CHARSET)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message as logged: `recipient` is None when it reached no one."""
+
+    episode: int
+    round: int
+    step: int
+    sender: str
+    recipient: str | None
+    text: str
+    delivered: bool = True
+    reason: str = ""
+
+
+def clean_text(text: str, max_length: int) -> str:
+    """Cut to `max_length` and keep only characters of `CHARSET` (accents stripped)."""
+    if not text:
+        return ""
+    normalised = unicodedata.normalize("NFKD", str(text))
+    kept = "".join(c if c in _ALLOWED else ("" if unicodedata.combining(c) else "?") for c in normalised)
+    return kept[:max_length]
+
+
+def build_graph(topology: object, agent_ids: Sequence[str]) -> nx.DiGraph:
+    """The directed communication graph for a topology config and the agents in seat order.
+
+    Raises:
+        ValueError: the topology does not fit the agents (named in the message).
+    """
+    ids = list(agent_ids)
+    n = len(ids)
+    kind = getattr(topology, "kind")
+    if kind == "complete":
+        undirected = nx.complete_graph(n)
+    elif kind == "ring":
+        if n < 3:
+            raise ValueError(f"a ring needs at least 3 agents, found {n}")
+        undirected = nx.cycle_graph(n)
+    elif kind == "star":
+        if n < 2:
+            raise ValueError(f"a star needs at least 2 agents, found {n}")
+        center = getattr(topology, "center") or ids[0]
+        if center not in ids:
+            raise ValueError(f"star centre '{center}' is not an agent; agents: {ids}")
+        undirected = nx.star_graph(n - 1)
+        undirected = nx.relabel_nodes(undirected, {0: ids.index(center), ids.index(center): 0})
+    elif kind == "small_world":
+        k = getattr(topology, "k")
+        if n < 3 or k >= n:
+            raise ValueError(f"small_world needs more agents than k (k={k}, agents={n}, at least 3)")
+        undirected = nx.watts_strogatz_graph(n, k, getattr(topology, "p"), seed=getattr(topology, "seed"))
+    elif kind == "random":
+        undirected = nx.gnp_random_graph(n, getattr(topology, "p"), seed=getattr(topology, "seed"))
+    elif kind == "edges":
+        graph = nx.DiGraph()
+        graph.add_nodes_from(ids)
+        for a, b in getattr(topology, "edges"):
+            for end in (a, b):
+                if end not in ids:
+                    raise ValueError(f"edge [{a}, {b}] names unknown agent '{end}'; agents: {ids}")
+            if a == b:
+                raise ValueError(f"edge [{a}, {b}] joins an agent to itself")
+            graph.add_edge(a, b)
+            if not getattr(topology, "directed"):
+                graph.add_edge(b, a)
+        return graph
+    else:
+        raise ValueError(f"unknown topology '{kind}'")
+    graph = nx.DiGraph()
+    graph.add_nodes_from(ids)
+    graph.add_edges_from((ids[u], ids[v]) for u, v in undirected.edges())
+    graph.add_edges_from((ids[v], ids[u]) for u, v in undirected.edges())
+    return graph
+
+
+def deliver(
+    graph: nx.DiGraph,
+    mode: str,
+    outgoing: Mapping[str, str],
+    *,
+    episode: int,
+    round: int,
+    step: int,
+    max_length: int,
+) -> tuple[dict[str, list[Message]], list[Message]]:
+    """Route what each agent said this step.
+
+    Args:
+        graph: the communication graph (edges point from sender to recipient).
+        mode: "broadcast" or "direct" ("off" delivers nothing).
+        outgoing: sender id -> raw text ("" means silent).
+
+    Returns:
+        (inboxes: recipient -> messages in sender seat order, log: every message).
+    """
+    inboxes: dict[str, list[Message]] = {node: [] for node in graph.nodes}
+    log: list[Message] = []
+    if mode == "off":
+        return inboxes, log
+    for sender, raw in outgoing.items():
+        text = clean_text(raw, max_length)
+        if not text.strip():
+            continue
+        stamp = {"episode": episode, "round": round, "step": step, "sender": sender}
+        if mode == "broadcast":
+            for recipient in graph.successors(sender):
+                message = Message(**stamp, recipient=recipient, text=text)
+                inboxes[recipient].append(message)
+                log.append(message)
+            if graph.out_degree(sender) == 0:
+                log.append(Message(**stamp, recipient=None, text=text, delivered=False, reason="sender has no neighbours"))
+            continue
+        match = _ADDRESS.match(text)
+        if not match:
+            log.append(Message(**stamp, recipient=None, text=text, delivered=False, reason="direct message without @recipient"))
+            continue
+        recipient, body = match.group(1), match.group(2).strip()
+        if not graph.has_edge(sender, recipient):
+            log.append(Message(**stamp, recipient=None, text=text, delivered=False, reason=f"'{recipient}' is not a neighbour"))
+            continue
+        message = Message(**stamp, recipient=recipient, text=body)
+        inboxes[recipient].append(message)
+        log.append(message)
+    return inboxes, log
+
+
+def render_inbox(messages: Sequence[Message]) -> str:
+    """The inbox as text: one labelled, delimited line per message (for the Text obs).
+
+    Messages from other agents are untrusted; the label and quotes keep them apart from
+    anything the environment says.
+    """
+    return "\n".join(f'[round {m.round + 1}] {m.sender}: "{m.text}"' for m in messages)
+
+
+def inbox_capacity(graph: nx.DiGraph, agent: str, max_length: int) -> int:
+    """Upper bound on the length of `render_inbox` for `agent` (Text space size)."""
+    senders = max(1, graph.in_degree(agent))
+    return senders * (max_length + 64)

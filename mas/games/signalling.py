@@ -1,0 +1,221 @@
+"""A referential signalling game (Lewis): a speaker names a hidden target with a word.
+
+Seat 0 is the speaker; seats 1..N-1 are listeners. Every round has two steps.
+- Signal step: a target is drawn uniformly from `targets` (with the rng given to
+  reset/step) and only the speaker sees it. The speaker says one word of `vocabulary`
+  (action 1+k = "say vocabulary[k]"); listeners can only wait.
+- Pick step: the listeners hear the word (never the target) and each picks a target
+  (action 1+k = "pick targets[k]"); the speaker can only wait. Then a new target is drawn.
+The words mean nothing in advance: a shared language has to emerge or be agreed on.
+
+Actions: WAIT=0, then 1+k; num_actions = 1 + max(len(targets), len(vocabulary)) and the
+indices a role cannot use are masked out.
+Observation (per agent): [pick-step flag, one-hot target (speaker only; zeros for
+listeners), one-hot heard word (listeners only, zeros before a word was said), is-speaker
+flag].
+State (global): [pick-step flag, one-hot target, one-hot word said (zeros before one)].
+Rewards: a team reward shared by every agent at the pick step, `reward` times the fraction
+of listeners who picked the target; 0 at signal steps. The game never terminates itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mas.games.base import Game, State, StepResult, one_hot
+
+_ONSETS = ["bl", "gl", "fl", "sn", "tr", "kr", "zw", "pl"]
+_VOWELS = ["i", "o", "u", "e", "a"]
+_CODAS = ["p", "k", "m", "t"]
+
+
+def default_vocabulary(n: int) -> list[str]:
+    """`n` distinct made-up words ("blip", "blop", "blup", ...) that carry no meaning."""
+    words = ["".join(parts) for parts in itertools.product(_CODAS, _ONSETS, _VOWELS)]
+    words = [w[1:] + w[0] for w in words]  # onset + vowel + coda, vowels varying fastest
+    out = words[:n]
+    extra = itertools.count(2)
+    while len(out) < n:
+        suffix = next(extra)
+        out.extend(f"{w}{suffix}" for w in words[: n - len(out)])
+    return out
+
+
+class SignallingConfig(BaseModel):
+    """Scenario parameters of a referential signalling game."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["signalling"] = "signalling"
+    targets: list[str] = Field(default_factory=lambda: ["red", "green", "blue"], min_length=2, description="Things the speaker can be asked to name.")
+    vocabulary: list[str] | None = Field(
+        None, description="The speaker's words; default: as many made-up words as targets (blip, blop, ...)."
+    )
+    reward: float = Field(1.0, description="Team reward when every listener picks the target (scaled by the fraction who do).")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SignallingConfig":
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"targets must be distinct, got {self.targets}")
+        if self.vocabulary is not None:
+            if len(set(self.vocabulary)) != len(self.vocabulary):
+                raise ValueError(f"vocabulary: words must be distinct, got {self.vocabulary}")
+            if len(self.vocabulary) < len(self.targets):
+                raise ValueError(
+                    f"vocabulary: {len(self.vocabulary)} words cannot name {len(self.targets)} targets; give at least {len(self.targets)}"
+                )
+        return self
+
+    def words(self) -> list[str]:
+        """The speaker's vocabulary, with the default filled in."""
+        return list(self.vocabulary) if self.vocabulary is not None else default_vocabulary(len(self.targets))
+
+
+class SignallingGame(Game):
+    """See the module docstring."""
+
+    kind = "signalling"
+
+    WAIT = 0
+    SPEAKER = 0
+
+    def __init__(self, config: SignallingConfig, n_agents: int) -> None:
+        if int(n_agents) < 2:
+            raise ValueError(f"n_agents: signalling needs a speaker and at least one listener, got {n_agents} agents")
+        super().__init__(n_agents)
+        self.config = config
+        self.targets = list(config.targets)
+        self.vocabulary = config.words()
+
+    @property
+    def num_actions(self) -> int:
+        return 1 + max(len(self.targets), len(self.vocabulary))
+
+    @property
+    def obs_dim(self) -> int:
+        return 1 + len(self.targets) + len(self.vocabulary) + 1
+
+    @property
+    def state_dim(self) -> int:
+        return 1 + len(self.targets) + len(self.vocabulary)
+
+    def action_names(self, agent: int) -> list[str]:
+        if agent == self.SPEAKER:
+            names = ["wait"] + [f"say {w}" for w in self.vocabulary]
+        else:
+            names = ["wait"] + [f"pick {t}" for t in self.targets]
+        return names + [f"unused {i}" for i in range(len(names), self.num_actions)]
+
+    # ----- dynamics -----------------------------------------------------------------
+    def reset(self, batch_size: int, rng: np.random.Generator) -> State:
+        return {
+            "phase": np.zeros(batch_size, dtype=np.int64),  # 0 = signal step, 1 = pick step
+            "target": rng.integers(0, len(self.targets), size=batch_size, dtype=np.int64),
+            "signal": np.full(batch_size, -1, dtype=np.int64),  # word said this round, -1 if none yet
+            "last_success": np.full(batch_size, np.nan, dtype=np.float32),  # fraction right last round
+        }
+
+    def step(self, state: State, actions: np.ndarray, rng: np.random.Generator) -> StepResult:
+        batch = actions.shape[0]
+        phase, target = state["phase"], state["target"]
+        picking = phase == 1
+        # Signal step: record the speaker's word (-1 if it only waited).
+        said = np.where(actions[:, self.SPEAKER] > 0, actions[:, self.SPEAKER] - 1, -1)
+        # Pick step: the fraction of listeners whose pick is the target.
+        success = ((actions[:, 1:] - 1) == target[:, None]).mean(axis=1).astype(np.float32)
+        rewards = np.where(picking, np.float32(self.config.reward) * success, np.float32(0.0))
+        rewards = np.repeat(rewards[:, None], self.n_agents, axis=1).astype(np.float32)
+        fresh = rng.integers(0, len(self.targets), size=batch, dtype=np.int64)
+        new_state = {
+            "phase": 1 - phase,
+            "target": np.where(picking, fresh, target),
+            "signal": np.where(picking, -1, said),
+            "last_success": np.where(picking, success, state["last_success"]).astype(np.float32),
+        }
+        return StepResult(new_state, rewards, np.zeros(batch, dtype=bool))
+
+    def action_mask(self, state: State) -> np.ndarray:
+        picking = state["phase"] == 1
+        batch = picking.shape[0]
+        mask = np.zeros((batch, self.n_agents, self.num_actions), dtype=np.int8)
+        n_words, n_targets = len(self.vocabulary), len(self.targets)
+        mask[:, self.SPEAKER, 0] = picking
+        mask[:, self.SPEAKER, 1 : 1 + n_words] = ~picking[:, None]
+        mask[:, 1:, 0] = ~picking[:, None]
+        mask[:, 1:, 1 : 1 + n_targets] = picking[:, None, None]
+        return mask
+
+    # ----- observations -------------------------------------------------------------
+    def observe(self, state: State) -> np.ndarray:
+        batch = state["phase"].shape[0]
+        n = self.n_agents
+        is_speaker = (np.arange(n) == self.SPEAKER)[None, :, None]
+        phase = np.broadcast_to(state["phase"].astype(np.float32)[:, None, None], (batch, n, 1))
+        target = np.where(is_speaker, one_hot(state["target"], len(self.targets))[:, None, :], np.float32(0.0))
+        heard = np.where(is_speaker, np.float32(0.0), one_hot(state["signal"], len(self.vocabulary))[:, None, :])
+        role = np.broadcast_to(is_speaker.astype(np.float32), (batch, n, 1))
+        return np.concatenate([phase, target, heard, role], axis=-1).astype(np.float32)
+
+    def global_state(self, state: State) -> np.ndarray:
+        phase = state["phase"].astype(np.float32)[:, None]
+        target = one_hot(state["target"], len(self.targets))
+        word = one_hot(state["signal"], len(self.vocabulary))
+        return np.concatenate([phase, target, word], axis=-1).astype(np.float32)
+
+    # ----- meaning, for metrics and text ---------------------------------------------
+    def cooperation(self, state: State, actions: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def summary(self, state: State, index: int) -> dict[str, Any]:
+        signal = int(state["signal"][index])
+        last = float(state["last_success"][index])
+        return {
+            "phase": "pick" if int(state["phase"][index]) == 1 else "signal",
+            "target": self.targets[int(state["target"][index])],
+            "signal": self.vocabulary[signal] if signal >= 0 else None,
+            "last_success": None if np.isnan(last) else last,
+        }
+
+    def rules_text(self, agent: int) -> str:
+        targets = ", ".join(self.targets)
+        words = ", ".join(self.vocabulary)
+        n_listeners = self.n_agents - 1
+        listeners = "one listener" if n_listeners == 1 else f"{n_listeners} listeners"
+        common = (
+            f"This is a signalling game with one speaker (player 1) and {listeners}. Each round a target is drawn "
+            f"at random from: {targets}. Only the speaker sees it. The speaker says one word from: {words}. "
+            "The words have no agreed meaning at the start. The listeners hear the word (not the target) and each "
+            f"picks a target. Everyone shares the reward: {self.config.reward:g} times the fraction of listeners who "
+            "picked the right target."
+        )
+        if agent == self.SPEAKER:
+            role = "You are the speaker: when you see the target, say the word that will make the listeners pick it. While the listeners pick, you wait."
+        else:
+            role = f"You are a listener (player {agent + 1}): while the speaker chooses a word you wait; then pick the target you think the word names."
+        return f"{common}\n{role}"
+
+    def situation_text(self, state: State, index: int, agent: int) -> str:
+        picking = int(state["phase"][index]) == 1
+        target = self.targets[int(state["target"][index])]
+        signal = int(state["signal"][index])
+        word = self.vocabulary[signal] if signal >= 0 else None
+        last = float(state["last_success"][index])
+        parts: list[str] = []
+        if not np.isnan(last):
+            parts.append(f"Last round {last:.0%} of the listeners picked the right target.")
+        if agent == self.SPEAKER:
+            if picking:
+                said = f"you said '{word}'" if word else "you said nothing"
+                parts.append(f"The target is {target}; {said}. The listeners are picking now; you wait.")
+            else:
+                parts.append(f"The target is {target}. Choose a word to say.")
+        elif picking:
+            heard = f"The speaker said '{word}'." if word else "The speaker said nothing."
+            parts.append(f"{heard} Pick the target you think it names.")
+        else:
+            parts.append("The speaker is choosing a word; you wait.")
+        return " ".join(parts)

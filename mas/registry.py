@@ -1,0 +1,114 @@
+"""Explicit registries: name -> "module:attribute", imported only when used.
+
+Scenario files name games, policies and topologies by these names and never name Python
+code, so a scenario cannot run arbitrary code. An unknown name lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from pathlib import Path
+from typing import Any
+
+from mas.errors import MissingExtraError, UnknownNameError
+
+#: game kind -> (config model, game class)
+GAMES: dict[str, tuple[str, str]] = {
+    "normal_form": ("mas.games.normal_form:NormalFormConfig", "mas.games.normal_form:NormalFormGame"),
+    "public_goods": ("mas.games.public_goods:PublicGoodsConfig", "mas.games.public_goods:PublicGoodsGame"),
+    "commons": ("mas.games.commons:CommonsConfig", "mas.games.commons:CommonsGame"),
+    "bargaining": ("mas.games.bargaining:BargainingConfig", "mas.games.bargaining:BargainingGame"),
+    "signalling": ("mas.games.signalling:SignallingConfig", "mas.games.signalling:SignallingGame"),
+}
+
+#: policy type -> (spec model, policy class, optional extra that provides it)
+POLICIES: dict[str, tuple[str, str, str | None]] = {
+    name: (f"mas.agents.scripted:{cls}Spec", f"mas.agents.scripted:{cls}", None)
+    for name, cls in {
+        "always_cooperate": "AlwaysCooperate",
+        "always_defect": "AlwaysDefect",
+        "random": "RandomPolicy",
+        "tit_for_tat": "TitForTat",
+        "tit_for_two_tats": "TitForTwoTats",
+        "generous_tit_for_tat": "GenerousTitForTat",
+        "grim_trigger": "GrimTrigger",
+        "pavlov": "Pavlov",
+        "suspicious_tit_for_tat": "SuspiciousTitForTat",
+        "alternator": "Alternator",
+        "fixed_action": "FixedAction",
+        "conditional_cooperator": "ConditionalCooperator",
+        "free_rider": "FreeRider",
+        "fixed_quota": "FixedQuota",
+        "sustainable_harvester": "SustainableHarvester",
+        "fair_bargainer": "FairBargainer",
+        "greedy_bargainer": "GreedyBargainer",
+        "honest_speaker": "HonestSpeaker",
+        "literal_listener": "LiteralListener",
+    }.items()
+}
+
+
+def load_attr(target: str, extra: str | None = None) -> Any:
+    """Import "module:attr"; a missing optional dependency names the extra to install."""
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if extra and exc.name and not exc.name.startswith("mas"):
+            raise MissingExtraError(f"{target} needs the '{exc.name}' package: pip install 'mas-sim[{extra}]'") from None
+        raise
+    return getattr(module, attr)
+
+
+def suggest(name: str, known: list[str]) -> str:
+    """' (did you mean 'x'?)' when a close match exists, else ''."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def unknown(what: str, name: str, known: list[str]) -> UnknownNameError:
+    """An error naming the unknown `name` and listing the known ones."""
+    return UnknownNameError(f"unknown {what} '{name}'{suggest(name, known)}; known: {', '.join(sorted(known))}")
+
+
+def game_config_model(kind: str) -> type:
+    if kind not in GAMES:
+        raise unknown("game", kind, list(GAMES))
+    return load_attr(GAMES[kind][0])
+
+
+def make_game(config: Any, n_agents: int) -> Any:
+    """Build the game object for a validated game config."""
+    if config.kind not in GAMES:
+        raise unknown("game", config.kind, list(GAMES))
+    return load_attr(GAMES[config.kind][1])(config, n_agents)
+
+
+def policy_spec_model(name: str) -> type:
+    if name not in POLICIES:
+        raise unknown("policy", name, list(POLICIES))
+    spec, _, extra = POLICIES[name]
+    return load_attr(spec, extra)
+
+
+def policy_class(name: str) -> type:
+    if name not in POLICIES:
+        raise unknown("policy", name, list(POLICIES))
+    _, cls, extra = POLICIES[name]
+    return load_attr(cls, extra)
+
+
+def scenario_dirs() -> list[Path]:
+    """Where built-in scenarios live: the repository's `scenarios/` beside the package."""
+    here = Path(__file__).resolve().parent
+    return [p for p in (here.parent / "scenarios", here / "scenarios") if p.is_dir()]
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    """Built-in scenario name -> file."""
+    found: dict[str, Path] = {}
+    for directory in scenario_dirs():
+        for path in sorted(directory.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found

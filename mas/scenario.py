@@ -1,0 +1,325 @@
+"""Scenario files: YAML validated by pydantic into a frozen `Scenario`.
+
+A scenario is pure data: a game and its parameters, the rounds, the agents (id, policy,
+persona) and the communication settings. It names games and policies by registry name,
+never Python code. Every problem is reported with the file, the field path and what was
+expected; a mistyped key gets a "did you mean" suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+
+from mas import registry
+from mas.errors import ScenarioError
+
+AGENT_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----- rounds -----------------------------------------------------------------------
+class ContinuationRounds(_Frozen):
+    """Rounds drawn at random: after each round the game goes on with probability
+    `continuation` (the shadow of the future), up to `max` rounds."""
+
+    continuation: float = Field(gt=0.0, lt=1.0, description="Probability of another round after each round.")
+    max: int = Field(1000, ge=1, description="Hard cap on the number of rounds.")
+
+
+def _rounds_kind(value: Any) -> str:
+    return "continuation" if isinstance(value, (dict, ContinuationRounds)) else "fixed"
+
+
+Rounds = Annotated[
+    Union[
+        Annotated[int, Field(ge=1, description="A fixed number of rounds (action steps)."), Tag("fixed")],
+        Annotated[ContinuationRounds, Tag("continuation")],
+    ],
+    Discriminator(_rounds_kind),
+]
+_UNION_TAGS = {"fixed", "continuation"}
+
+
+# ----- communication ----------------------------------------------------------------
+class CompleteTopology(_Frozen):
+    kind: Literal["complete"] = "complete"
+
+
+class RingTopology(_Frozen):
+    kind: Literal["ring"] = "ring"
+
+
+class StarTopology(_Frozen):
+    kind: Literal["star"] = "star"
+    center: str | None = Field(None, description="Agent id at the centre (default: the first agent).")
+
+
+class SmallWorldTopology(_Frozen):
+    kind: Literal["small_world"] = "small_world"
+    k: int = Field(2, ge=2, description="Each agent is joined to its k nearest neighbours in a ring.")
+    p: float = Field(0.1, ge=0.0, le=1.0, description="Rewiring probability (Watts-Strogatz).")
+    seed: int = 0
+
+
+class RandomTopology(_Frozen):
+    kind: Literal["random"] = "random"
+    p: float = Field(0.5, ge=0.0, le=1.0, description="Edge probability (Erdos-Renyi).")
+    seed: int = 0
+
+
+class EdgesTopology(_Frozen):
+    kind: Literal["edges"] = "edges"
+    edges: list[tuple[str, str]] = Field(description="Pairs of agent ids that may talk.")
+    directed: bool = Field(False, description="If true, [a, b] lets a talk to b only.")
+
+
+Topology = Annotated[
+    Union[CompleteTopology, RingTopology, StarTopology, SmallWorldTopology, RandomTopology, EdgesTopology],
+    Field(discriminator="kind"),
+]
+
+
+class CommsConfig(_Frozen):
+    """Who may talk to whom, and how."""
+
+    mode: Literal["off", "broadcast", "direct"] = Field(
+        "off",
+        description="off: no messages; broadcast: a message reaches all graph neighbours; "
+        "direct: a message starting with '@id' reaches that neighbour only.",
+    )
+    topology: Topology = Field(default_factory=CompleteTopology)
+    max_length: int = Field(280, ge=1, le=4000, description="Messages are cut to this many characters.")
+    talk_rounds: int = Field(1, ge=0, le=16, description="Talk-only steps before each action step.")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as the boolean false
+        return "off" if value is False else value
+
+    @field_validator("topology", mode="before")
+    @classmethod
+    def _topology_shorthand(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+
+# ----- agents -----------------------------------------------------------------------
+def _policy_union() -> Any:
+    models = tuple(registry.policy_spec_model(name) for name in registry.POLICIES)
+    return Annotated[Union[models], Field(discriminator="type")]
+
+
+def _game_union() -> Any:
+    models = tuple(registry.game_config_model(kind) for kind in registry.GAMES)
+    return Annotated[Union[models], Field(discriminator="kind")]
+
+
+PolicyConfig = _policy_union()
+GameConfig = _game_union()
+
+
+class AgentConfig(_Frozen):
+    """One seat (or `count` identical seats, named id_0, id_1, ...)."""
+
+    id: str = Field(pattern=AGENT_ID_PATTERN, description="Agent id: a letter, then letters, digits, _ or -.")
+    policy: PolicyConfig
+    persona: str = Field("", max_length=4000, description="Who the agent is, in words (LLM prompts use it).")
+    count: int = Field(1, ge=1, le=1024, description="Expand into this many agents id_0..id_{count-1}.")
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy_shorthand(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+
+class Scenario(_Frozen):
+    """A validated scenario. `agents` is already expanded (no `count` > 1 remains)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$", description="Short name, used for run directories.")
+    description: str = ""
+    game: GameConfig
+    rounds: Rounds = 10
+    agents: list[AgentConfig] = Field(min_length=1)
+    comms: CommsConfig = Field(default_factory=CommsConfig)
+    episodes: int = Field(1, ge=1, description="Default number of episodes for `mas run`.")
+    seed: int = Field(0, ge=0, description="Default master seed.")
+
+    @field_validator("agents", mode="after")
+    @classmethod
+    def _expand_counts(cls, agents: list[AgentConfig]) -> list[AgentConfig]:
+        expanded: list[AgentConfig] = []
+        for agent in agents:
+            if agent.count == 1:
+                expanded.append(agent)
+            else:
+                expanded.extend(agent.model_copy(update={"id": f"{agent.id}_{i}", "count": 1}) for i in range(agent.count))
+        ids = [a.id for a in expanded]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"agent ids must be unique; repeated: {duplicates}")
+        return expanded
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> "Scenario":
+        n = len(self.agents)
+        try:
+            game = registry.make_game(self.game, n)
+        except ValueError as exc:
+            raise ValueError(f"game: {exc}") from None
+        for i, agent in enumerate(self.agents):
+            try:
+                agent.policy.check_game(game)
+            except ValueError as exc:
+                raise ValueError(f"agents.{i}.policy: {agent.policy.type} cannot play this game: {exc}") from None
+        from mas.comms import build_graph  # local: comms imports this module's types
+
+        try:
+            build_graph(self.comms.topology, self.agent_ids)
+        except ValueError as exc:
+            raise ValueError(f"comms.topology: {exc}") from None
+        return self
+
+    @property
+    def agent_ids(self) -> list[str]:
+        return [a.id for a in self.agents]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able resolved scenario (stored with every run)."""
+        return json.loads(self.model_dump_json())
+
+
+# ----- loading and errors -------------------------------------------------------------
+def _fields_of(model: Any) -> list[str]:
+    return list(getattr(model, "model_fields", {}))
+
+
+def _describe_error(err: dict[str, Any], data: Any) -> str:
+    # pydantic puts the union tag in the location ("game.normal_form.actions"): drop it
+    cleaned: list[str] = []
+    node = data
+    for part in err["loc"]:
+        is_tag = isinstance(part, str) and part in (registry.GAMES.keys() | registry.POLICIES.keys() | _UNION_TAGS)
+        if is_tag and not (isinstance(node, dict) and part in node):
+            continue
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        cleaned.append(str(part))
+        if isinstance(node, dict):
+            node = node.get(part) if isinstance(part, str) else None
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+    path = ".".join(cleaned) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        name = cleaned[-1] if cleaned else "?"
+        return f"{path}: unknown key '{name}'{_did_you_mean_key(err, data)}"
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        tag = str(ctx.get("tag", "?"))
+        known = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+        what = "game" if ctx.get("discriminator") == "'kind'" and "normal_form" in known else (
+            "policy" if ctx.get("discriminator") == "'type'" else "kind")
+        return f"{path}: unknown {what} '{tag}'{registry.suggest(tag, known)}; known: {', '.join(known)}"
+    if kind == "union_tag_not_found":
+        return f"{path}: missing '{err.get('ctx', {}).get('discriminator', 'kind').strip(chr(39))}'"
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if kind == "missing":
+        message = "required field is missing"
+    # model-level checks already start with their own field path ("game: ...")
+    return message if path == "(top level)" and ":" in message else f"{path}: {message}"
+
+
+def _did_you_mean_key(err: dict[str, Any], data: Any) -> str:
+    """Suggest the closest allowed key for a mistyped one."""
+    bad = str(err["loc"][-1])
+    candidates: set[str] = set()
+    for model in (Scenario, AgentConfig, CommsConfig, ContinuationRounds):
+        candidates.update(_fields_of(model))
+    for kind in registry.GAMES:
+        candidates.update(_fields_of(registry.game_config_model(kind)))
+    for name in registry.POLICIES:
+        candidates.update(_fields_of(registry.policy_spec_model(name)))
+    close = difflib.get_close_matches(bad, sorted(candidates), n=1, cutoff=0.7)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def scenario_problems(data: Any) -> list[str]:
+    """Every problem of raw scenario data, one line each; empty when valid."""
+    if not isinstance(data, dict):
+        return [f"(top level): expected a mapping of scenario fields, found {type(data).__name__}"]
+    try:
+        Scenario.model_validate(data)
+    except ValidationError as exc:
+        return [_describe_error(e, data) for e in exc.errors(include_url=False)]
+    return []
+
+
+def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
+    """Validate raw data into a `Scenario`, raising `ScenarioError` naming every problem."""
+    problems = scenario_problems(data)
+    if problems:
+        raise ScenarioError(f"{source}: " + "; ".join(problems), problems=problems, source=source)
+    return Scenario.model_validate(data)
+
+
+def resolve_path(path_or_name: str | Path) -> Path:
+    """A scenario file path, or the file of a built-in scenario name."""
+    path = Path(path_or_name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ScenarioError(f"{path}: no such scenario file")
+        return path
+    builtins = registry.builtin_scenarios()
+    if str(path_or_name) in builtins:
+        return builtins[str(path_or_name)]
+    raise registry.unknown("scenario", str(path_or_name), list(builtins))
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file; syntax errors become one line with the line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{path}{where}: malformed YAML: {problem}") from None
+
+
+def load_scenario(path_or_name: str | Path) -> Scenario:
+    """Load and validate a scenario file or built-in scenario name.
+
+    Args:
+        path_or_name: a path to a YAML file, or the name of a built-in scenario
+            (see `mas list`).
+
+    Raises:
+        ScenarioError: the file is missing, malformed or invalid (every problem named).
+    """
+    path = resolve_path(path_or_name)
+    return parse_scenario(read_yaml(path), source=str(path))
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """JSON Schema of scenario files, for editor completion."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mas scenario"
+    return schema

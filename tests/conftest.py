@@ -1,0 +1,38 @@
+"""Shared fixtures: built-in scenario names and a scenario-writing helper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mas import registry
+
+BUILTIN = sorted(registry.builtin_scenarios())
+
+
+@pytest.fixture
+def write_scenario(tmp_path: Path):
+    """Write a dict (or raw text) as a YAML scenario file and return its path."""
+
+    def write(content, name: str = "scenario.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content), encoding="utf-8")
+        return path
+
+    return write
+
+
+PD = {
+    "name": "pd",
+    "game": {
+        "kind": "normal_form",
+        "actions": ["C", "D"],
+        "payoffs": {"C,C": [3, 3], "C,D": [0, 5], "D,C": [5, 0], "D,D": [1, 1]},
+        "cooperate": "C",
+        "defect": "D",
+    },
+    "rounds": 6,
+    "agents": [{"id": "a", "policy": "tit_for_tat"}, {"id": "b", "policy": "alternator"}],
+}
