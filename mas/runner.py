@@ -74,6 +74,9 @@ def play_episode(env: MasParallelEnv, groups: Sequence[PolicyGroup], episode: in
                 (episode, message.step, message.round, message.sender, message.recipient, message.text,
                  int(message.delivered), message.reason)
             )
+        for agent, decision in decisions.items():
+            if decision.record:
+                record.decision_rows.append((episode, step, game_round, agent, int(talking), json.dumps(decision.record)))
         if talking:
             continue
         executed = env.last_actions or {}
@@ -86,11 +89,9 @@ def play_episode(env: MasParallelEnv, groups: Sequence[PolicyGroup], episode: in
             else:
                 coop = None
             returns[agent] += rewards[agent]
-            decision_record = decisions[agent].record
             record.step_rows.append(
                 (episode, step, game_round, agent, action, env.action_name(agent, action),
-                 int(infos[agent]["illegal_action"]), rewards[agent], coop,
-                 json.dumps(decision_record) if decision_record else None)
+                 int(infos[agent]["illegal_action"]), rewards[agent], coop)
             )
         record.state_rows.append((episode, step, game_round, json.dumps(env.summary())))
         terminated = any(terms.values())

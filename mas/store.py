@@ -10,9 +10,11 @@ Schema (version 1):
 - episodes(episode, seed, rounds, steps, terminated, truncated).
 - returns(episode, agent, return, cooperation): per-agent totals (cooperation = mean over
   the rounds where the game defines it, NULL if never).
-- steps(episode, step, round, agent, action, action_name, illegal, reward, cooperation,
-  record): one row per agent per action step; `record` holds a policy's JSON record of
-  how it decided (LLM prompts and outputs), NULL for scripted policies.
+- steps(episode, step, round, agent, action, action_name, illegal, reward, cooperation):
+  one row per agent per action step.
+- decisions(episode, step, round, agent, talking, record): a policy's JSON record of how
+  it decided (LLM prompts, raw outputs, distributions, tokens), for talk and action
+  steps alike; only policies that keep records (LLM policies) write rows.
 - states(episode, step, round, summary): the game's JSON summary after each action step.
 - messages(episode, step, round, sender, recipient, text, delivered, reason).
 """
@@ -44,7 +46,10 @@ CREATE TABLE IF NOT EXISTS returns (
 CREATE TABLE IF NOT EXISTS steps (
     episode INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, agent TEXT NOT NULL,
     action INTEGER NOT NULL, action_name TEXT NOT NULL, illegal INTEGER NOT NULL, reward REAL NOT NULL,
-    cooperation REAL, record TEXT, PRIMARY KEY (episode, step, agent));
+    cooperation REAL, PRIMARY KEY (episode, step, agent));
+CREATE TABLE IF NOT EXISTS decisions (
+    episode INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, agent TEXT NOT NULL,
+    talking INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (episode, step, agent));
 CREATE TABLE IF NOT EXISTS states (
     episode INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, summary TEXT NOT NULL,
     PRIMARY KEY (episode, step));
@@ -70,6 +75,7 @@ class EpisodeRecord:
     step_rows: list[tuple] = field(default_factory=list)
     state_rows: list[tuple] = field(default_factory=list)
     message_rows: list[tuple] = field(default_factory=list)
+    decision_rows: list[tuple] = field(default_factory=list)
 
 
 class RunStore:
@@ -148,7 +154,8 @@ class RunStore:
                 "INSERT INTO returns VALUES (?, ?, ?, ?)",
                 [(record.episode, a, r, record.cooperation.get(a)) for a, r in record.returns.items()],
             )
-            self._db.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record.step_rows)
+            self._db.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", record.step_rows)
+            self._db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", record.decision_rows)
             self._db.executemany("INSERT INTO states VALUES (?, ?, ?, ?)", record.state_rows)
             self._db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", record.message_rows)
 
@@ -170,7 +177,7 @@ class RunStore:
         """A table as a pandas DataFrame (JSON columns left as text)."""
         import pandas as pd
 
-        if table not in {"meta", "agents", "episodes", "returns", "steps", "states", "messages"}:
+        if table not in {"meta", "agents", "episodes", "returns", "steps", "states", "messages", "decisions"}:
             raise StoreError(f"unknown table '{table}'")
         return pd.read_sql_query(f"SELECT * FROM {table}", self._db)
 

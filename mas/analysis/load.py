@@ -16,7 +16,7 @@ from mas.store import RunStore
 class Run:
     """A stored run as DataFrames: `episodes` (one row per episode and agent, with its
     return and cooperation), `steps`, `states` (game summaries, JSON expanded into
-    columns), `messages`, `agents`, and `meta` (scenario, seed, versions)."""
+    columns), `messages`, `decisions` (policy records, JSON text), `agents`, and `meta` (scenario, seed, versions)."""
 
     path: Path
     meta: dict[str, Any]
@@ -25,6 +25,7 @@ class Run:
     steps: pd.DataFrame
     states: pd.DataFrame
     messages: pd.DataFrame
+    decisions: pd.DataFrame
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
@@ -44,4 +45,5 @@ def load_run(path: str | Path) -> Run:
             steps=store.frame("steps"),
             states=states,
             messages=store.frame("messages"),
+            decisions=store.frame("decisions"),
         )
