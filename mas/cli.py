@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments as one line (exit 2) instead of usage + error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"mas: error: {message} (see 'mas {self.prog.split()[-1]} --help')\n" if " " in self.prog else f"mas: error: {message} (see 'mas --help')\n")
+        sys.stderr.write(f"mas: error: {message} (see '{self.prog} --help')\n")
         sys.exit(EXIT_USAGE)
 
 

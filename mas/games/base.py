@@ -17,6 +17,7 @@ Conventions every game follows:
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -115,14 +116,19 @@ def sanitize_actions(actions: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray,
     num_actions = mask.shape[-1]
     in_range = (actions >= 0) & (actions < num_actions)
     clipped = np.where(in_range, actions, 0)
-    legal = in_range & (np.take_along_axis(mask, clipped[..., None], axis=-1)[..., 0] > 0)
+    batch_index = np.arange(actions.shape[0])[:, None]
+    agent_index = np.arange(actions.shape[1])[None, :]
+    legal = in_range & (mask[batch_index, agent_index, clipped] > 0)
     first_legal = np.argmax(mask > 0, axis=-1)
     return np.where(legal, clipped, first_legal).astype(np.int64), ~legal
 
 
 def one_hot(indices: np.ndarray, size: int) -> np.ndarray:
     """float32 one-hot of integer `indices` (any shape); negative indices give all zeros."""
-    out = np.zeros((*indices.shape, size), dtype=np.float32)
-    valid = indices >= 0
-    np.put_along_axis(out, np.where(valid, indices, 0)[..., None], valid[..., None].astype(np.float32), axis=-1)
-    return out
+    return _eye(size)[np.where(indices < 0, size, indices)]
+
+
+@functools.lru_cache(maxsize=64)
+def _eye(size: int) -> np.ndarray:
+    # an extra all-zero row at index `size` encodes "no action yet"
+    return np.eye(size + 1, dtype=np.float32)[:, :size]

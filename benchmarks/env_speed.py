@@ -1,0 +1,92 @@
+"""Environment speed, side by side in one run (ratios matter, machines are noisy).
+
+1. Steps per second of `mas.make_env` for a 2-player prisoner's dilemma and an 8-player
+   commons, next to PettingZoo's own `rps_v2` parallel env (needs `pip install pygame`).
+   Actions are drawn in bulk beforehand, so the figure is the env's own cost.
+2. Agent-steps per second of the batched game (the code RL training uses) for 4,096
+   copies, stepping numpy arrays directly.
+
+Run: .venv/bin/python benchmarks/env_speed.py [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import mas
+from mas import registry
+from mas.scenario import CommsConfig
+
+
+def time_parallel_env(env, seconds: float, rng: np.random.Generator) -> float:
+    """Steps/s of a PettingZoo parallel env with pre-drawn discrete actions."""
+    agents = list(env.possible_agents)
+    n_actions = {a: env.action_space(a).n for a in agents}
+    draws = {a: rng.integers(0, n_actions[a], size=100_000) for a in agents}
+    env.reset(seed=0)
+    steps, i = 0, 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(1000):
+            if not env.agents:
+                env.reset()
+            env.step({a: int(draws[a][i]) for a in env.agents})
+            i = (i + 1) % 100_000
+        steps += 1000
+    return steps / (time.perf_counter() - start)
+
+
+def time_batched_game(scenario_name: str, batch: int, seconds: float, rng: np.random.Generator) -> float:
+    """Agent-steps/s of the batched game itself (no PettingZoo layer)."""
+    scenario = mas.load_scenario(scenario_name)
+    game = registry.make_game(scenario.game, len(scenario.agents))
+    state = game.reset(batch, rng)
+    actions = rng.integers(0, game.num_actions, size=(64, batch, game.n_agents))
+    steps, i = 0, 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        result = game.step(state, actions[i % 64], rng)
+        game.observe(result.state)
+        state = result.state
+        if result.terminated.any():
+            state = game.reset(batch, rng)
+        steps += 1
+        i += 1
+    return steps * batch * game.n_agents / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+
+    quiet_pd = mas.load_scenario("prisoners_dilemma").model_copy(update={"rounds": 1000})
+    quiet_commons = mas.load_scenario("commons").model_copy(update={"comms": CommsConfig(), "rounds": 1000})
+    rows = [
+        ("mas prisoners_dilemma (2 agents)", time_parallel_env(mas.make_env(quiet_pd), args.seconds, rng)),
+        ("mas commons (8 agents)", time_parallel_env(mas.make_env(quiet_commons), args.seconds, rng)),
+    ]
+    try:
+        from pettingzoo.classic import rps_v2
+
+        rows.append(("pettingzoo rps_v2 (2 agents)", time_parallel_env(rps_v2.parallel_env(max_cycles=1000), args.seconds, rng)))
+    except ImportError as exc:
+        print(f"(rps_v2 skipped: {exc}; pip install pygame)")
+    print(f"{'env':40s} {'steps/s':>12s}")
+    for name, rate in rows:
+        print(f"{name:40s} {rate:12,.0f}")
+    if len(rows) == 3:
+        print(f"ratio mas PD / rps_v2: {rows[0][1] / rows[2][1]:.2f}")
+
+    print()
+    print(f"{'batched game, 4096 copies':40s} {'agent-steps/s':>14s}")
+    for name in ("prisoners_dilemma", "commons", "public_goods", "signalling"):
+        print(f"{name:40s} {time_batched_game(name, 4096, args.seconds, rng):14,.0f}")
+
+
+if __name__ == "__main__":
+    main()
