@@ -1,0 +1,298 @@
+"""Independent Q-learning: every learning agent treats the others as part of the world.
+
+Two variants, chosen by `IQLConfig.variant`:
+
+- **tabular**: one Q table per agent over its observation, used as a hashable key (in a
+  normal-form game: the last `memory` joint actions). Epsilon-greedy exploration with a
+  linear schedule; Q-learning (target r + gamma * max_a' Q(s', a')) or SARSA (target
+  r + gamma * Q(s', a') with a' the action the agent then takes) updates. All copies of a
+  vector step are applied at once: several copies visiting the same (s, a) contribute the
+  mean of their TD errors, one step of size `alpha`. Tables live in numpy on the CPU: a
+  table lookup gains nothing from a GPU.
+- **dqn**: a Q-network per agent (or one shared network with the agent id appended),
+  a replay buffer, a target network copied every `target_update_interval` gradient
+  steps, Huber loss, and double Q-learning (Hasselt et al.) when `double_q` is set.
+
+Episode ends: a terminated episode has no future value; a truncated one (a round limit)
+bootstraps from its final observation, since the agent cannot see the limit coming.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mas.agents.rl.common import MultiMLP, ReplayBuffer, epsilon_greedy, linear_schedule, masked_logits, torch_generator
+from mas.agents.rl.config import IQLConfig
+from mas.vector import VectorStep
+
+
+def make_iql(config: IQLConfig, env: Any, device: torch.device, seed: int, total_steps: int) -> "TabularIQL | DQN":
+    """The learner of `config.variant` for an env with the attributes of `VectorEnv`."""
+    cls = TabularIQL if config.variant == "tabular" else DQN
+    return cls(config, env.n_learners, env.obs_dim, env.num_actions, device, seed, total_steps)
+
+
+class _IQLBase:
+    algorithm = "iql"
+
+    def __init__(self, config: IQLConfig, n_learners: int, obs_dim: int, num_actions: int, device: torch.device, seed: int, total_steps: int) -> None:
+        self.config = config
+        self.n_learners, self.obs_dim, self.num_actions = n_learners, obs_dim, num_actions
+        self.device = device
+        self.total_steps = max(1, int(total_steps))
+        self.env_steps = 0
+        self.generator = torch_generator(seed, device)
+
+    def reseed(self, seed: int) -> None:
+        """Fix the exploration randomness (acting as a checkpoint policy)."""
+        self.generator.manual_seed(int(seed) % (2**63))
+        self.rng = np.random.default_rng(int(seed))
+
+    @property
+    def epsilon(self) -> float:
+        c = self.config
+        return linear_schedule(c.epsilon_start, c.epsilon_end, c.exploration_fraction * self.total_steps, self.env_steps)
+
+
+# ----- tabular ---------------------------------------------------------------------------
+class QTable:
+    """One agent's Q table: observation bytes -> row of a growing [states, A] array."""
+
+    def __init__(self, num_actions: int, obs_dim: int) -> None:
+        self.index: dict[bytes, int] = {}
+        self.q = np.zeros((64, num_actions), dtype=np.float64)
+        self.keys = np.zeros((64, obs_dim), dtype=np.float32)
+
+    def rows(self, obs: np.ndarray, add: bool = True) -> np.ndarray:
+        """Row of each observation [n, d]; unseen ones are added (or -1 if `add` is false)."""
+        obs = np.ascontiguousarray(obs, dtype=np.float32)
+        unique, inverse = np.unique(obs, axis=0, return_inverse=True)
+        found = np.empty(len(unique), dtype=np.int64)
+        for i, row in enumerate(unique):
+            key = row.tobytes()
+            index = self.index.get(key)
+            if index is None and add:
+                index = self._add(row, key)
+            found[i] = -1 if index is None else index
+        return found[inverse.reshape(-1)]
+
+    def _add(self, row: np.ndarray, key: bytes) -> int:
+        index = len(self.index)
+        if index == len(self.q):
+            self.q = np.concatenate([self.q, np.zeros_like(self.q)])
+            self.keys = np.concatenate([self.keys, np.zeros_like(self.keys)])
+        self.index[key] = index
+        self.keys[index] = row
+        return index
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        n = len(self.index)
+        return {"obs": torch.from_numpy(self.keys[:n].copy()), "q": torch.from_numpy(self.q[:n].copy())}
+
+    @classmethod
+    def from_state_dict(cls, data: dict[str, torch.Tensor], num_actions: int) -> "QTable":
+        obs, q = data["obs"].numpy(), data["q"].numpy()
+        table = cls(num_actions, obs.shape[1])
+        for row, values in zip(obs, q):
+            table.q[table._add(row.astype(np.float32), row.astype(np.float32).tobytes())] = values
+        return table
+
+
+class TabularIQL(_IQLBase):
+    """Tabular independent Q-learning / SARSA; see the module docstring."""
+
+    METRICS = ("epsilon", "td_error")
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.tables = [QTable(self.num_actions, self.obs_dim) for _ in range(self.n_learners)]
+        self.rng = np.random.default_rng(int(self.generator.initial_seed()))
+        self._pending: np.ndarray | None = None  # SARSA: the actions already chosen for the current obs
+
+    def _policy(self, learner: int, rows: np.ndarray, mask: np.ndarray, epsilon: float) -> np.ndarray:
+        q = np.where(mask, self.tables[learner].q[rows], -np.inf)
+        greedy = q.argmax(-1)
+        random_legal = np.where(mask, self.rng.random(mask.shape), -1.0).argmax(-1)
+        explore = self.rng.random(len(rows)) < epsilon
+        return np.where(explore, random_legal, greedy)
+
+    def _explore(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        actions = np.empty(obs.shape[:2], dtype=np.int64)
+        for l in range(self.n_learners):
+            actions[:, l] = self._policy(l, self.tables[l].rows(obs[:, l]), mask[:, l], self.epsilon)
+        return actions
+
+    def collect_and_update(self, env: Any, step: VectorStep) -> tuple[VectorStep, dict[str, float], int]:
+        """One vector step of every copy, then one batched update of every table."""
+        obs, mask = step.obs.cpu().numpy(), step.mask.cpu().numpy()
+        actions = self._pending if self._pending is not None else self._explore(obs, mask)
+        nxt = env.step(actions)
+        self.env_steps += env.num_envs
+        rewards = nxt.rewards.cpu().numpy().astype(np.float64)
+        alive = 1.0 - nxt.terminated.cpu().numpy().astype(np.float64)
+        final_obs, final_mask = nxt.final_obs.cpu().numpy(), nxt.final_mask.cpu().numpy()
+        done = (nxt.terminated | nxt.truncated).cpu().numpy()
+        sarsa = self.config.update == "sarsa"
+        pending = np.empty_like(actions)
+        td_abs = 0.0
+        for l, table in enumerate(self.tables):
+            rows = table.rows(obs[:, l])
+            next_rows = table.rows(final_obs[:, l])
+            next_q = np.where(final_mask[:, l], table.q[next_rows], -np.inf)
+            if sarsa:
+                chosen = self._policy(l, next_rows, final_mask[:, l], self.epsilon)
+                future = next_q[np.arange(len(chosen)), chosen]
+                pending[:, l] = chosen
+            else:
+                future = next_q.max(-1)
+            target = rewards[:, l] + self.config.gamma * alive * future
+            td = target - table.q[rows, actions[:, l]]
+            flat = rows * self.num_actions + actions[:, l]
+            sums = np.bincount(flat, weights=td, minlength=table.q.size)
+            counts = np.bincount(flat, minlength=table.q.size)
+            touched = counts > 0
+            table.q.reshape(-1)[touched] += self.config.alpha * sums[touched] / counts[touched]
+            td_abs += float(np.abs(td).mean())
+        if sarsa:  # copies that started a new episode choose afresh at the reset observation
+            if done.any():
+                pending[done] = self._explore(nxt.obs.cpu().numpy()[done], nxt.mask.cpu().numpy()[done])
+            self._pending = pending
+        return nxt, {"epsilon": self.epsilon, "td_error": td_abs / self.n_learners}, env.num_envs
+
+    def act(self, obs: torch.Tensor, mask: torch.Tensor, learner: torch.Tensor, greedy: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions for rows of (obs [n, d], mask [n, A], learner index [n]); also returns
+        a flag per row that is true when the observation was never seen in training (the
+        first legal action is played)."""
+        obs_np, mask_np, who = obs.cpu().numpy(), mask.cpu().numpy(), learner.cpu().numpy()
+        actions = np.zeros(len(who), dtype=np.int64)
+        unseen = np.zeros(len(who), dtype=bool)
+        epsilon = 0.0 if greedy else self.config.epsilon_end
+        for l in np.unique(who):
+            sel = who == l
+            rows = self.tables[l].rows(obs_np[sel], add=False)
+            unseen[sel] = rows < 0
+            chosen = self._policy(int(l), np.maximum(rows, 0), mask_np[sel], epsilon)
+            actions[sel] = np.where(rows < 0, mask_np[sel].argmax(-1), chosen)
+        return torch.from_numpy(actions), torch.from_numpy(unseen)
+
+    def act_batch(self, step: VectorStep, greedy: bool = True) -> torch.Tensor:
+        """Actions [B, L] for a vector step (evaluation)."""
+        b, l = step.obs.shape[:2]
+        who = torch.arange(l).repeat(b)
+        actions, _ = self.act(step.obs.reshape(b * l, -1), step.mask.reshape(b * l, -1), who, greedy)
+        return actions.reshape(b, l)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"tables": [t.state_dict() for t in self.tables], "env_steps": self.env_steps}
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        self.tables = [QTable.from_state_dict(t, self.num_actions) for t in data["tables"]]
+        self.env_steps = int(data["env_steps"])
+        self._pending = None
+
+
+# ----- DQN -------------------------------------------------------------------------------
+class DQN(_IQLBase):
+    """Independent DQN with replay, target network and optional double-Q; see the module docstring."""
+
+    METRICS = ("epsilon", "loss")
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        c = self.config
+        heads = 1 if c.shared else self.n_learners
+        n_in = self.obs_dim + (self.n_learners if c.shared else 0)
+        self.q_net = MultiMLP(heads, n_in, c.hidden, self.num_actions).to(self.device)
+        self.target_net = copy.deepcopy(self.q_net)
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=c.lr)
+        capacity = max(c.buffer_size, 1)
+        L, d, A = self.n_learners, self.obs_dim, self.num_actions
+        self.buffer = ReplayBuffer(
+            capacity,
+            {
+                "obs": ((L, d), torch.float32), "actions": ((L,), torch.int64), "rewards": ((L,), torch.float32),
+                "next_obs": ((L, d), torch.float32), "next_mask": ((L, A), torch.bool), "alive": ((), torch.float32),
+            },
+            self.device,
+        )
+        self.gradient_steps = 0
+        self.vector_steps = 0
+
+    def q_values(self, net: MultiMLP, obs: torch.Tensor) -> torch.Tensor:
+        """[B, L, d] -> [B, L, A]."""
+        if self.config.shared:
+            eye = torch.eye(self.n_learners, device=obs.device).expand(*obs.shape[:-1], self.n_learners)
+            return net(torch.cat([obs, eye], -1).unsqueeze(-2)).squeeze(-2)
+        return net(obs)
+
+    def collect_and_update(self, env: Any, step: VectorStep) -> tuple[VectorStep, dict[str, float], int]:
+        with torch.no_grad():
+            actions = epsilon_greedy(self.q_values(self.q_net, step.obs), step.mask, self.epsilon, self.generator)
+        nxt = env.step(actions)
+        self.env_steps += env.num_envs
+        self.vector_steps += 1
+        self.buffer.add(
+            obs=step.obs, actions=actions, rewards=nxt.rewards, next_obs=nxt.final_obs,
+            next_mask=nxt.final_mask, alive=(~nxt.terminated).float(),
+        )
+        metrics: dict[str, float] = {"epsilon": self.epsilon}
+        if self.env_steps >= self.config.learning_starts and self.vector_steps % self.config.train_frequency == 0:
+            metrics["loss"] = self._train_step()
+        return nxt, metrics, env.num_envs
+
+    def _train_step(self) -> float:
+        c = self.config
+        batch = self.buffer.sample(c.batch_size, self.generator)
+        with torch.no_grad():
+            target_q = self.q_values(self.target_net, batch["next_obs"])
+            if c.double_q:  # choose with the online net, value with the target net
+                chosen = masked_logits(self.q_values(self.q_net, batch["next_obs"]), batch["next_mask"]).argmax(-1, keepdim=True)
+                future = target_q.gather(-1, chosen).squeeze(-1)
+            else:
+                future = masked_logits(target_q, batch["next_mask"]).max(-1).values
+            target = batch["rewards"] + c.gamma * batch["alive"].unsqueeze(-1) * future
+        q = self.q_values(self.q_net, batch["obs"]).gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
+        loss = F.smooth_l1_loss(q, target)
+        self.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.q_net.parameters(), c.max_grad_norm)
+        self.optimizer.step()
+        self.gradient_steps += 1
+        if self.gradient_steps % c.target_update_interval == 0:
+            self.target_net.load_state_dict(self.q_net.state_dict())
+        return loss.item()
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, mask: torch.Tensor, learner: torch.Tensor, greedy: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions for rows of (obs [n, d], mask [n, A], learner index [n]); the second
+        result (never-seen flags, for the tabular variant) is all false."""
+        obs, mask, learner = obs.to(self.device), mask.to(self.device), learner.to(self.device)
+        full = obs.unsqueeze(1).expand(-1, self.n_learners, -1)
+        q = self.q_values(self.q_net, full)[torch.arange(len(learner), device=self.device), learner]
+        actions = epsilon_greedy(q, mask, 0.0 if greedy else self.config.epsilon_end, self.generator)
+        return actions.cpu(), torch.zeros(len(learner), dtype=torch.bool)
+
+    @torch.no_grad()
+    def act_batch(self, step: VectorStep, greedy: bool = True) -> torch.Tensor:
+        q = self.q_values(self.q_net, step.obs)
+        return epsilon_greedy(q, step.mask, 0.0 if greedy else self.config.epsilon_end, self.generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "q_net": self.q_net.state_dict(), "target_net": self.target_net.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "env_steps": self.env_steps,
+            "gradient_steps": self.gradient_steps, "vector_steps": self.vector_steps,
+        }
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        self.q_net.load_state_dict(data["q_net"])
+        self.target_net.load_state_dict(data["target_net"])
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.env_steps = int(data["env_steps"])
+        self.gradient_steps = int(data["gradient_steps"])
+        self.vector_steps = int(data["vector_steps"])

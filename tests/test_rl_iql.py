@@ -1,0 +1,89 @@
+"""Independent Q-learning reaches the known outcomes (REFERENCES.md) on small budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from mas.scenario import parse_scenario  # noqa: E402
+from mas.train import train  # noqa: E402
+from tests.conftest import PD  # noqa: E402
+
+ROUNDS = 10
+
+
+def learn(tmp_path: Path, agents: list, steps: int, game: dict | None = None, seed: int = 0) -> dict[str, float]:
+    data = {**PD, "rounds": ROUNDS, "agents": agents}
+    if game is not None:
+        data["game"] = game
+    result = train(parse_scenario(data), "iql", steps, seed, tmp_path / "run", device="cpu", final_episodes=0, tensorboard=False)
+    return result.final_eval
+
+
+def iql(**params) -> dict:
+    return {"type": "iql", **params}
+
+
+def test_tabular_iql_learns_to_defect_against_always_cooperate(tmp_path):
+    result = learn(tmp_path, [{"id": "me", "policy": iql()}, {"id": "them", "policy": "always_cooperate"}], 8_000)
+    assert result["eval_cooperation/me"] == 0.0
+    assert result["eval_return/me"] == 5.0 * ROUNDS  # the temptation payoff every round
+
+
+@pytest.mark.parametrize("update", ["q_learning", "sarsa"])
+def test_tabular_iql_learns_to_cooperate_with_tit_for_tat_given_memory_and_discount(tmp_path, update):
+    # Sandholm & Crites 1996: cooperating with TFT is optimal once gamma > 2/3 (T5 R3 P1 S0)
+    me = iql(update=update, gamma=0.95)
+    result = learn(tmp_path, [{"id": "me", "policy": me}, {"id": "them", "policy": "tit_for_tat"}], 40_000)
+    assert result["eval_cooperation/me"] == 1.0
+    assert result["eval_return/me"] == 3.0 * ROUNDS
+
+
+def test_a_short_sighted_learner_defects_against_tit_for_tat(tmp_path):
+    # the control: with gamma = 0.1 always defecting (5 + g/(1-g) = 5.11) beats both
+    # cooperating (3/(1-g) = 3.33) and alternating D, C (5/(1-g^2) = 5.05)
+    me = iql(gamma=0.1)
+    result = learn(tmp_path, [{"id": "me", "policy": me}, {"id": "them", "policy": "tit_for_tat"}], 20_000)
+    assert result["eval_cooperation/me"] == 0.0
+    assert result["eval_return/me"] == 5.0 + 1.0 * (ROUNDS - 1)
+
+
+def test_two_independent_learners_coordinate_in_a_pure_coordination_game(tmp_path):
+    game = {"kind": "normal_form", "actions": ["L", "R"], "payoffs": {"L,L": [1, 1], "R,R": [1, 1], "L,R": [0, 0], "R,L": [0, 0]}}
+    agents = [{"id": "a", "policy": iql(gamma=0.5)}, {"id": "b", "policy": iql(gamma=0.5)}]
+    result = learn(tmp_path, agents, 20_000, game=game)
+    assert result["eval_return/a"] == result["eval_return/b"] == 1.0 * ROUNDS  # matched every round
+
+
+def test_dqn_with_double_q_learns_to_cooperate_with_tit_for_tat(tmp_path):
+    me = iql(variant="dqn", gamma=0.9, learning_starts=200, double_q=True)
+    result = learn(tmp_path, [{"id": "me", "policy": me}, {"id": "them", "policy": "tit_for_tat"}], 20_000)
+    assert result["eval_cooperation/me"] == 1.0
+
+
+def test_parameter_shared_dqn_learns_to_defect_against_always_cooperate(tmp_path):
+    me = iql(variant="dqn", shared=True, double_q=False, gamma=0.5, learning_starts=200)
+    result = learn(tmp_path, [{"id": "me", "policy": me}, {"id": "them", "policy": "always_cooperate"}], 5_000)
+    assert result["eval_cooperation/me"] == 0.0
+
+
+def test_who_learns_and_with_which_hyperparameters():
+    from mas.errors import MasError
+    from mas.train import learning_agents, resolve_config
+
+    plain = parse_scenario(PD)  # no learner in the scenario: everybody learns (self-play)
+    assert learning_agents(plain, "iql") == ["a", "b"]
+    assert learning_agents(plain, "mappo", ["b"]) == ["b"]
+    mixed = parse_scenario({**PD, "agents": [{"id": "a", "policy": iql(gamma=0.5)}, {"id": "b", "policy": "tit_for_tat"}]})
+    assert learning_agents(mixed, "iql") == ["a"]
+    assert resolve_config(mixed, "iql", ["a"], {"alpha": 0.3}).gamma == 0.5  # scenario value, then overrides
+    assert resolve_config(mixed, "iql", ["a"], {"alpha": 0.3}).alpha == 0.3
+    with pytest.raises(MasError, match="use --algo iql"):
+        learning_agents(mixed, "mappo")
+    differing = parse_scenario({**PD, "agents": [{"id": "a", "policy": iql(gamma=0.5)}, {"id": "b", "policy": iql(gamma=0.9)}]})
+    with pytest.raises(MasError, match="must share hyperparameters"):
+        resolve_config(differing, "iql", ["a", "b"], {})
+    assert resolve_config(plain, "ippo", ["a", "b"], {}).centralised_critic is False
