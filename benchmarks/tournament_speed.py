@@ -1,0 +1,104 @@
+"""Matches per second of the classic iterated-PD tournament: mas with 1 and 2 workers next
+to the `axelrod` library's tournament on the same twelve strategies and settings (200
+rounds, T=5 R=3 P=1 S=0, self-play, the same repetitions), in one run.
+
+    .venv/bin/pip install axelrod torch==2.13.0   # benchmark only; axelrod depends on torch: keep the pin
+    .venv/bin/python benchmarks/tournament_speed.py [--repetitions 5]
+
+Both sides are timed end to end: mas plays, commits every match to its SQLite store and
+computes the ranking (1,000 bootstrap resamples, replicator dynamics); axelrod plays and
+builds its result set. As a cross-check the script also compares the per-round scores
+of every deterministic pair with axelrod's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mas.tournament import load_tournament, parse_tournament, run_tournament
+
+CLASSIC = Path(__file__).resolve().parent.parent / "scenarios" / "tournaments" / "axelrod_classic.yaml"
+DETERMINISTIC = {"tit_for_tat", "tit_for_two_tats", "grudger", "pavlov", "suspicious_tit_for_tat", "alternator",
+                 "always_cooperate", "always_defect", "tester"}
+
+
+def axelrod_players(axl):
+    """The same roster in the axelrod library, in the order of axelrod_classic.yaml."""
+    return {
+        "tit_for_tat": axl.TitForTat(),
+        "tit_for_two_tats": axl.TitFor2Tats(),
+        "grudger": axl.Grudger(),
+        "pavlov": axl.WinStayLoseShift(),
+        "suspicious_tit_for_tat": axl.SuspiciousTitForTat(),
+        "generous_tit_for_tat": axl.GTFT(p=1 / 3),
+        "alternator": axl.Alternator(),
+        "always_cooperate": axl.Cooperator(),
+        "always_defect": axl.Defector(),
+        "random": axl.Random(0.5),
+        "joss": axl.FirstByJoss(0.9),
+        "tester": axl.SecondByGladstein(),
+    }
+
+
+def time_mas(tournament, backend: str, workers: int) -> tuple[float, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        results = run_tournament(tournament, Path(tmp) / "run", backend=backend, workers=workers)
+        return time.perf_counter() - start, results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repetitions", type=int, default=5)
+    args = parser.parse_args()
+    try:
+        import axelrod as axl
+    except ModuleNotFoundError:
+        raise SystemExit("needs the axelrod library: .venv/bin/pip install axelrod torch==2.13.0") from None
+
+    data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
+    data.update(repetitions=args.repetitions, format="round_robin")
+    tournament = parse_tournament(data)
+    names = tournament.names
+    matches = len(names) * (len(names) + 1) // 2 * args.repetitions
+    print(f"classic roster: {len(names)} strategies, 200 rounds, self-play, {args.repetitions} repetitions = {matches} matches\n")
+
+    rows = []
+    for label, backend, workers in (("mas serial (in-process)", "serial", 1), ("mas 1 worker", "process", 1), ("mas 2 workers", "process", 2)):
+        seconds, results = time_mas(tournament, backend, workers)
+        assert results.matches == matches
+        rows.append((label, seconds))
+        mas_payoff = results.payoff
+    roster = axelrod_players(axl)
+    players = [roster[n] for n in names]
+    axl_results = None
+    for label, processes in (("axelrod serial", None), ("axelrod 2 processes", 2)):  # processes=1 would still fork a pool
+        start = time.perf_counter()
+        axl_results = axl.Tournament(players, turns=200, repetitions=args.repetitions, seed=1).play(progress_bar=False, processes=processes)
+        rows.append((label, time.perf_counter() - start))
+
+    rates = {label: matches / seconds for label, seconds in rows}
+    print(f"{'':<26}{'seconds':>9}{'matches/s':>11}")
+    for label, seconds in rows:
+        print(f"{label:<26}{seconds:>9.2f}{rates[label]:>11.1f}")
+    print(f"\nratio mas / axelrod, both in-process       : {rates['mas serial (in-process)'] / rates['axelrod serial']:.2f}")
+    print(f"ratio mas 1 worker / axelrod serial        : {rates['mas 1 worker'] / rates['axelrod serial']:.2f}")
+    print(f"ratio mas 2 workers / axelrod 2 processes  : {rates['mas 2 workers'] / rates['axelrod 2 processes']:.2f}")
+    print(f"mas speed-up from 2 workers                : {rates['mas 2 workers'] / rates['mas 1 worker']:.2f}")
+
+    # cross-check: per-round payoffs of deterministic pairs must agree exactly
+    theirs = np.asarray(axl_results.payoff_matrix)  # mean payoff per turn, row against column
+    ours = mas_payoff / 200
+    pairs = [(i, j) for i, a in enumerate(names) for j, b in enumerate(names) if a in DETERMINISTIC and b in DETERMINISTIC]
+    agree = sum(abs(ours[i, j] - theirs[i, j]) < 1e-9 for i, j in pairs)
+    print(f"deterministic pairs with identical per-round payoffs in both libraries: {agree}/{len(pairs)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Where matches are played: in this process, in worker processes, or on a Ray cluster.
+
+Every executor takes the resolved tournament (plain JSON data, rebuilt once per worker)
+and an iterable of scheduled matches, and yields `MatchResult`s as they finish, in any
+order. A match's result depends only on the tournament and the match, never on the
+executor or the order, so all executors give identical results for the same seed.
+
+Only the calling process writes the store; workers just play. At most a few matches per
+worker are in flight, so an interrupted run loses only those.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from mas.errors import MasError, MissingExtraError
+from mas.tournament.play import MatchPlayer, MatchResult
+from mas.tournament.schedule import Match
+from mas.tournament.spec import parse_tournament
+
+BACKENDS = ("process", "serial", "ray")
+IN_FLIGHT_PER_WORKER = 4
+
+
+def execute(tournament_data: dict[str, Any], matches: Iterable[Match], backend: str = "process", workers: int = 1) -> Iterator[MatchResult]:
+    """Play `matches` and yield their results as they finish.
+
+    Args:
+        tournament_data: the resolved tournament (`Tournament.to_dict()`).
+        matches: the matches to play.
+        backend: "process" (a pool of worker processes), "serial" (this process) or
+            "ray" (Ray tasks; the `ray` extra).
+        workers: worker processes, or Ray actors.
+    """
+    if backend == "serial":
+        return _serial(tournament_data, matches)
+    if backend == "process":
+        return _processes(tournament_data, matches, workers)
+    if backend == "ray":
+        return _ray(tournament_data, matches, workers)
+    raise MasError(f"unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
+
+
+def _serial(tournament_data: dict[str, Any], matches: Iterable[Match]) -> Iterator[MatchResult]:
+    player = MatchPlayer(parse_tournament(tournament_data))
+    for match in matches:
+        yield player.play(match)
+
+
+# ----- worker processes ---------------------------------------------------------------------
+_worker_player: MatchPlayer | None = None
+
+
+def _init_worker(tournament_data: dict[str, Any]) -> None:
+    global _worker_player
+    _worker_player = MatchPlayer(parse_tournament(tournament_data))
+
+
+def _play_in_worker(match: Match) -> MatchResult:
+    assert _worker_player is not None, "worker not initialised"
+    return _worker_player.play(match)
+
+
+def _start_method() -> str:
+    # fork is unsafe with threads in the parent (progress bars, model clients); forkserver
+    # forks workers from a clean process, spawn is the portable fallback
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _processes(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int) -> Iterator[MatchResult]:
+    context = multiprocessing.get_context(_start_method())
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(tournament_data,))
+    pending = iter(matches)
+    in_flight: set[Future] = set()
+    failure: BaseException | None = None
+    try:
+        while True:
+            while failure is None and len(in_flight) < workers * IN_FLIGHT_PER_WORKER:
+                match = next(pending, None)
+                if match is None:
+                    break
+                in_flight.add(pool.submit(_play_in_worker, match))
+            if not in_flight:
+                break
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:  # after a failure, the matches still in flight finish and are kept
+                error = future.exception()
+                if error is None:
+                    yield future.result()
+                elif failure is None:
+                    failure = error
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if isinstance(failure, BrokenProcessPool):
+        raise MasError(
+            "a worker process died (killed, or out of memory); the finished matches are stored: "
+            "continue with --resume, perhaps with fewer --workers"
+        )
+    if failure is not None:
+        raise failure
+
+
+# ----- Ray ------------------------------------------------------------------------------------
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ModuleNotFoundError:
+        raise MissingExtraError("--backend ray needs the 'ray' package: pip install 'mas-sim[ray]'") from None
+    return ray
+
+
+def _ray(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int) -> Iterator[MatchResult]:
+    """Ray actors, one MatchPlayer each. Connects to the cluster named by RAY_ADDRESS
+    when set (or one already initialised), else starts a local Ray with `workers` CPUs."""
+    ray = _import_ray()
+    started_here = False
+    if not ray.is_initialized():
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if not os.environ.get("RAY_ADDRESS"):
+            options["num_cpus"] = workers
+        ray.init(**options)
+        started_here = True
+    try:
+        actor_class = ray.remote(num_cpus=1)(_RayMatchPlayer)
+        actors = [actor_class.remote(tournament_data) for _ in range(workers)]
+        load = [0] * workers  # calls queued on each actor
+        in_flight: dict[Any, int] = {}  # object ref -> actor index
+        failures: list[BaseException] = []
+
+        def finished() -> Iterator[MatchResult]:
+            (ready,), _ = ray.wait(list(in_flight), num_returns=1)
+            load[in_flight.pop(ready)] -= 1
+            try:
+                yield ray.get(ready)
+            except ray.exceptions.RayTaskError as exc:
+                cause = getattr(exc, "cause", None)
+                failures.append(cause if isinstance(cause, MasError) else exc)
+
+        for match in matches:
+            while len(in_flight) >= workers * IN_FLIGHT_PER_WORKER:
+                yield from finished()
+            if failures:  # stop submitting; the matches in flight finish and are kept
+                break
+            actor = min(range(workers), key=load.__getitem__)
+            in_flight[actors[actor].play.remote(match)] = actor
+            load[actor] += 1
+        while in_flight:
+            yield from finished()
+        if failures:
+            raise failures[0]
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+class _RayMatchPlayer:
+    """A Ray actor holding one MatchPlayer (the tournament is validated once per actor)."""
+
+    def __init__(self, tournament_data: dict[str, Any]) -> None:
+        self.player = MatchPlayer(parse_tournament(tournament_data))
+
+    def play(self, match: Match) -> MatchResult:
+        return self.player.play(match)

@@ -1,0 +1,189 @@
+"""Running a tournament: schedule, play what is not done yet, store, rate.
+
+    results = run_tournament(load_tournament("scenarios/tournaments/axelrod_classic.yaml"),
+                             out_dir="runs/classic", workers=2)
+    results = resume_tournament("runs/classic")      # after a crash or kill -9
+
+A fresh run creates the store and plays every match; a resumed run reads the stored
+tournament, plays only the matches not yet committed and then computes the same
+rankings an uninterrupted run would (they depend only on the stored matches and seed).
+
+Worker processes start with forkserver (spawn where that is missing), which imports the
+calling script again: call these functions under `if __name__ == "__main__":` in a script.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mas.seeding import rng
+from mas.tournament import ecology
+from mas.tournament.executors import execute
+from mas.tournament.play import MatchPlayer
+from mas.tournament.ratings import MatchTable, Rating, payoff_matrix, rate
+from mas.tournament.schedule import build_schedule
+from mas.tournament.shared_models import shared_models
+from mas.tournament.spec import EcologicalFormat, Tournament, TournamentError, parse_tournament
+from mas.tournament.store import DB_NAME, TournamentStore
+
+
+@dataclass
+class TournamentResults:
+    """What a finished tournament shows: the ranking, the payoff matrix and, for an
+    ecological tournament, the population shares per generation."""
+
+    tournament: Tournament
+    out_dir: Path
+    ratings: list[Rating]
+    payoff: np.ndarray
+    ecology: np.ndarray | None
+    matches: int
+    played_now: int
+
+    @property
+    def names(self) -> list[str]:
+        return self.tournament.names
+
+
+def run_tournament(
+    tournament: Tournament,
+    out_dir: str | Path,
+    workers: int = 1,
+    backend: str = "process",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TournamentResults:
+    """Play a new tournament into `out_dir` (which must not hold one already).
+
+    Args:
+        tournament: the validated tournament (`load_tournament`).
+        out_dir: run directory to create; it receives `tournament.sqlite`.
+        workers: parallel worker processes (or Ray actors).
+        backend: "process", "serial" or "ray".
+        on_progress: called with (matches done, total) at the start and after each
+            committed match (progress bars).
+    """
+    data = tournament.to_dict()
+    player = MatchPlayer(tournament)
+    extra = {"seat_ids": list(tournament.seat_ids), "action_names": player.action_names,
+             "action_codec": {"names": player.codec.names, "width": player.codec.width}}
+    store = TournamentStore.create(Path(out_dir), data, tournament.spec.seed, extra)
+    return _play_and_rate(tournament, store, Path(out_dir), workers, backend, on_progress)
+
+
+def resume_tournament(
+    out_dir: str | Path,
+    tournament: Tournament | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    backend: str = "process",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TournamentResults:
+    """Finish a stored tournament, playing only the matches not yet committed.
+
+    Args:
+        out_dir: the tournament run directory.
+        tournament: if given, it must equal the stored one (the same file and seed).
+        seed: if given, it must be the stored seed.
+    """
+    store = TournamentStore.open(Path(out_dir), writable=True)
+    try:
+        stored = parse_tournament(store.meta()["tournament"], source=str(Path(out_dir) / DB_NAME))
+    except BaseException:
+        store.close()
+        raise
+    if seed is not None and seed != stored.spec.seed:
+        store.close()
+        raise TournamentError(f"{out_dir}: was started with seed {stored.spec.seed}, not {seed}; resume without --seed")
+    if tournament is not None and tournament.to_dict() != stored.to_dict():
+        store.close()
+        field = _first_difference(tournament.to_dict(), stored.to_dict())
+        raise TournamentError(
+            f"{out_dir}: holds a different tournament ({field} differs from {tournament.source}); "
+            "resume with the same file and seed, or start a new run with --out"
+        )
+    return _play_and_rate(stored, store, Path(out_dir), workers, backend, on_progress)
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _first_difference(x, y, f"{path}.{i}")
+    return path or "(top level)"
+
+
+def _play_and_rate(
+    tournament: Tournament,
+    store: TournamentStore,
+    out_dir: Path,
+    workers: int,
+    backend: str,
+    on_progress: Callable[[int, int], None] | None,
+) -> TournamentResults:
+    try:
+        schedule = build_schedule(tournament)
+        done = store.done_matches()
+        pending = [m for m in schedule if m.index not in done]
+        finished = len(schedule) - len(pending)
+        if on_progress is not None:
+            on_progress(finished, len(schedule))
+        with shared_models(tournament.to_dict(), backend) as (worker_data, _servers):
+            for result in execute(worker_data, pending, backend=backend, workers=workers):
+                store.write_match(result)
+                finished += 1
+                if on_progress is not None:
+                    on_progress(finished, len(schedule))
+        results = summarise(tournament, store, out_dir)
+        results.played_now = len(pending)
+        return results
+    finally:
+        store.close()
+
+
+def summarise(tournament: Tournament, store: TournamentStore, out_dir: Path) -> TournamentResults:
+    """Ratings, payoff matrix and ecology from the stored matches; written back to the
+    store's summary tables."""
+    spec = tournament.spec
+    n = len(spec.entrants)
+    table = MatchTable.from_rows(store.match_scores(), n)
+    ratings = rate(table, n, spec.ratings.bootstrap, spec.ratings.confidence, spec.ratings.elo_k, rng(spec.seed, "bootstrap"))
+    payoff, counts = payoff_matrix(table, n)
+    shares = _ecology(tournament, payoff) if isinstance(spec.format, EcologicalFormat) else None
+    store.write_summary(
+        payoff=[(i, j, None if np.isnan(payoff[i, j]) else float(payoff[i, j]), int(counts[i, j])) for i in range(n) for j in range(n)],
+        ratings=[(r.entrant, r.rank, r.matches, *_nullable(r.mean, r.low, r.high, r.rank_stability), r.wins, r.draws, r.losses, r.elo, *_nullable(r.per_round)) for r in ratings],
+        ecology=[] if shares is None else [(int(g), e, float(shares[g, e])) for g in _stored_generations(len(shares)) for e in range(n)],
+    )
+    return TournamentResults(tournament, out_dir, ratings, payoff, shares, matches=int(table.scores.shape[0]), played_now=0)
+
+
+def _stored_generations(count: int, most: int = 1001) -> np.ndarray:
+    """Every generation, or `most` evenly spaced ones (first and last included)."""
+    return np.arange(count) if count <= most else np.unique(np.linspace(0, count - 1, most).round().astype(np.int64))
+
+
+def _nullable(*values: float) -> tuple[float | None, ...]:
+    return tuple(None if np.isnan(v) else float(v) for v in values)
+
+
+def _ecology(tournament: Tournament, payoff: np.ndarray) -> np.ndarray | None:
+    """Population shares per generation (Moran: counts / population)."""
+    fmt = tournament.spec.format
+    assert isinstance(fmt, EcologicalFormat)
+    if not np.isfinite(payoff).all():
+        return None  # an unfinished tournament: not every pair has met yet
+    names = tournament.names
+    initial = np.ones(len(names)) if fmt.initial is None else np.array([fmt.initial.get(n, 0.0) for n in names])
+    if fmt.dynamics == "replicator":
+        return ecology.replicator(payoff, initial, fmt.generations)
+    counts = ecology.moran(payoff, ecology.initial_counts(initial, fmt.population), fmt.generations, rng(tournament.spec.seed, "moran"))
+    return counts / fmt.population

@@ -1,0 +1,186 @@
+"""The tournament store: one SQLite database per tournament run (`tournament.sqlite`).
+
+Only the process that schedules matches writes it. Each finished match is one
+transaction, committed at once, so a tournament killed at any moment (even `kill -9`)
+keeps every finished match and never half of one; `--resume` reads which matches are
+done and plays only the others. Summary tables are rewritten in one transaction at the
+end, from the matches alone.
+
+Schema (version 1):
+- meta(key, value): schema_version, tournament (the resolved file, base scenario inline),
+  seed, seat_ids (JSON), action_names (JSON, per seat), action_codec (JSON: the
+  one-character names or null, and the width; see `mas.tournament.play.ActionCodec`),
+  versions, created.
+- entrants(entrant, name, policy JSON, persona): the roster; `entrant` is its index.
+- matches(match, repetition, seed, rounds, steps, terminated, truncated): finished matches;
+  `match` is the index in the schedule.
+- scores(match, seat, entrant, score, cooperation, illegal, actions): one row per seat:
+  total payoff, mean cooperation (NULL where undefined), illegal actions tried, and the
+  per-round actions as one encoded string.
+- messages(match, step, round, sender, recipient, text, delivered, reason): senders and
+  recipients are seat ids (see meta seat_ids and scores.seat).
+- decisions(match, step, round, agent, talking, record): policy records (LLM prompts,
+  raw replies), as in the run store.
+- payoff(row, col, mean, n): mean score of entrant `row` per match against `col`.
+- ratings(entrant, rank, matches, mean, low, high, rank_stability, wins, draws, losses,
+  elo, per_round): the ranking.
+- ecology(generation, entrant, share): population shares (ecological format only); every
+  generation up to 1,000, else 1,001 evenly spaced ones including the first and last.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mas.errors import StoreError
+from mas.store import _versions, open_versioned
+from mas.tournament.play import MatchResult
+
+SCHEMA_VERSION = 1
+DB_NAME = "tournament.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entrants (entrant INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, policy TEXT NOT NULL, persona TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS matches (
+    match INTEGER PRIMARY KEY, repetition INTEGER NOT NULL, seed INTEGER NOT NULL, rounds INTEGER NOT NULL,
+    steps INTEGER NOT NULL, terminated INTEGER NOT NULL, truncated INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS scores (
+    match INTEGER NOT NULL, seat INTEGER NOT NULL, entrant INTEGER NOT NULL, score REAL NOT NULL,
+    cooperation REAL, illegal INTEGER NOT NULL, actions TEXT NOT NULL, PRIMARY KEY (match, seat));
+CREATE INDEX IF NOT EXISTS scores_by_entrant ON scores (entrant);
+CREATE TABLE IF NOT EXISTS messages (
+    match INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, sender TEXT NOT NULL,
+    recipient TEXT, text TEXT NOT NULL, delivered INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    match INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, agent TEXT NOT NULL,
+    talking INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (match, step, agent));
+CREATE TABLE IF NOT EXISTS payoff (row INTEGER NOT NULL, col INTEGER NOT NULL, mean REAL, n INTEGER NOT NULL, PRIMARY KEY (row, col));
+CREATE TABLE IF NOT EXISTS ratings (
+    entrant INTEGER PRIMARY KEY, rank INTEGER NOT NULL, matches INTEGER NOT NULL, mean REAL, low REAL, high REAL,
+    rank_stability REAL, wins INTEGER NOT NULL, draws INTEGER NOT NULL, losses INTEGER NOT NULL, elo REAL NOT NULL,
+    per_round REAL);
+CREATE TABLE IF NOT EXISTS ecology (generation INTEGER NOT NULL, entrant INTEGER NOT NULL, share REAL NOT NULL, PRIMARY KEY (generation, entrant));
+"""
+
+# WAL with synchronous=NORMAL: a commit survives the process being killed (kill -9) at
+# once; only an OS crash or power cut can lose the last few commits, never corrupt the file
+_DURABILITY = "PRAGMA synchronous=NORMAL"
+
+READABLE_TABLES = ("meta", "entrants", "matches", "scores", "messages", "decisions", "payoff", "ratings", "ecology")
+
+
+class TournamentStore:
+    """Writer and reader of one tournament's database."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    @classmethod
+    def create(cls, run_dir: Path, tournament: dict[str, Any], seed: int, extra_meta: dict[str, Any]) -> "TournamentStore":
+        """Create a new tournament run directory; refuses to overwrite one."""
+        run_dir = Path(run_dir)
+        path = run_dir / DB_NAME
+        if path.exists():
+            raise StoreError(f"{run_dir}: already holds a tournament ({DB_NAME}); resume it with --resume {run_dir} or choose another --out")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{run_dir}: cannot create run directory ({exc.strerror})") from None
+        db = sqlite3.connect(path)
+        db.executescript("PRAGMA journal_mode=WAL;" + _SCHEMA)
+        db.execute(_DURABILITY)
+        meta = {
+            "schema_version": str(SCHEMA_VERSION),
+            "tournament": json.dumps(tournament),
+            "seed": str(seed),
+            "versions": json.dumps(_versions()),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **{key: json.dumps(value) for key, value in extra_meta.items()},
+        }
+        with db:
+            db.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+            db.executemany(
+                "INSERT INTO entrants VALUES (?, ?, ?, ?)",
+                [(i, e["name"], json.dumps(e["policy"]), e.get("persona", "")) for i, e in enumerate(tournament["entrants"])],
+            )
+        return cls(path, db)
+
+    @classmethod
+    def open(cls, run_dir: Path, writable: bool = False) -> "TournamentStore":
+        """Open an existing tournament; one-line errors for missing or foreign files."""
+        path, db = open_versioned(run_dir, DB_NAME, "tournament", SCHEMA_VERSION, writable, _DURABILITY)
+        return cls(path, db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "TournamentStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----- writing -----------------------------------------------------------------------
+    def write_match(self, result: MatchResult) -> None:
+        """Write one finished match atomically."""
+        m = result.match
+        with self._db:
+            self._db.execute(
+                "INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (m, result.repetition, result.seed, result.rounds, result.steps, int(result.terminated), int(result.truncated)),
+            )
+            self._db.executemany(
+                "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (m, seat, entrant, score, coop, illegal, actions)
+                    for seat, (entrant, score, coop, illegal, actions) in enumerate(
+                        zip(result.seats, result.scores, result.cooperation, result.illegal, result.actions)
+                    )
+                ],
+            )
+            self._db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(m, *row) for row in result.messages])
+            self._db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", [(m, *row) for row in result.decisions])
+
+    def write_summary(self, payoff: Sequence[tuple], ratings: Sequence[tuple], ecology: Sequence[tuple]) -> None:
+        """Replace the summary tables (payoff matrix, ratings, ecology) in one transaction."""
+        with self._db:
+            for table in ("payoff", "ratings", "ecology"):
+                self._db.execute(f"DELETE FROM {table}")
+            self._db.executemany("INSERT INTO payoff VALUES (?, ?, ?, ?)", payoff)
+            self._db.executemany("INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ratings)
+            self._db.executemany("INSERT INTO ecology VALUES (?, ?, ?)", ecology)
+
+    # ----- reading -----------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        for key, value in rows.items():
+            if key not in ("schema_version", "seed", "created"):
+                rows[key] = json.loads(value)
+        return rows
+
+    def done_matches(self) -> set[int]:
+        return {row[0] for row in self._db.execute("SELECT match FROM matches")}
+
+    def match_scores(self) -> list[tuple[int, int, int, float, int]]:
+        """(match, seat, entrant, score, rounds) for every finished match, in match order."""
+        return self._db.execute(
+            "SELECT s.match, s.seat, s.entrant, s.score, m.rounds FROM scores s JOIN matches m USING (match) ORDER BY s.match, s.seat"
+        ).fetchall()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self._db.execute(sql, tuple(params)).fetchall()
+
+    def frame(self, table: str) -> Any:
+        """A table as a pandas DataFrame (JSON columns left as text)."""
+        import pandas as pd
+
+        if table not in READABLE_TABLES:
+            raise StoreError(f"unknown table '{table}'; tables: {', '.join(READABLE_TABLES)}")
+        return pd.read_sql_query(f"SELECT * FROM {table}", self._db)

@@ -1,0 +1,108 @@
+"""Who plays whom: round robins, seat swaps, self-play, balanced groups, match seeds."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from mas.tournament import parse_tournament
+from mas.tournament.schedule import balanced_groups, build_schedule, default_matches_per_entrant, is_symmetric, swaps_seats
+from tests.conftest import PD
+
+
+def pd_tournament(n: int = 4, **settings) -> object:
+    entrants = [{"name": f"e{i}", "policy": "tit_for_tat" if i % 2 else "always_defect"} for i in range(n)]
+    return parse_tournament({"name": "t", "scenario": copy.deepcopy(PD), "entrants": entrants, **settings})
+
+
+def asymmetric_pd(**settings) -> object:
+    scenario = copy.deepcopy(PD)
+    scenario["game"]["payoffs"]["D,C"] = [6, 0]  # the row player is tempted more
+    return parse_tournament({"name": "t", "scenario": scenario, "entrants": [{"name": f"e{i}", "policy": "pavlov"} for i in range(4)], **settings})
+
+
+def test_round_robin_plays_every_pair_once_per_repetition() -> None:
+    schedule = build_schedule(pd_tournament(4, repetitions=2))
+    assert len(schedule) == 12 and [m.index for m in schedule] == list(range(12))
+    for repetition in (0, 1):
+        pairs = [frozenset(m.seats) for m in schedule if m.repetition == repetition]
+        assert sorted(pairs, key=sorted) == sorted((frozenset(p) for p in itertools.combinations(range(4), 2)), key=sorted)
+    assert len({m.seed for m in schedule}) == 12  # repetitions of a pair get fresh seeds
+
+
+def test_self_play_adds_each_entrant_against_itself() -> None:
+    schedule = build_schedule(pd_tournament(4, self_play=True))
+    assert len(schedule) == 10
+    assert sorted(m.seats for m in schedule if len(set(m.seats)) == 1) == [(0, 0), (1, 1), (2, 2), (3, 3)]
+
+
+def test_symmetry_decides_whether_seats_are_swapped() -> None:
+    assert is_symmetric(pd_tournament()) and not swaps_seats(pd_tournament())
+    assert not is_symmetric(asymmetric_pd()) and swaps_seats(asymmetric_pd())
+    assert swaps_seats(pd_tournament(seats="swap")) and not swaps_seats(asymmetric_pd(seats="fixed"))
+
+
+def test_asymmetric_game_plays_every_pair_on_both_sides() -> None:
+    schedule = build_schedule(asymmetric_pd(self_play=True))
+    seatings = Counter(m.seats for m in schedule)
+    assert set(seatings) == {(i, j) for i in range(4) for j in range(4)}  # both orders, and self-play
+    assert set(seatings.values()) == {1}  # self-play is not doubled
+    assert len(build_schedule(asymmetric_pd(seats="fixed"))) == 6
+
+
+def test_three_player_symmetry_is_read_from_the_table() -> None:
+    def three_player(payoff_of) -> object:
+        scenario = copy.deepcopy(PD)
+        scenario["game"]["payoffs"] = {",".join(a): payoff_of(a) for a in itertools.product("CD", repeat=3)}
+        del scenario["agents"]  # an inline base may leave its seats to the entrants
+        entrants = [{"name": f"e{i}", "policy": "tit_for_tat"} for i in range(3)]
+        return parse_tournament({"name": "t", "scenario": scenario, "entrants": entrants, "group_size": 3})
+
+    def public_good(actions: tuple[str, ...]) -> list[float]:  # everyone shares the pot; cooperators pay 1
+        pot = 1.5 * actions.count("C") / 3
+        return [pot - (a == "C") for a in actions]
+
+    assert is_symmetric(three_player(public_good))
+    assert not is_symmetric(three_player(lambda a: [v + (i == 2) for i, v in enumerate(public_good(a))]))  # seat 2 gets a bonus
+
+
+@pytest.mark.parametrize("n, k, per_entrant", [(7, 3, 3), (6, 3, 1), (5, 4, 4), (10, 5, 3), (4, 4, 2), (9, 2, 4)])
+def test_balanced_groups_give_everyone_the_same_number_of_matches(n: int, k: int, per_entrant: int) -> None:
+    for seed in range(20):
+        groups = balanced_groups(n, k, per_entrant, np.random.default_rng(seed))
+        assert len(groups) == n * per_entrant // k
+        assert all(len(set(g)) == k == len(g) for g in groups)  # k distinct entrants per group
+        assert Counter(e for g in groups for e in g) == dict.fromkeys(range(n), per_entrant)
+
+
+def test_balanced_groups_are_fixed_by_the_seed() -> None:
+    draw = lambda seed: balanced_groups(9, 3, 2, np.random.default_rng(seed))  # noqa: E731
+    assert draw(1) == draw(1) and draw(1) != draw(2)
+    with pytest.raises(ValueError, match="cannot fill groups"):
+        balanced_groups(7, 3, 1, np.random.default_rng(0))
+
+
+def test_group_tournament_schedule() -> None:
+    entrants = [{"name": f"e{i}", "policy": "free_rider" if i % 2 else "conditional_cooperator"} for i in range(5)]
+    base = {"name": "pg", "game": {"kind": "public_goods"}, "rounds": 4, "agents": [{"id": "p", "count": 3, "policy": "free_rider"}]}
+    tournament = parse_tournament({"name": "g", "scenario": base, "entrants": entrants, "repetitions": 2, "seed": 4})
+    assert default_matches_per_entrant(5, 3) == 3
+    schedule = build_schedule(tournament)
+    assert len(schedule) == 2 * 5  # 5 entrants x 3 matches / 3 seats, per repetition
+    for repetition in (0, 1):
+        counts = Counter(e for m in schedule if m.repetition == repetition for e in m.seats)
+        assert counts == dict.fromkeys(range(5), 3)
+    assert [m.seats for m in schedule if m.repetition == 0] != [m.seats for m in schedule if m.repetition == 1]
+    rotated = build_schedule(parse_tournament({**tournament.to_dict(), "seats": "swap"}))
+    assert len(rotated) == 3 * len(schedule)  # every group in its three cyclic seatings
+    first = rotated[0].seats
+    assert [m.seats for m in rotated[:3]] == [first, first[1:] + first[:1], first[2:] + first[:2]]
+
+
+def test_schedule_is_a_function_of_the_file_and_seed() -> None:
+    assert build_schedule(pd_tournament(5, seed=3)) == build_schedule(pd_tournament(5, seed=3))
+    assert [m.seed for m in build_schedule(pd_tournament(5, seed=3))] != [m.seed for m in build_schedule(pd_tournament(5, seed=4))]
