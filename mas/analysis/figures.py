@@ -1,0 +1,181 @@
+"""The standard figure set of runs, training runs and tournaments: computes each
+figure's table with the metric modules and hands it to `plots`. Several runs overlay in
+one figure per kind (ablations); the names returned are the file stems `mas plot` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mas.analysis import communication as comm
+from mas.analysis import game_metrics as gm
+from mas.analysis import metrics as m
+from mas.analysis import plots
+from mas.analysis import training as tr
+from mas.analysis import tournaments as tn
+from mas.analysis.load import Run
+from mas.analysis.tournaments import Tournament
+
+#: figure stem -> what it shows (for the report's captions)
+CAPTIONS = {
+    "returns": "Mean return per episode of each agent, with 95% confidence intervals over episodes.",
+    "cooperation_over_rounds": "Cooperation rate in each round, averaged over agents; the band is a 95% interval over episodes.",
+    "cooperation_by_pair": "Fraction of rounds in which both agents of a pair cooperated (diagonal: the agent's own rate).",
+    "resource_stock": "Resource stock after each round; thin lines are single episodes, the bold line their mean.",
+    "training_return": "Episode return during training; the band is a 95% interval across seeds.",
+    "training_cooperation": "Cooperation rate during training; the band is a 95% interval across seeds.",
+    "communication_graph": "Who talked to whom: edge width is proportional to the number of delivered messages.",
+    "messages_over_time": "Mean message length and vocabulary (distinct words per round and cumulative) over rounds.",
+    "ranking": "Tournament ranking by mean score per match, with the tournament's bootstrap intervals.",
+    "payoff_matrix": "Mean score per match of the row entrant against the column entrant.",
+    "cooperation_matrix": "Cooperation rate of the row entrant in its matches against the column entrant.",
+    "population_shares": "Ecological analysis: population share of each strategy over generations (replicator dynamics).",
+}
+
+
+def caption(stem: str) -> str:
+    """The caption of a figure stem, also for prefixed or suffixed ones ("a_ranking")."""
+    for key in sorted(CAPTIONS, key=len, reverse=True):
+        if stem == key or stem.startswith(key + "_") or stem.endswith("_" + key):
+            return CAPTIONS[key]
+    return ""
+
+
+def run_figures(runs: Mapping[str, Run]) -> dict[str, Figure]:
+    """The standard figures of one or more runs (label -> run), overlaid where several runs
+    share a figure. Figures whose data no run has are left out."""
+    figures: dict[str, Figure] = {}
+    returns = {label: _returns_table(run) for label, run in runs.items() if len(run.episodes)}
+    if returns:
+        figures["returns"] = plots.plot_agent_returns(returns)
+    cooperation = {label: m.cooperation_by_round(run.steps) for label, run in runs.items() if _has_cooperation(run)}
+    if cooperation:
+        figures["cooperation_over_rounds"] = plots.plot_cooperation_over_rounds(cooperation)
+    if len(runs) == 1:
+        (label, run), = runs.items()
+        if _has_cooperation(run) and run.steps["agent"].nunique() > 1:
+            pairs = m.mutual_cooperation_by_pair(run.steps)
+            figures["cooperation_by_pair"] = plots.plot_heatmap(
+                pairs, "mutual cooperation rate (fraction)", "Mutual cooperation by pair", "partner", "agent", limits=(0.0, 1.0))
+    commons = {label: run for label, run in runs.items() if _game_kind(run) == "commons" and len(run.states)}
+    if commons:
+        trajectories = {label: gm.stock_trajectories(run.states, _start_stock(run)) for label, run in commons.items()}
+        config = next(iter(commons.values())).meta["scenario"]["game"]
+        figures["resource_stock"] = plots.plot_stock(trajectories, float(config["capacity"]), float(config.get("collapse_threshold", 0)))
+    figures.update(training_figures({label: run.training for label, run in runs.items() if len(run.training)}))
+    talkers = {label: run for label, run in runs.items() if len(run.messages)}
+    if len(talkers) == 1:
+        (label, run), = talkers.items()
+        agents = list(run.agents["agent"])
+        figures["communication_graph"] = plots.plot_talk_graph(comm.talk_matrix(run.messages, agents))
+    else:
+        for label, run in talkers.items():
+            figures[f"communication_graph_{_stem(label)}"] = plots.plot_talk_graph(comm.talk_matrix(run.messages, list(run.agents["agent"])))
+    vocabulary = {label: comm.vocabulary_over_time(run.messages) for label, run in talkers.items()}
+    if vocabulary:
+        figures["messages_over_time"] = plots.plot_messages_over_time(vocabulary)
+    return figures
+
+
+def training_figures(curves: Mapping[str, pd.DataFrame]) -> dict[str, Figure]:
+    """Return (and, if logged, cooperation) over training steps with 95% bands over seeds."""
+    figures: dict[str, Figure] = {}
+    for stem, candidates, evaluation, label, title in (
+        ("training_return", tr.RETURN_COLUMNS, tr.EVAL_RETURN_COLUMNS, "episode return (payoff units)", "Return during training"),
+        ("training_cooperation", tr.COOPERATION_COLUMNS, tr.EVAL_COOPERATION_COLUMNS, "cooperation rate (fraction)",
+         "Cooperation during training"),
+    ):
+        bands = {}
+        for run_label, frame in curves.items():
+            column = tr.pick_column(frame, candidates)
+            if column is not None:
+                bands[f"{run_label} (training)" if len(curves) > 1 else "training"] = tr.band(frame, column)
+            column = tr.pick_column(frame, evaluation)
+            if column is not None:
+                bands[f"{run_label} (greedy evaluation)" if len(curves) > 1 else "greedy evaluation"] = tr.band(frame, column)
+        if bands:
+            figures[stem] = plots.plot_training_curves(bands, label, title)
+    return figures
+
+
+def tournament_figures(tournament: Tournament) -> dict[str, Figure]:
+    """Ranking with intervals, payoff-matrix heatmap, cooperation heatmap (where the game
+    defines cooperation) and the ecological population shares (where computable)."""
+    figures = {
+        "ranking": plots.plot_ranking(tn.ranking_table(tournament), "score per match"),
+        "payoff_matrix": plots.plot_heatmap(tournament.payoff, "mean score per match (payoff units)",
+                                            "Payoff matrix (row entrant's score)", "opponent", "entrant"),
+    }
+    cooperation = tn.cooperation_matrix(tournament)
+    if cooperation.notna().any().any():
+        figures["cooperation_matrix"] = plots.plot_heatmap(cooperation, "cooperation rate (fraction)",
+                                                           "Cooperation of the row entrant", "opponent", "entrant", limits=(0.0, 1.0))
+    if len(tournament.ecology):
+        figures["population_shares"] = plots.plot_population_shares(tournament.ecology)
+    return figures
+
+
+def figures_for(results: Sequence[Run | Tournament], labels: Sequence[str] | None = None) -> dict[str, Figure]:
+    """Standard figures of runs and tournaments given together (tournament figures get the
+    tournament's label as a prefix when there are several inputs)."""
+    labels = list(labels) if labels is not None else unique_labels([r.path for r in results])
+    runs = {label: r for label, r in zip(labels, results) if isinstance(r, Run)}
+    figures = run_figures(runs) if runs else {}
+    tournaments = [(label, r) for label, r in zip(labels, results) if isinstance(r, Tournament)]
+    for label, tournament in tournaments:
+        for stem, fig in tournament_figures(tournament).items():
+            figures[stem if len(results) == 1 else f"{_stem(label)}_{stem}"] = fig
+    return figures
+
+
+def write_figures(
+    results: Sequence[Run | Tournament], out_dir: Path, formats: Sequence[str] = ("png", "svg"), labels: Sequence[str] | None = None,
+) -> list[Path]:
+    """Draw the standard figures of `results` (overlaid when several) and write each in
+    every format to `out_dir`; returns the files written."""
+    written: list[Path] = []
+    for stem, fig in figures_for(results, labels).items():
+        written += plots.save_figure(fig, Path(out_dir), stem, tuple(formats))
+    return written
+
+
+def unique_labels(paths: Sequence[Path]) -> list[str]:
+    """Short labels for run paths: the directory names, with parents added where needed."""
+    labels = [Path(p).resolve().name for p in paths]
+    if len(set(labels)) == len(labels):
+        return labels
+    return [str(Path(p)) for p in paths]
+
+
+def _returns_table(run: Run) -> pd.DataFrame:
+    rows = []
+    for agent, group in run.episodes.groupby("agent", sort=False):
+        ci = m.mean_ci(group["return"].tolist())
+        rows.append({"agent": agent, "mean": ci.mean, "low": ci.low, "high": ci.high})
+    order = list(run.agents["agent"]) if len(run.agents) else None
+    table = pd.DataFrame(rows)
+    if order:
+        table = table.set_index("agent").reindex([a for a in order if a in set(table["agent"])]).reset_index()
+    return table
+
+
+def _start_stock(run: Run) -> float:
+    game = run.meta["scenario"]["game"]
+    return float(game["capacity"] if game.get("initial_stock") is None else game["initial_stock"])
+
+
+def _has_cooperation(run: Run) -> bool:
+    return len(run.steps) > 0 and run.steps["cooperation"].notna().any()
+
+
+def _game_kind(run: Run) -> str:
+    scenario = run.meta.get("scenario")
+    return str(scenario.get("game", {}).get("kind", "")) if isinstance(scenario, dict) else ""
+
+
+def _stem(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
