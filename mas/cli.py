@@ -47,6 +47,14 @@ def _seed(text: str) -> int:
     return value
 
 
+def _figure_formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    unknown = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"expected formats from png, svg, pdf (comma-separated), got '{text}'")
+    return formats
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mas", description="Multi-agent simulation: scenario files -> PettingZoo envs, runs, stores.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -58,9 +66,73 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, help="master seed (default: the scenario's)")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<scenario>-<timestamp>)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--llm-url", help="run every LLM agent on this OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    run.add_argument("--llm-model", help="model name on --llm-url's server; without --llm-url, a local model directory or hub id")
+    run.add_argument("--llm-api-key-env", help="environment variable that holds the server's API key (the key itself is never stored)")
+
+    replay = sub.add_parser("replay", help="re-run a recorded LLM run exactly from its store, without any model")
+    replay.add_argument("run_dir", type=Path, help="run directory of the recorded run")
+    replay.add_argument("--out", type=Path, help="run directory of the replay (default: runs/<scenario>-replay-<timestamp>)")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    transcript = sub.add_parser("transcript", help="print what LLM agents were shown, said and chose in a run")
+    transcript.add_argument("run_dir", type=Path, help="run directory")
+    transcript.add_argument("--agent", help="only this agent")
+    transcript.add_argument("--round", type=_positive_int, help="only this round (1-based)")
+    transcript.add_argument("--episode", type=int, help="only this episode (0-based)")
+    transcript.add_argument("--prompts", action="store_true", help="also print every prompt")
+
+    serve = sub.add_parser("serve", help="serve a local model over an OpenAI-compatible HTTP API (shared by many processes)")
+    serve.add_argument("--model", default="default", help="'default' (embedded SmolLM2-135M-Instruct), a local model directory or hub id")
+    serve.add_argument("--name", help="model name clients send (default: the model's name)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    serve.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights' precision (auto: bf16 on CUDA, fp32 on CPU)")
 
     validate = sub.add_parser("validate", help="check scenario files and name every problem")
     validate.add_argument("files", nargs="+", help="scenario YAML files or built-in names")
+
+    tournament = sub.add_parser("tournament", help="play a round-robin or ecological tournament and rank the entrants")
+    tournament.add_argument("file", nargs="?", help="tournament YAML file (optional with --resume)")
+    tournament.add_argument("--workers", type=_positive_int, help="parallel workers (default: the number of CPUs)")
+    tournament.add_argument("--backend", choices=["process", "serial", "ray"], default="process", help="where matches run (default: process)")
+    tournament.add_argument("--resume", type=Path, metavar="DIR", help="finish the tournament stored in DIR, skipping finished matches")
+    tournament.add_argument("--out", type=Path, help="run directory (default: runs/<tournament>-<timestamp>)")
+    tournament.add_argument("--seed", type=_seed, help="master seed (default: the file's)")
+    tournament.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    train = sub.add_parser("train", help="train a scenario's learning agents (iql, mappo, ippo)")
+    train.add_argument("scenario", help="scenario YAML file or built-in scenario name")
+    train.add_argument("--algo", choices=["iql", "mappo", "ippo"], help="algorithm (default: the scenario's learner type, or the checkpoint's)")
+    train.add_argument("--steps", type=_positive_int, default=100_000, help="total environment steps (default 100000)")
+    train.add_argument("--seed", type=_seed, help="master seed (default: the scenario's)")
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    train.add_argument("--out", type=Path, help="training run directory (default: runs/<scenario>-train-<timestamp>)")
+    train.add_argument("--resume", type=Path, help="continue from this checkpoint")
+    train.add_argument("--eval-every", type=_positive_int, help="environment steps between evaluations and checkpoints (default steps/10)")
+    train.add_argument("--eval-episodes", type=_positive_int, default=32, help="greedy episodes per evaluation (default 32)")
+    train.add_argument("--episodes", type=int, default=10, help="episodes played by the trained agents into <out>/eval at the end (0: none)")
+    train.add_argument("--learners", help="comma-separated agent ids to train (default: agents whose policy is the algorithm's)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter, e.g. --set lr=0.001 (repeatable)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files")
+
+    plot = sub.add_parser("plot", help="write the standard figures of runs, training runs or tournaments (PNG and SVG)")
+    plot.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run, training or tournament directories; several overlay")
+    plot.add_argument("--out", type=Path, help="figure directory (default: RUN_DIR/figures, or ./figures for several runs)")
+    plot.add_argument("--format", type=_figure_formats, default=("png", "svg"), help="comma-separated formats: png, svg, pdf (default png,svg)")
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of a run, training run or tournament")
+    report.add_argument("run", type=Path, metavar="RUN_DIR", help="run, training or tournament directory")
+    report.add_argument("--out", type=Path, help="HTML file (default: RUN_DIR/report.html)")
+    report.add_argument("--episodes", type=_positive_int, default=20, help="episodes shown in the transcript viewer (default 20)")
+    report.add_argument("--open", action="store_true", help="open the report in a web browser")
+
+    compare = sub.add_parser("compare", help="the same metrics of several runs side by side (ablations)")
+    compare.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run or training directories")
+    compare.add_argument("--plot", type=Path, metavar="DIR", help="also write the overlaid figures to DIR")
+    compare.add_argument("--format", type=_figure_formats, default=("png", "svg"), help="figure formats with --plot (default png,svg)")
 
     sub.add_parser("list", help="list built-in games, scenarios and policies")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
@@ -70,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "validate": _cmd_validate, "list": _cmd_list, "schema": _cmd_schema}[args.command](args)
+        return {"run": _cmd_run, "replay": _cmd_replay, "transcript": _cmd_transcript, "serve": _cmd_serve, "train": _cmd_train, "validate": _cmd_validate, "tournament": _cmd_tournament, "list": _cmd_list, "schema": _cmd_schema, "plot": _cmd_plot, "report": _cmd_report, "compare": _cmd_compare}[args.command](args)
     except MasError as exc:
         if args.debug:
             raise
@@ -88,26 +160,77 @@ def main(argv: list[str] | None = None) -> int:
 
 # ----- commands ------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
+    from mas.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    if args.llm_url or args.llm_model or args.llm_api_key_env:
+        from mas.agents.llm.retarget import backend_from_options, has_llm_agents, with_backend
+
+        if not has_llm_agents(scenario):
+            raise MasError(f"--llm-url/--llm-model: scenario '{scenario.name}' has no LLM agents")
+        scenario = with_backend(scenario, backend_from_options(args.llm_url, args.llm_model, args.llm_api_key_env))
+    episodes = args.episodes or scenario.episodes
+    seed = scenario.seed if args.seed is None else args.seed
+    out = args.out or _default_run_dir(scenario.name)
+    _play(scenario, episodes, seed, out, args.no_progress)
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from mas.agents.llm.retarget import replay_of
+
+    replay = replay_of(args.run_dir)
+    out = args.out or _default_run_dir(f"{replay.scenario.name}-replay")
+    _play(replay.scenario, replay.episodes, replay.seed, out, args.no_progress)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from mas.agents.llm.local import TransformersBackend
+    from mas.agents.llm.models import load_model
+    from mas.agents.llm.server import ModelServer
+
+    if not 0 <= args.port <= 65535:
+        raise MasError(f"--port: expected 0..65535, got {args.port}")
+    loaded = load_model(args.model, args.device, args.dtype)
+    try:
+        server = ModelServer(TransformersBackend(loaded), args.name or loaded.name, args.host, args.port)
+    except OSError as exc:
+        raise MasError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    print(f"mas serve: model '{server.model_name}' on {server.address}/v1 ({loaded.device}, "
+          f"{str(loaded.dtype).removeprefix('torch.')}); Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+    return 0
+
+
+def _cmd_transcript(args: argparse.Namespace) -> int:
+    from mas.agents.llm.transcript import render, transcript
+
+    print(render(transcript(args.run_dir, agent=args.agent, round=args.round, episode=args.episode), prompts=args.prompts))
+    return 0
+
+
+def _play(scenario: Any, episodes: int, seed: int, out: Path, no_progress: bool) -> None:
+    """Play and store the episodes with a progress bar, then print the summary."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from mas.runner import run
-    from mas.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario)
-    episodes = args.episodes or scenario.episodes
-    seed = scenario.seed if args.seed is None else args.seed
-    out = args.out or _default_run_dir(scenario.name)
     console = Console(stderr=True)
     progress = Progress(
         TextColumn(f"[bold]{scenario.name}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=args.no_progress, transient=False,
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=no_progress, transient=False,
     )
     with progress:
         task = progress.add_task("run", total=episodes)
         results = run(scenario, episodes, seed, out_dir=out, on_episode=lambda _: progress.advance(task))
     _print_summary(scenario, results, seed, out)
-    return 0
 
 
 def _default_run_dir(name: str) -> Path:
@@ -134,10 +257,18 @@ def _print_summary(scenario: Any, results: list, seed: int, out: Path) -> None:
     has_coop = any(v is not None for r in results for v in r.cooperation.values())
     if has_coop:
         table.add_column("cooperation ± 95% CI", justify="right")
+    usage = _usage_totals(results)
+    if usage:
+        table.add_column("tokens", justify="right")
+        table.add_column("invalid replies", justify="right")
+        table.add_column("fallbacks", justify="right")
     for agent in scenario.agents:
         row = [agent.id, agent.policy.type, str(mean_ci([r.returns[agent.id] for r in results]))]
         if has_coop:
             row.append(str(mean_ci([r.cooperation[agent.id] for r in results if r.cooperation[agent.id] is not None])))
+        if usage:
+            used = usage.get(agent.id)
+            row += [f"{used['tokens']:,}", _rate(used["invalid"], used["outputs"]), _rate(used["fallbacks"], used["decisions"])] if used else ["", "", ""]
         table.add_row(*row)
     console = Console()
     console.print(table)
@@ -145,6 +276,76 @@ def _print_summary(scenario: Any, results: list, seed: int, out: Path) -> None:
     if terminated:
         console.print(f"{terminated} of {len(results)} episodes ended by the game itself (termination)")
     console.print(f"run stored in {out}")
+
+
+def _cmd_tournament(args: argparse.Namespace) -> int:
+    import os
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    from mas.tournament import load_tournament, resume_tournament, run_tournament
+    from mas.tournament.report import legend, ranking_table, summary_line
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} matches/s" if speed else "- matches/s")
+
+    if args.file is None and args.resume is None:
+        raise MasError("give a tournament file, or --resume DIR to finish a stored tournament")
+    if args.resume is not None and args.out is not None:
+        raise MasError("--out and --resume exclude each other: --resume continues in its own directory")
+    tournament = load_tournament(args.file) if args.file else None
+    if tournament is not None and args.seed is not None and args.resume is None:
+        tournament = tournament.with_seed(args.seed)
+    workers = args.workers or os.cpu_count() or 1
+    out = args.resume or args.out or _default_run_dir(tournament.spec.name)
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]tournament"), BarColumn(), MofNCompleteColumn(), TextColumn("matches"), RateColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=args.no_progress,
+    )
+    task: list[Any] = []
+
+    def on_progress(done: int, total: int) -> None:
+        if not task:  # created at the first report, so a resumed run's rate counts new matches only
+            task.append(progress.add_task("tournament", total=total, completed=done))
+        progress.update(task[0], completed=done)
+
+    try:
+        with progress:
+            if args.resume is not None:
+                if tournament is not None and args.seed is not None:
+                    tournament = tournament.with_seed(args.seed)
+                results = resume_tournament(args.resume, tournament, seed=args.seed, workers=workers, backend=args.backend, on_progress=on_progress)
+            else:
+                results = run_tournament(tournament, out, workers=workers, backend=args.backend, on_progress=on_progress)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"mas: interrupted; finished matches are stored: continue with 'mas tournament --resume {out}'\n")
+        return 130
+    stdout = Console()
+    stdout.print(summary_line(results), highlight=False)
+    stdout.print(ranking_table(results))
+    stdout.print(legend(results), style="dim", highlight=False)
+    stdout.print(f"tournament stored in {out} ({results.matches} matches, {results.played_now} played now)")
+    return 0
+
+
+def _usage_totals(results: list) -> dict[str, dict[str, int]]:
+    """Per agent, the LLM usage counts (tokens, invalid replies, fallbacks) over all episodes."""
+    totals: dict[str, dict[str, int]] = {}
+    for result in results:
+        for agent, counts in getattr(result, "usage", {}).items():
+            into = totals.setdefault(agent, dict.fromkeys(counts, 0))
+            for key, value in counts.items():
+                into[key] = into.get(key, 0) + value
+    return totals
+
+
+def _rate(count: int, total: int) -> str:
+    return f"{count}/{total} ({count / total:.0%})" if total else "-"
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -194,10 +395,111 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from mas.scenario import load_scenario
+    from mas.train import infer_algo, train
+
+    scenario = load_scenario(args.scenario)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MasError(f"--set: expected KEY=VALUE, got '{item}'")
+        overrides[key.strip()] = yaml.safe_load(value)
+    algo = args.algo or infer_algo(scenario, args.resume)
+    seed = scenario.seed if args.seed is None else args.seed
+    out = args.out or _default_run_dir(f"{scenario.name}-train")
+    learners = [a.strip() for a in args.learners.split(",") if a.strip()] if args.learners else None
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn(f"[bold]{scenario.name} {algo}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
+        TextColumn("{task.description}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=args.no_progress,
+    )
+
+    def on_progress(done: int, metrics: dict) -> None:
+        shown = {k.removeprefix("eval_"): v for k, v in metrics.items() if k.startswith("eval_")}
+        progress.update(task, completed=done, description=" ".join(f"{k}={v:.3g}" for k, v in list(shown.items())[:3]))
+
+    with progress:
+        task = progress.add_task("", total=args.steps)
+        result = train(
+            scenario, algo, args.steps, seed, out, device=args.device, resume=args.resume, eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes, final_episodes=max(0, args.episodes), learners=learners, overrides=overrides,
+            tensorboard=not args.no_tensorboard, on_progress=on_progress,
+        )
+    console = Console()
+    console.print(f"trained {', '.join(result.learners)} with {algo} for {result.env_steps:,} environment steps (seed {seed})")
+    for key, value in result.final_eval.items():
+        console.print(f"  {key}: {value:.4g}")
+    console.print(f"curves: {result.curves}; checkpoint: {result.checkpoint}")
+    if not result.tensorboard and not args.no_tensorboard:
+        console.print("TensorBoard files not written: pip install 'mas-sim[tensorboard]'")
+    console.print(f"play the trained agents: mas run {result.play_scenario}")
+    return 0
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from mas.scenario import scenario_json_schema
 
     print(json.dumps(scenario_json_schema(), indent=2))
+    return 0
+
+
+# ----- analysis ------------------------------------------------------------------------
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from mas.analysis.figures import write_figures
+    from mas.analysis.load import load_result
+
+    results = [load_result(path) for path in args.runs]
+    out = args.out or (args.runs[0] / "figures" if len(args.runs) == 1 else Path("figures"))
+    paths = write_figures(results, out, args.format)
+    if not paths:
+        raise MasError(f"{', '.join(map(str, args.runs))}: nothing to plot yet (no finished episodes, training curves or matches)")
+    print(f"{len(paths)} files written to {out}: {', '.join(sorted({p.stem for p in paths}))}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mas.analysis.load import load_result
+    from mas.analysis.report import write_report
+
+    result = load_result(args.run)
+    out = args.out or ((args.run if args.run.is_dir() else args.run.parent) / "report.html")
+    write_report(result, out, max_episodes=args.episodes)
+    print(f"report written to {out}")
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(out.resolve().as_uri()):
+            print("no web browser found; open the file yourself")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mas.analysis.figures import unique_labels, write_figures
+    from mas.analysis.load import load_run
+    from mas.analysis.summary import compare
+
+    runs = [load_run(path) for path in args.runs]
+    labels = unique_labels(args.runs)
+    frame = compare(runs, labels)
+    table = Table(title=f"{len(runs)} runs compared (± 95% CI over episodes)")
+    table.add_column("metric")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for metric, row in frame.iterrows():
+        table.add_row(str(metric), *[str(v) for v in row])
+    Console().print(table)
+    if args.plot:
+        paths = write_figures(runs, args.plot, args.format, labels)
+        print(f"{len(paths)} figure files written to {args.plot}")
     return 0
 
 

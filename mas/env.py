@@ -226,6 +226,7 @@ class MasParallelEnv(ParallelEnv):
                 rules=self.game.rules_text(seat) if text else "",
                 situation=self.game.situation_text(self._game_state, 0, seat) if text else "",
                 persona=self._personas[agent],
+                message_limit=self.max_length if self.comms_mode != "off" else 0,
             )
         return out
 

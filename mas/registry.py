@@ -36,6 +36,8 @@ POLICIES: dict[str, tuple[str, str, str | None]] = {
         "pavlov": "Pavlov",
         "suspicious_tit_for_tat": "SuspiciousTitForTat",
         "alternator": "Alternator",
+        "joss": "Joss",
+        "tester": "Tester",
         "fixed_action": "FixedAction",
         "conditional_cooperator": "ConditionalCooperator",
         "free_rider": "FreeRider",
@@ -47,6 +49,12 @@ POLICIES: dict[str, tuple[str, str, str | None]] = {
         "literal_listener": "LiteralListener",
     }.items()
 }
+# the spec is light (pydantic only); the model loads when the policy first acts
+POLICIES["llm"] = ("mas.agents.llm.policy:LLMSpec", "mas.agents.llm.policy:LLMPolicy", None)
+# RL: learner specs are light (no torch); `mas train` trains them, `checkpoint` plays the result
+POLICIES["iql"] = ("mas.agents.rl.config:IQLSpec", "mas.agents.rl.config:IQLLearner", None)
+POLICIES["mappo"] = ("mas.agents.rl.config:MAPPOSpec", "mas.agents.rl.config:MAPPOLearner", None)
+POLICIES["checkpoint"] = ("mas.agents.rl.config:CheckpointSpec", "mas.agents.rl.policy:CheckpointPolicy", "rl")
 
 
 def load_attr(target: str, extra: str | None = None) -> Any:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mas import registry
 from mas.agents.base import AgentSetup, Policy
@@ -77,6 +78,7 @@ def play_episode(env: MasParallelEnv, groups: Sequence[PolicyGroup], episode: in
         for agent, decision in decisions.items():
             if decision.record:
                 record.decision_rows.append((episode, step, game_round, agent, int(talking), json.dumps(decision.record)))
+                _add_usage(record.usage, agent, decision.record, talking)
         if talking:
             continue
         executed = env.last_actions or {}
@@ -146,5 +148,20 @@ def _totals_only(record: EpisodeRecord) -> EpisodeRecord:
     return EpisodeRecord(
         episode=record.episode, seed=record.seed, rounds=record.rounds, steps=record.steps,
         terminated=record.terminated, truncated=record.truncated,
-        returns=dict(record.returns), cooperation=dict(record.cooperation),
+        returns=dict(record.returns), cooperation=dict(record.cooperation), usage=record.usage,
     )
+
+
+def _add_usage(usage: dict[str, dict[str, int]], agent: str, decision_record: Any, talking: bool) -> None:
+    """Add one decision record's cost and reliability to the agent's episode totals
+    (records without "tokens" are not model decisions and are skipped)."""
+    tokens = decision_record.get("tokens")
+    if not isinstance(tokens, dict):
+        return
+    totals = usage.setdefault(agent, {"tokens": 0, "decisions": 0, "outputs": 0, "invalid": 0, "fallbacks": 0})
+    totals["tokens"] += int(tokens.get("prompt", 0)) + int(tokens.get("completion", 0))
+    totals["outputs"] += int(decision_record.get("outputs", 0))
+    totals["invalid"] += int(decision_record.get("invalid", 0))
+    if not talking:
+        totals["decisions"] += 1
+        totals["fallbacks"] += int(decision_record.get("status") == "fallback")

@@ -76,6 +76,31 @@ class EpisodeRecord:
     state_rows: list[tuple] = field(default_factory=list)
     message_rows: list[tuple] = field(default_factory=list)
     decision_rows: list[tuple] = field(default_factory=list)
+    #: per agent, totals over the policy records that carry them (LLM agents): tokens,
+    #: action decisions, generated action replies ("outputs"), invalid replies, fallbacks
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def open_versioned(run_dir: Path, db_name: str, what: str, schema_version: int,
+                   writable: bool = False, setup: str = "") -> tuple[Path, sqlite3.Connection]:
+    """Open `run_dir`/`db_name` (or that file itself) and check its schema version, with
+    one-line errors for a missing file, a foreign file or another version. Read-only
+    unless `writable`; `setup` is SQL run first on a writable connection."""
+    run_dir = Path(run_dir)
+    path = run_dir / db_name if run_dir.is_dir() else run_dir
+    if not path.is_file():
+        raise StoreError(f"{run_dir}: no {what} found (expected {db_name} inside a {what} directory)")
+    try:
+        db = sqlite3.connect(path) if writable else sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        if writable and setup:
+            db.execute(setup)
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a readable {what} database ({exc})") from None
+    if version is None or int(version[0]) != schema_version:
+        found = version[0] if version else "none"
+        raise StoreError(f"{path}: {what} store schema version {found}, this mas reads version {schema_version}")
+    return path, db
 
 
 class RunStore:
@@ -119,18 +144,7 @@ class RunStore:
     @classmethod
     def open(cls, run_dir: Path) -> "RunStore":
         """Open an existing run for reading; one-line errors for missing or foreign files."""
-        run_dir = Path(run_dir)
-        path = run_dir / DB_NAME if run_dir.is_dir() else run_dir
-        if not path.is_file():
-            raise StoreError(f"{run_dir}: no run found (expected {DB_NAME} inside a run directory)")
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: not a readable run database ({exc})") from None
-        if version is None or int(version[0]) != SCHEMA_VERSION:
-            found = version[0] if version else "none"
-            raise StoreError(f"{path}: run store schema version {found}, this mas reads version {SCHEMA_VERSION}")
+        path, db = open_versioned(run_dir, DB_NAME, "run", SCHEMA_VERSION)
         return cls(path, db)
 
     def close(self) -> None:

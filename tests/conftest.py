@@ -12,6 +12,17 @@ from mas import registry
 BUILTIN = sorted(registry.builtin_scenarios())
 
 
+def _plays_fast(name: str) -> bool:
+    import mas
+
+    return not any(a.policy.type in ("llm", "iql", "mappo") for a in mas.load_scenario(name).agents)
+
+
+# scenarios `mas run` plays in milliseconds: LLM scenarios have their own tests, and
+# learners' scenarios are for `mas train` (tests/test_rl_*.py)
+FAST_BUILTIN = [name for name in BUILTIN if _plays_fast(name)]
+
+
 @pytest.fixture
 def write_scenario(tmp_path: Path):
     """Write a dict (or raw text) as a YAML scenario file and return its path."""

@@ -13,7 +13,7 @@ from mas.agents.scripted import TitForTat
 from mas.errors import StoreError
 from mas.runner import run
 from mas.store import RunStore
-from tests.conftest import BUILTIN
+from tests.conftest import FAST_BUILTIN
 
 
 def _dump(run_dir: Path) -> dict[str, list]:
@@ -27,7 +27,7 @@ def _dump(run_dir: Path) -> dict[str, list]:
     return out
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", FAST_BUILTIN)
 def test_same_seed_same_store(name: str, tmp_path: Path) -> None:
     scenario = mas.load_scenario(name)
     run(scenario, episodes=3, seed=11, out_dir=tmp_path / "a")

@@ -103,10 +103,11 @@ def duel(a: str, b: str, rounds: int = 6, a_params=None, b_params=None, **kw) ->
 
 # ----- the registry ------------------------------------------------------------------
 def test_every_registered_policy_exists_with_a_typed_spec():
-    for name in registry.POLICIES:
+    for name, (spec_path, class_path, _extra) in registry.POLICIES.items():
         spec_model = registry.policy_spec_model(name)
         assert spec_model.model_fields["type"].default == name
-        assert issubclass(registry.policy_class(name), S.ScriptedPolicy)
+        if class_path.startswith("mas.agents.scripted:"):
+            assert issubclass(registry.policy_class(name), S.ScriptedPolicy)
         for field, info in spec_model.model_fields.items():
             if field != "type":
                 assert info.description, f"{name}.{field} has no description"

@@ -58,6 +58,8 @@ class AgentView:
         rules: the rules in words (only when a policy in the run asked for text).
         situation: the current situation in words (idem).
         persona: the agent's persona text from the scenario, if any.
+        message_limit: the longest message the agent may send, in characters (0 when
+            communication is off).
     """
 
     agent: str
@@ -74,6 +76,7 @@ class AgentView:
     rules: str = ""
     situation: str = ""
     persona: str = ""
+    message_limit: int = 0
 
     def legal_actions(self) -> list[int]:
         """Indices of the legal actions."""

@@ -12,7 +12,7 @@ Conventions shared by all of them:
   A rule draws at most one uniform number per agent per round, in the order of the views,
   and that draw is reused by every step of the same round (talk steps and the action
   step), so what an agent announces is what it then plays.
-- Memory: only grim trigger and tit-for-two-tats remember anything (the partner's past
+- Memory: only grim trigger, tit-for-two-tats and tester remember anything (the partner's past
   moves); it is recorded once per round and cleared by `reset`.
 
 Prisoner's-dilemma strategies need a `normal_form` game with both `cooperate` and
@@ -265,6 +265,46 @@ class Alternator(_PDPolicy):
 
     def choose(self, view: AgentView) -> int:
         return self.play(view.round % 2 == 0)
+
+
+class JossSpec(_ReactiveSpec):
+    type: Literal["joss"] = "joss"
+    sneakiness: float = Field(0.1, ge=0.0, le=1.0, description="Probability of defecting after the partner cooperated.")
+
+
+class Joss(_PDPolicy):
+    """Joss (Axelrod's first tournament): cooperate first; after the partner cooperated,
+    cooperate with probability 1 - `sneakiness` (0.9), else defect; after the partner
+    defected, always defect (a sneaky tit for tat)."""
+
+    def choose(self, view: AgentView) -> int:
+        if self.partner_defected(view):
+            return self.D
+        if view.last_actions is None:
+            return self.C
+        return self.play(self.uniform(view) >= self.spec.sneakiness)
+
+
+class TesterSpec(_ReactiveSpec):
+    type: Literal["tester"] = "tester"
+
+
+class Tester(_PDPolicy):
+    """Tester (Axelrod, The Evolution of Cooperation, ch. 2): defect on the first move to
+    probe. If the partner ever defects, apologise by cooperating once, then play tit for
+    tat for the rest of the game. Otherwise cooperate on moves 2 and 3 and then defect on
+    every other move (moves 4, 6, 8, ...: rounds 3, 5, 7, ... counted from 0), exploiting
+    a partner that never retaliates."""
+
+    def choose(self, view: AgentView) -> int:
+        past = self.history(view)
+        if True in past:
+            if view.round == past.index(True) + 1:
+                return self.C  # the apology, right after the first defection seen
+            return self.play(not past[-1])
+        if view.round == 0:
+            return self.D
+        return self.play(view.round < 3 or view.round % 2 == 0)
 
 
 # ----- any game --------------------------------------------------------------------------
