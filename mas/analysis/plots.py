@@ -4,7 +4,7 @@ matplotlib `Figure` with labelled axes, units and a legend where several series 
 Figures are built on `matplotlib.figure.Figure` directly (no pyplot state, Agg canvas),
 so they are safe in servers, tests and worker processes. Colours are the Okabe-Ito
 palette, which stays distinguishable with every common form of colour blindness; series
-beyond eight also change line style. Functions that overlay several runs take a mapping
+beyond eight also change line style (or hatch, in stacked areas). Functions that overlay several runs take a mapping
 label -> table: one run gives one entry, an ablation gives several.
 """
 
@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 #: Okabe & Ito (2008) colour-blind-safe palette
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 _STYLES = ["-", "--", ":", "-."]
+_HATCHES = ["//", "..", "xx", "\\\\"]
 #: sequential colour map readable in grey scale and by colour-blind readers
 SEQUENTIAL = "cividis"
 
@@ -179,13 +180,19 @@ def plot_population_shares(shares: pd.DataFrame) -> Figure:
     stacked area; columns are players, the index is the generation)."""
     fig, ax = _figure()
     colours = [colour(i) for i in range(len(shares.columns))]
-    ax.stackplot(shares.index.to_numpy(), shares.to_numpy().T, labels=[str(c) for c in shares.columns], colors=colours, alpha=0.9)
+    areas = ax.stackplot(shares.index.to_numpy(), shares.to_numpy().T, labels=[str(c) for c in shares.columns],
+                         colors=colours, alpha=0.9)
+    for i, area in enumerate(areas):  # beyond eight strategies colours repeat: add a hatch
+        if i >= len(OKABE_ITO):
+            area.set_hatch(_HATCHES[(i // len(OKABE_ITO) - 1) % len(_HATCHES)])
+            area.set_edgecolor("white")
     ax.set_xlabel("generation")
     ax.set_ylabel("population share (fraction)")
     ax.set_ylim(0, 1)
     ax.set_xlim(shares.index.min(), shares.index.max())
     ax.set_title("Ecological tournament: population shares")
-    ax.legend(frameon=False, fontsize="x-small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    handles, labels = ax.get_legend_handles_labels()  # listed top to bottom, as stacked
+    ax.legend(handles[::-1], labels[::-1], frameon=False, fontsize="x-small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 
 
