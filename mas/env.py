@@ -103,6 +103,7 @@ class MasParallelEnv(ParallelEnv):
         self.episode = int(options.get("episode", self.episode))
         self.agents = list(self.possible_agents)
         self._game_state = self.game.reset(1, self._rng)
+        self._vectors = None
         self.round = 0
         self.steps = 0
         self._talk_step = 0
@@ -154,6 +155,7 @@ class MasParallelEnv(ParallelEnv):
             legal, illegal = sanitize_actions(chosen[None, :], self._mask[None, :, :])
             result = self.game.step(self._game_state, legal, self._rng)
             self._game_state = result.state
+            self._vectors = None
             values = result.rewards[0]
             rewards = {a: float(values[i]) for i, a in enumerate(self.possible_agents)}
             self._last_actions = {a: int(legal[0, i]) for i, a in enumerate(self.possible_agents)}
@@ -184,8 +186,15 @@ class MasParallelEnv(ParallelEnv):
         return False, self.round >= rounds
 
     # ----- what agents see -----------------------------------------------------------
+    def _observation_vectors(self) -> np.ndarray:
+        """Every seat's observation vector, computed once per game state (step() and the
+        policies' views() both need them)."""
+        if self._vectors is None:
+            self._vectors = self.game.observe(self._game_state)[0]
+        return self._vectors
+
     def _observations(self) -> dict[str, dict[str, Any]]:
-        vectors = self.game.observe(self._game_state)[0]
+        vectors = self._observation_vectors()
         talking = int(self.talking)
         out = {}
         for i, agent in enumerate(self.possible_agents):
@@ -205,7 +214,7 @@ class MasParallelEnv(ParallelEnv):
 
     def views(self, agents: list[str] | None = None, text: bool = False) -> dict[str, AgentView]:
         """Plain-data views of the current step for policies (text only when asked)."""
-        vectors = self.game.observe(self._game_state)[0]
+        vectors = self._observation_vectors()
         summary = self.game.summary(self._game_state, 0)
         talking = self.talking
         out = {}
