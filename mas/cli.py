@@ -102,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     tournament.add_argument("--seed", type=_seed, help="master seed (default: the file's)")
     tournament.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    train = sub.add_parser("train", help="train a scenario's learning agents (iql, mappo, ippo)")
+    train = sub.add_parser("train", help="train a scenario's learning agents (iql, mappo, ippo, llm-ppo, llm-mappo)")
     train.add_argument("scenario", help="scenario YAML file or built-in scenario name")
-    train.add_argument("--algo", choices=["iql", "mappo", "ippo"], help="algorithm (default: the scenario's learner type, or the checkpoint's)")
+    train.add_argument("--algo", choices=["iql", "mappo", "ippo", "llm-ppo", "llm-mappo"],
+                       help="algorithm (default: the scenario's learner type, or the checkpoint's); llm-ppo/llm-mappo fine-tune LLM agents")
     train.add_argument("--steps", type=_positive_int, default=100_000, help="total environment steps (default 100000)")
     train.add_argument("--seed", type=_seed, help="master seed (default: the scenario's)")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")

@@ -5,6 +5,8 @@ mappo and ippo), or the ids given as `learners`; when the scenario names no lear
 all, every agent learns (self-play). The other agents keep their scenario policies and
 act inside the batched env as fixed opponents. All learners share one set of
 hyperparameters: their spec in the scenario, then `overrides` (the CLI's `--set`).
+`llm-ppo` and `llm-mappo` fine-tune LLM-policy agents instead, in their own loop
+(`mas.agents.rl.llm_train`) that writes the same files (its checkpoint is a LoRA adapter).
 
 A training run directory holds:
 - `train.json`: the resolved run (algorithm, learners, seed, steps, device, every
@@ -50,6 +52,7 @@ from mas.seeding import child_seed
 
 ALGOS = {"iql": "iql", "mappo": "mappo", "ippo": "mappo"}  # --algo -> scenario policy type
 LEARNER_TYPES = set(ALGOS.values())
+LLM_ALGOS = ("llm-ppo", "llm-mappo")  # fine-tune LLM-policy agents (mas.agents.rl.llm_ppo)
 
 
 @dataclass
@@ -97,7 +100,8 @@ def infer_algo(scenario: Scenario, resume: Path | None = None) -> str:
     types = sorted({a.policy.type for a in scenario.agents} & LEARNER_TYPES)
     if len(types) != 1:
         found = f"learner types {types}" if types else "no learning agent (policy iql or mappo)"
-        raise MasError(f"--algo: the scenario has {found}; name the algorithm with --algo iql, mappo or ippo")
+        raise MasError(f"--algo: the scenario has {found}; name the algorithm with --algo iql, mappo or ippo "
+                       "(llm-ppo or llm-mappo for LLM agents)")
     return types[0]
 
 
@@ -264,7 +268,8 @@ def train(
 
     Args:
         scenario: the validated scenario.
-        algo: "iql", "mappo" or "ippo" (MAPPO with decentralised critics).
+        algo: "iql", "mappo" or "ippo" (MAPPO with decentralised critics); "llm-ppo" or
+            "llm-mappo" fine-tune the scenario's LLM agents (see `mas.agents.rl.llm_train`).
         steps: total environment steps; with `resume`, the total including the checkpoint's.
         seed: master seed.
         out_dir: training run directory (created; must not hold a previous run).
@@ -287,6 +292,12 @@ def train(
     if (out_dir / "curves.csv").exists():
         raise MasError(f"{out_dir}: already holds a training run (curves.csv); choose another --out")
     torch_device = resolve_device(device)
+    if algo in LLM_ALGOS:  # LLM-policy agents: their own loop (mas.agents.rl.llm_train)
+        from mas.agents.rl.llm_train import train_llm
+
+        with _single_threaded_on(torch_device):
+            return train_llm(scenario, algo, steps, seed, out_dir, torch_device, resume, eval_every, eval_episodes,
+                             final_episodes, learners, overrides or {}, tensorboard, on_progress)
     with _single_threaded_on(torch_device):
         return _train(scenario, algo, steps, seed, out_dir, torch_device, resume, eval_every, eval_episodes,
                       final_episodes, learners, overrides, tensorboard, on_progress)

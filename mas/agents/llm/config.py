@@ -28,7 +28,10 @@ class LocalBackendConfig(_Frozen):
     )
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="auto: bfloat16 on CUDA, float32 on CPU."
+        "auto", description="auto: bfloat16 on CUDA, float32 on CPU (bfloat16 is ~2x faster on CPUs with AVX512-BF16, less exact)."
+    )
+    adapter: str | None = Field(
+        None, description="A LoRA adapter directory (peft, e.g. written by `mas train --algo llm-ppo`) merged into the model."
     )
 
 

@@ -38,7 +38,7 @@ def _create(config: BackendConfig) -> LLMBackend:
         from mas.agents.llm.local import TransformersBackend
         from mas.agents.llm.models import load_model
 
-        return TransformersBackend(load_model(config.model, config.device, config.dtype))
+        return TransformersBackend(load_model(config.model, config.device, config.dtype, config.adapter))
     if isinstance(config, OpenAIBackendConfig):
         from mas.agents.llm.http import OpenAIBackend
 

@@ -99,7 +99,9 @@ def resolve_device(device: str) -> Any:
 
 
 def resolve_dtype(dtype: str, device: Any) -> Any:
-    """'auto' -> bfloat16 on CUDA, float32 on CPU (bf16 scoring can flip close decisions)."""
+    """'auto' -> bfloat16 on CUDA, float32 on CPU. bf16 runs ~2.3x faster on CPUs with
+    AVX512-BF16 (measured) but moves a score by up to ~0.1 nat between the cached and the
+    fresh computation of the same prompt, so on the CPU it is opt-in (`dtype: bfloat16`)."""
     import torch
 
     if dtype == "auto":
@@ -166,12 +168,12 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-_LOADED: dict[tuple[str, str, str], LoadedModel] = {}
+_LOADED: dict[tuple[str, str, str, str | None], LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load a causal LM and its tokenizer once per process (keyed by name, device, dtype).
+def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto", adapter: str | None = None) -> LoadedModel:
+    """Load a causal LM and its tokenizer once per process (keyed by name, device, dtype, adapter).
 
     Args:
         name: 'default' (the embedded SmolLM2-135M-Instruct), a local model directory, or a
@@ -179,14 +181,36 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "au
             can be reached).
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
         dtype: 'auto', 'float32', 'bfloat16' or 'float16'.
+        adapter: a peft LoRA adapter directory, merged into the weights so that inference
+            backends see a plain model (None: the model as it is).
     """
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    key = (name, str(torch_device), str(torch_dtype))
+    adapter_dir = str(Path(adapter).expanduser().resolve()) if adapter else None
+    if adapter_dir is not None and not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise ModelLoadError(f"backend.adapter: no LoRA adapter at '{adapter}' (expected adapter_config.json there)")
+    key = (name, str(torch_device), str(torch_dtype), adapter_dir)
     with _LOAD_LOCK:
         if key not in _LOADED:
-            _LOADED[key] = _load(name, torch_device, torch_dtype)
+            loaded = _load(name, torch_device, torch_dtype)
+            _LOADED[key] = loaded if adapter_dir is None else _merge_adapter(loaded, adapter_dir)
         return _LOADED[key]
+
+
+def _merge_adapter(loaded: LoadedModel, adapter_dir: str) -> LoadedModel:
+    """`loaded` (freshly loaded, not the cached plain model) with a LoRA adapter merged in."""
+    try:
+        from peft import PeftModel
+    except ModuleNotFoundError:
+        raise MissingExtraError("backend.adapter needs the 'peft' package: pip install 'peft>=0.13'") from None
+    try:
+        merged = PeftModel.from_pretrained(loaded.model, adapter_dir).merge_and_unload()
+    except (OSError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ModelLoadError(f"backend.adapter: cannot load '{adapter_dir}': {first}") from None
+    merged.eval()
+    return LoadedModel(name=f"{loaded.name}+{Path(adapter_dir).name}", model=merged, tokenizer=loaded.tokenizer,
+                       device=loaded.device, dtype=loaded.dtype)
 
 
 def _load(name: str, device: Any, dtype: Any) -> LoadedModel:

@@ -1,0 +1,248 @@
+"""The trainable language model of `llm-ppo`: LoRA adapters and a differentiable scorer.
+
+The inference backend (`mas.agents.llm.local`) scores under `torch.inference_mode` with a
+key/value cache, so no gradient can pass through it. Training needs the same numbers with
+gradients: `TrainableLM.score` renders a conversation exactly as the backend does (the
+model's chat template with the assistant turn opened, each candidate tokenized on its own
+and appended) and sums the candidate tokens' log-probabilities, through LoRA adapters
+(peft) on a private copy of the model, so the shared, cached model stays untouched.
+
+Each row of the forward pass is `prompt + candidate[:-1]`; identical rows are computed once
+(single-token candidates all share the bare prompt), rows with the same system turn share
+one pass over their common prefix, and logits are taken only at the positions that are read,
+so the vocabulary projection stays small.
+
+`ScoringBackend` puts a `TrainableLM` behind the normal `LLMBackend` interface, so rollouts
+run through the unchanged `LLMPolicy`: the prompts trained on are exactly those of play.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mas.agents.llm.backend import BackendInfo, GenerateRequest, Generation, LLMBackend, Scores, ScoreRequest
+from mas.agents.llm.models import LoadedModel
+from mas.errors import MasError, MissingExtraError
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA shape: rank, scale and which projections get adapters."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+
+
+class TrainableLM:
+    """A copy of a loaded model with fresh LoRA adapters (initialised from `seed`).
+
+    Args:
+        loaded: the model and tokenizer (`models.load_model`); its weights are copied.
+        lora: adapter shape.
+        seed: seeds the adapters' initialisation.
+    """
+
+    def __init__(self, loaded: LoadedModel, lora: LoraSettings, seed: int) -> None:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ModuleNotFoundError:
+            raise MissingExtraError("llm-ppo needs the 'peft' package: pip install 'peft>=0.13'") from None
+        self.tokenizer = loaded.tokenizer
+        self.device = loaded.device
+        torch.manual_seed(seed)  # LoRA A matrices are drawn from torch's global generator
+        config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=0.0,
+                            target_modules=list(lora.target_modules), bias="none")
+        self.model = get_peft_model(copy.deepcopy(loaded.model), config)
+        self.model.eval()  # no dropout anywhere: the scores are those of play
+        self.hidden_size = int(self.model.get_base_model().config.hidden_size)
+        self._prompt_ids: dict[tuple[tuple[str, str], ...], list[int]] = {}
+        self._text_ids: dict[str, list[int]] = {}
+        pad = self.tokenizer.pad_token_id
+        self._pad = int(pad if pad is not None else 0)
+        self._prefixes: dict[Any, Any] = {}
+        self.prefix_grad = True  # gradients through the shared prompt prefix (see `_hidden`)
+        forward = self.model.get_base_model().model.forward
+        # transformers 5 renamed `past_key_values` to `cache`; accept either (as local.py does)
+        self._cache_arg = "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+    def parameters(self) -> list[nn.Parameter]:
+        """The trainable (adapter) parameters."""
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    # ----- tokens, as `TransformersBackend` makes them ------------------------------------
+    def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        key = tuple((m["role"], m["content"]) for m in messages)
+        if key not in self._prompt_ids:
+            encoded = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+            ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
+            self._prompt_ids[key] = [int(i) for i in ids]
+        return self._prompt_ids[key]
+
+    def text_ids(self, text: str) -> list[int]:
+        if text not in self._text_ids:
+            self._text_ids[text] = [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+        return self._text_ids[text]
+
+    # ----- scoring ----------------------------------------------------------------------
+    def score(self, requests: Sequence[ScoreRequest], adapters: bool = True) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each request's candidates' total log-likelihoods ([n_candidates] tensors) and the
+        final hidden state at each prompt's last token ([n_requests, hidden]). Gradients flow
+        when grad mode is on; `adapters=False` scores with the frozen base model.
+
+        Requests with the same system turn (the rules, identical for an agent all game long)
+        share one forward pass over their common prefix; the rest runs as one batch on top of
+        its keys/values. Without gradients the prefix's keys/values are kept until
+        `forget_prefixes` (call it after every weight update)."""
+        prompts = [self.prompt_ids(r.messages) for r in requests]
+        cands = [[self.text_ids(c) for c in r.candidates] for r in requests]
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.messages[0]["content"] if r.messages else "", []).append(i)
+        totals: list[torch.Tensor | None] = [None] * len(requests)
+        states: list[torch.Tensor | None] = [None] * len(requests)
+        for members in groups.values():
+            rows: dict[tuple[int, ...], int] = {}
+            for i in members:
+                rows.setdefault(tuple(prompts[i]), len(rows))
+                for c in cands[i]:
+                    rows.setdefault(tuple(prompts[i] + c[:-1]), len(rows))
+            seqs = list(rows)
+            shared = min(_common(seqs[0], s) for s in seqs)
+            shared = min(shared, min(len(s) for s in seqs) - 1)  # every row keeps a token of its own
+            hidden = self._hidden(seqs, shared, adapters)  # [rows, width, hidden], width = positions after `shared`
+            reads: list[tuple[int, int]] = []
+            for i in members:
+                reads.append((rows[tuple(prompts[i])], len(prompts[i]) - 1 - shared))
+                for c in cands[i]:
+                    row = rows[tuple(prompts[i] + c[:-1])]
+                    reads.extend((row, len(prompts[i]) - 1 + k - shared) for k in range(len(c)))
+            index = torch.tensor(reads, device=self.device)
+            picked = hidden[index[:, 0], index[:, 1]]  # [reads, hidden]
+            logprobs = torch.log_softmax(self.model.get_base_model().lm_head(picked).float(), dim=-1)
+            at = 0
+            for i in members:
+                states[i] = picked[at].float()
+                at += 1
+                scores = []
+                for c in cands[i]:
+                    targets = torch.tensor(c, device=self.device)
+                    scores.append(logprobs[at: at + len(c)].gather(1, targets[:, None]).sum())
+                    at += len(c)
+                totals[i] = torch.stack(scores)
+        return totals, torch.stack(states)  # type: ignore[arg-type]
+
+    def forget_prefixes(self) -> None:
+        """Drop kept prefix keys/values (they belong to the weights before an update)."""
+        self._prefixes.clear()
+
+    def _hidden(self, seqs: list[tuple[int, ...]], shared: int, adapters: bool) -> torch.Tensor:
+        """Final hidden states of every row after its first `shared` tokens (the common prefix,
+        computed once); rows are right-padded, which leaves the real positions unchanged."""
+        from transformers import DynamicCache
+
+        context = contextlib.nullcontext() if adapters else self.model.disable_adapter()
+        base = self.model.get_base_model().model
+        config = self.model.get_base_model().config
+        with context:
+            past = None
+            if shared > 0:
+                key = (adapters, seqs[0][:shared])
+                past = self._prefixes.get(key) if not torch.is_grad_enabled() else None
+                if past is None:
+                    ids = torch.tensor([seqs[0][:shared]], device=self.device)
+                    # prefix_grad off: the prefix is computed exactly with the current weights, but
+                    # the gradient stops there (a truncated gradient; much cheaper on CPU)
+                    grad = contextlib.nullcontext() if self.prefix_grad else torch.no_grad()
+                    with grad:
+                        out = base(input_ids=ids, use_cache=True, **{self._cache_arg: DynamicCache(config=config)})
+                    cache = out.cache if "cache" in out else out.past_key_values
+                    past = tuple((layer.keys, layer.values) for layer in cache.layers)
+                    if not torch.is_grad_enabled():
+                        self._prefixes[key] = past
+            width = max(len(s) for s in seqs) - shared
+            ids = torch.full((len(seqs), width), self._pad, dtype=torch.long)
+            mask = torch.zeros((len(seqs), shared + width), dtype=torch.long)
+            mask[:, :shared] = 1
+            for r, s in enumerate(seqs):
+                ids[r, : len(s) - shared] = torch.tensor(s[shared:])
+                mask[r, shared: len(s)] = 1
+            positions = torch.arange(shared, shared + width)[None].expand(len(seqs), -1)
+            kwargs: dict[str, Any] = {}
+            if past is not None:
+                expanded = tuple((k.expand(len(seqs), -1, -1, -1), v.expand(len(seqs), -1, -1, -1)) for k, v in past)
+                kwargs[self._cache_arg] = DynamicCache(ddp_cache_data=expanded, config=config)
+            out = base(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                       position_ids=positions.to(self.device), use_cache=past is not None, **kwargs)
+            return out.last_hidden_state
+
+    def save(self, path: Path) -> None:
+        """Write the adapters as a peft directory (what `backend.adapter` loads)."""
+        self.model.save_pretrained(str(path))
+
+
+class ScoringBackend(LLMBackend):
+    """A `TrainableLM` as an inference backend (no gradients) for rollouts through `LLMPolicy`.
+
+    It also keeps, per scored conversation, the prompt's hidden state (for the value head)
+    and the frozen base model's scores (for the KL term), which the learner reads back with
+    `take_extras`; computing them here saves a second pass over every prompt.
+    """
+
+    def __init__(self, lm: TrainableLM, name: str, base_scores: bool = True) -> None:
+        self.lm = lm
+        self.name = name
+        self.base_scores = base_scores
+        self.extras: dict[Any, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo(kind="local", model=self.name, details={"device": str(self.lm.device), "training": True})
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
+        raise MasError("llm-ppo trains actions only: a learning agent was asked to write text "
+                       "(set the agent's policy talk: false, or comms mode: off)")
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Scores]:
+        if not requests:
+            return []
+        with self._lock, torch.no_grad():
+            totals, states = self.lm.score(requests)
+            base = self.lm.score(requests, adapters=False)[0] if self.base_scores else [None] * len(requests)
+        out = []
+        for request, total, state, base_total in zip(requests, totals, states, base):
+            self.extras[conversation_key(request.messages)] = (state, base_total)
+            out.append(Scores(logprobs=tuple(float(x) for x in total.tolist()),
+                              candidate_tokens=tuple(len(self.lm.text_ids(c)) for c in request.candidates),
+                              prompt_tokens=len(self.lm.prompt_ids(request.messages))))
+        return out
+
+    def take_extras(self, messages: Sequence[dict[str, str]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.extras[conversation_key(messages)]
+
+    def clear_cache(self) -> None:
+        self.extras.clear()
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def conversation_key(messages: Sequence[dict[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((m["role"], m["content"]) for m in messages)

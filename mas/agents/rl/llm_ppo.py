@@ -1,0 +1,363 @@
+"""LLM-PPO and LLM-MAPPO: fine-tune LLM-policy agents from the rewards they get in the game.
+
+The policy is the LLM policy of play (`type: llm`, `mode: score`): a softmax, at the
+spec's temperature, over the legal actions' total log-likelihoods given the prompt (averaged
+over option orders with `debias`). Every sampled action is legal and its log-probability
+exact, so PPO works on that small distribution rather than on tokens.
+
+Rollouts run the unchanged `LLMPolicy` in `MasParallelEnv` with the scripted opponents of
+the scenario (as `mas run` does), its backend swapped for a `ScoringBackend` over the
+trainable model: the prompts trained on are exactly those of play. The update re-scores the
+recorded prompts with gradients through LoRA adapters (`llm_model.TrainableLM`).
+
+- `llm-ppo`: a value head (one linear layer) on the model's final hidden state at the
+  prompt's last token. It reads that state detached, so the critic's loss does not pull on
+  the adapters the policy uses.
+- `llm-mappo`: a separate critic (MLP) on the game's global state `env.state()`, one value
+  per learner (centralised training, decentralised play).
+
+All learners share one set of adapters (parameter sharing). Advantages come from GAE over
+each agent's decisions in an episode (`estimator: ppo`, clipped objective, several epochs),
+or from Monte-Carlo returns minus the learned baseline (`estimator: reinforce`, one epoch,
+no clipping; the ablation). An optional exact KL penalty to the frozen base model (the same
+model with the adapters disabled) keeps the policy near the base's distribution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from mas.agents.rl.common import gae
+from mas.errors import MasError
+from mas.seeding import child_seed
+
+LLM_ALGOS = ("llm-ppo", "llm-mappo")
+
+
+@dataclass(frozen=True)
+class LLMPPOConfig:
+    """Hyperparameters of llm-ppo / llm-mappo (override any with `--set key=value`)."""
+
+    estimator: Literal["ppo", "reinforce"] = "ppo"  # reinforce: MC return - baseline, 1 epoch, no clip
+    episodes_per_update: int = 4  # episodes played between two updates
+    epochs: int = 4  # passes over a batch (ppo)
+    minibatch: int = 16  # decisions per gradient step
+    lr: float = 1e-3  # adapters (Adam)
+    critic_lr: float = 3e-3  # value head or centralised critic (Adam)
+    gamma: float = 0.95
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    kl_coef: float = 0.0  # penalty on KL(policy || base model) per decision
+    entropy_coef: float = 0.0
+    max_grad_norm: float = 1.0
+    normalize_advantages: bool = True
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    critic_hidden: int = 64  # llm-mappo critic width
+    prefix_grad: bool = True  # false: no gradient through the shared system prompt (exact scores, cheaper steps)
+
+    @classmethod
+    def from_overrides(cls, overrides: dict[str, Any]) -> LLMPPOConfig:
+        """The defaults with `overrides`; unknown keys and bad values are one-line errors."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if key not in known:
+                raise MasError(f"--set {key}: unknown llm-ppo hyperparameter; known: {', '.join(known)}")
+            default = getattr(cls, key)
+            if key == "estimator":
+                if value not in ("ppo", "reinforce"):
+                    raise MasError(f"--set estimator={value}: expected ppo or reinforce")
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise MasError(f"--set {key}={value}: expected true or false")
+            elif isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+                raise MasError(f"--set {key}={value}: expected a positive integer")
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise MasError(f"--set {key}={value}: expected a non-negative number")
+                value = float(value)
+            values[key] = value
+        return cls(**values)
+
+
+# ----- who learns ------------------------------------------------------------------------------
+def llm_learners(scenario: Any, algo: str, learners: list[str] | None) -> list[str]:
+    """The LLM agents trained by `algo`, checked to be trainable (one-line errors otherwise)."""
+    by_id = {a.id: a for a in scenario.agents}
+    if learners:
+        unknown = [a for a in learners if a not in by_id]
+        if unknown:
+            raise MasError(f"--learners: unknown agent(s) {unknown}; agents: {', '.join(by_id)}")
+        names = [a for a in by_id if a in learners]
+    else:
+        names = [a.id for a in scenario.agents if a.policy.type == "llm"]
+    if not names:
+        raise MasError(f"--algo {algo}: the scenario has no LLM agent (policy type llm) to fine-tune; "
+                       "use --algo iql, mappo or ippo for numeric learners")
+    models = set()
+    for name in names:
+        spec = by_id[name].policy
+        where = f"agents.{name}.policy"
+        if spec.type != "llm":
+            raise MasError(f"--learners: agent {name} has policy type {spec.type}; --algo {algo} trains only type llm")
+        if spec.mode != "score":
+            raise MasError(f"{where}.mode: --algo {algo} needs mode: score (the policy is the distribution over "
+                           f"legal actions), found '{spec.mode}'")
+        if spec.backend.kind != "local":
+            raise MasError(f"{where}.backend.kind: --algo {algo} fine-tunes a local model, found '{spec.backend.kind}'")
+        if spec.temperature <= 0 or spec.choice != "sample":
+            raise MasError(f"{where}: --algo {algo} samples actions; needs temperature > 0 and choice: sample")
+        if spec.narrator is not None:
+            raise MasError(f"{where}.narrator: --algo {algo} does not train with a narrator; remove it")
+        if scenario.comms.mode != "off" and spec.talk and not spec.message:
+            raise MasError(f"{where}.talk: --algo {algo} trains actions only; set talk: false or comms mode: off")
+        models.add((spec.backend.model, spec.backend.adapter))
+    if len(models) > 1:
+        raise MasError(f"--algo {algo}: the learners share one set of adapters, so they must use one backend model; found {sorted(map(str, models))}")
+    if algo == "llm-mappo" and len(names) < 2:
+        raise MasError(f"--algo llm-mappo: needs two or more LLM learners, found {len(names)} ({', '.join(names)}); use --algo llm-ppo")
+    return names
+
+
+# ----- rollouts ------------------------------------------------------------------------------------
+@dataclass
+class Decision:
+    """One learner decision: what the update re-scores, and what the rollout saw."""
+
+    agent: str
+    prompts: list[tuple[dict[str, str], ...]]  # one per option order (debias)
+    candidates: tuple[str, ...]
+    temperature: float
+    action: int  # index into candidates
+    old_logp: float
+    probs: np.ndarray  # rollout distribution
+    base_probs: np.ndarray | None
+    hidden: torch.Tensor
+    state: np.ndarray
+    reward: float = 0.0
+    done: bool = False
+
+
+@dataclass
+class EpisodeStats:
+    returns: dict[str, float] = field(default_factory=dict)
+    coop: list[float] = field(default_factory=lambda: [0.0, 0.0])  # learners' sum, count
+    steps: int = 0
+
+
+def mixture(scores: list[torch.Tensor], temperature: float) -> torch.Tensor:
+    """The policy's distribution: softmax at `temperature`, averaged over option orders."""
+    return torch.stack([torch.softmax(s / temperature, dim=-1) for s in scores]).mean(0)
+
+
+class Rollouts:
+    """Plays episodes with the scenario's policies, the learners' scoring through `backend`."""
+
+    def __init__(self, scenario: Any, learners: list[str], backend: Any) -> None:
+        from mas.agents.llm.policy import LLMPolicy
+        from mas.agents.llm.wrappers import RecordingBackend
+        from mas.env import MasParallelEnv
+        from mas.runner import build_policies
+
+        self.env = MasParallelEnv(scenario)
+        self.groups = build_policies(scenario, self.env)
+        self.learners = learners
+        self.backend = backend
+        for group in self.groups:
+            if set(group.agents) & set(learners):
+                if not set(group.agents) <= set(learners) or not isinstance(group.policy, LLMPolicy):
+                    raise MasError(f"agents {group.agents} share one policy spec but not all of them learn; "
+                                   "give the learners their own spec or name them all in --learners")
+                group.policy._backends["policy"] = RecordingBackend(backend)
+
+    def play(self, seed: int, episode: int) -> tuple[list[list[Decision]], EpisodeStats]:
+        """One episode: each learner's decisions in order (rewards filled in), and totals."""
+        env = self.env
+        env.reset(seed=child_seed(seed, "episode", episode), options={"episode": episode})
+        for group in self.groups:
+            group.policy.reset(child_seed(seed, "policy", group.agents[0], episode))
+        self.backend.clear_cache()
+        trajectories: dict[str, list[Decision]] = {a: [] for a in self.learners}
+        stats = EpisodeStats(returns=dict.fromkeys(self.learners, 0.0))
+        while env.agents:
+            views = env.views(text=True)
+            state = env.state().astype(np.float32)
+            decisions = {}
+            for group in self.groups:
+                for agent, decision in zip(group.agents, group.policy.act([views[a] for a in group.agents])):
+                    decisions[agent] = decision
+            talking = env.talking
+            fresh = {}
+            if not talking:
+                for agent in self.learners:
+                    made = self._decision(agent, decisions[agent].record, state)
+                    if made is not None:
+                        trajectories[agent].append(made)
+                        fresh[agent] = made
+                coop = env.cooperation({a: d.action for a, d in decisions.items()})
+            _, rewards, terms, truncs, _ = env.step({a: {"action": d.action, "message": d.message} for a, d in decisions.items()})
+            self.backend.clear_cache()
+            if talking:
+                continue
+            stats.steps += 1
+            for agent in self.learners:
+                stats.returns[agent] += rewards[agent]
+                if trajectories[agent]:  # a forced move's reward goes to the last real decision
+                    trajectories[agent][-1].reward += rewards[agent]
+                if coop is not None and coop[agent] == coop[agent]:
+                    stats.coop[0] += coop[agent]
+                    stats.coop[1] += 1
+        for agent in self.learners:
+            if trajectories[agent]:
+                trajectories[agent][-1].done = True
+        return [trajectories[a] for a in self.learners], stats
+
+    def _decision(self, agent: str, record: dict[str, Any], state: np.ndarray) -> Decision | None:
+        if record.get("status") != "ok" or "distribution" not in record:
+            return None  # forced (one legal action): nothing to learn
+        calls = [c for c in record["calls"] if c["op"] == "score"]
+        prompts = [tuple(c["request"]["messages"]) for c in calls]
+        candidates = tuple(calls[0]["request"]["candidates"])
+        probs = np.array([record["distribution"][c] for c in candidates])
+        hidden, base = self.backend.take_extras(prompts[0])
+        base_probs = None
+        if self.backend.base_scores:
+            base_scores = [self.backend.take_extras(p)[1] for p in prompts]
+            base_probs = mixture(base_scores, self._temperature(agent)).cpu().numpy()
+        action = candidates.index(record["action"])
+        return Decision(agent=agent, prompts=prompts, candidates=candidates, temperature=self._temperature(agent),
+                        action=action, old_logp=float(np.log(max(probs[action], 1e-12))), probs=probs,
+                        base_probs=base_probs, hidden=hidden, state=state)
+
+    def _temperature(self, agent: str) -> float:
+        for group in self.groups:
+            if agent in group.agents:
+                return float(group.policy.spec.temperature)
+        raise KeyError(agent)
+
+
+# ----- the learner ------------------------------------------------------------------------------
+class LLMPPO:
+    """Adapters, critic and the PPO/REINFORCE update (see the module docstring)."""
+
+    METRICS = ("policy_loss", "value_loss", "entropy", "kl", "approx_kl", "clip_frac")
+
+    def __init__(self, lm: Any, config: LLMPPOConfig, centralised: bool, state_dim: int, learners: list[str], seed: int) -> None:
+        self.lm = lm
+        self.config = config
+        self.centralised = centralised
+        self.learners = learners
+        self.rng = np.random.default_rng(child_seed(seed, "minibatches"))
+        lm.prefix_grad = config.prefix_grad
+        torch.manual_seed(child_seed(seed, "critic"))
+        if centralised:
+            h = config.critic_hidden
+            self.critic: nn.Module = nn.Sequential(nn.Linear(state_dim, h), nn.Tanh(), nn.Linear(h, h), nn.Tanh(),
+                                                   nn.Linear(h, len(learners)))
+        else:
+            self.critic = nn.Linear(lm.hidden_size, 1)
+        self.critic.to(lm.device)
+        self.policy_opt = torch.optim.Adam(lm.parameters(), lr=config.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+
+    def values(self, batch: list[Decision]) -> torch.Tensor:
+        if self.centralised:
+            states = torch.as_tensor(np.stack([d.state for d in batch]), device=self.lm.device)
+            index = torch.tensor([self.learners.index(d.agent) for d in batch], device=self.lm.device)
+            return self.critic(states).gather(1, index[:, None])[:, 0]
+        return self.critic(torch.stack([d.hidden for d in batch]).to(self.lm.device))[:, 0]
+
+    def advantages(self, trajectories: list[list[Decision]]) -> tuple[list[Decision], torch.Tensor, torch.Tensor]:
+        """Flat decisions with their advantages and return targets (GAE per trajectory;
+        lambda 1, i.e. Monte-Carlo return minus baseline, for reinforce)."""
+        lam = 1.0 if self.config.estimator == "reinforce" else self.config.gae_lambda
+        flat, advs, rets = [], [], []
+        with torch.no_grad():
+            for traj in trajectories:
+                if not traj:
+                    continue
+                values = self.values(traj).cpu()
+                rewards = torch.tensor([d.reward for d in traj], dtype=torch.float32)
+                dones = torch.tensor([d.done for d in traj])
+                adv, ret = gae(rewards, values, torch.zeros(()), dones, self.config.gamma, lam)
+                flat += traj
+                advs.append(adv)
+                rets.append(ret)
+        return flat, torch.cat(advs), torch.cat(rets)
+
+    def update(self, trajectories: list[list[Decision]]) -> dict[str, float]:
+        """One PPO (or REINFORCE) update on a batch of episodes; the curve metrics."""
+        from mas.agents.llm.backend import ScoreRequest
+
+        cfg = self.config
+        batch, adv, ret = self.advantages(trajectories)
+        if not batch:
+            return {}
+        if cfg.normalize_advantages and len(batch) > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        adv, ret = adv.to(self.lm.device), ret.to(self.lm.device)
+        sums = dict.fromkeys(("policy_loss", "value_loss", "approx_kl", "clip_frac"), 0.0)
+        steps = 0
+        epochs = 1 if cfg.estimator == "reinforce" else cfg.epochs
+        for _ in range(epochs):
+            order = self.rng.permutation(len(batch))
+            for start in range(0, len(batch), cfg.minibatch):
+                idx = order[start: start + cfg.minibatch]
+                mb = [batch[i] for i in idx]
+                requests = [ScoreRequest(messages=p, candidates=d.candidates) for d in mb for p in d.prompts]
+                scores, _ = self.lm.score(requests)
+                logps, entropies, kls = [], [], []
+                at = 0
+                for d in mb:
+                    probs = mixture(scores[at: at + len(d.prompts)], d.temperature)
+                    at += len(d.prompts)
+                    logp = torch.log(probs.clamp_min(1e-12))
+                    logps.append(logp[d.action])
+                    entropies.append(-(probs * logp).sum())
+                    if d.base_probs is not None:
+                        base = torch.as_tensor(d.base_probs, dtype=logp.dtype, device=logp.device).clamp_min(1e-12)
+                        kls.append((probs * (logp - base.log())).sum())
+                logp = torch.stack(logps)
+                old = torch.tensor([d.old_logp for d in mb], device=logp.device)
+                a = adv[torch.as_tensor(idx, device=adv.device)]
+                ratio = torch.exp(logp - old)
+                if cfg.estimator == "reinforce":
+                    policy_loss = -(logp * a).mean()
+                else:
+                    policy_loss = -torch.min(ratio * a, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a).mean()
+                loss = policy_loss - cfg.entropy_coef * torch.stack(entropies).mean()
+                if kls and cfg.kl_coef > 0:
+                    loss = loss + cfg.kl_coef * torch.stack(kls).mean()
+                value_loss = ((self.values(mb) - ret[torch.as_tensor(idx, device=ret.device)]) ** 2).mean()
+                self.policy_opt.zero_grad()
+                self.critic_opt.zero_grad()
+                (loss + value_loss).backward()  # separate parameters: the value head reads detached states
+                nn.utils.clip_grad_norm_(self.lm.parameters(), cfg.max_grad_norm)
+                self.policy_opt.step()
+                self.critic_opt.step()
+                with torch.no_grad():
+                    sums["policy_loss"] += float(policy_loss)
+                    sums["value_loss"] += float(value_loss)
+                    sums["approx_kl"] += float((old - logp).mean())
+                    sums["clip_frac"] += float(((ratio - 1).abs() > cfg.clip).float().mean())
+                steps += 1
+        self.lm.forget_prefixes()  # kept keys/values belong to the old weights
+        out = {k: v / steps for k, v in sums.items()}
+        # entropy and KL to the base model of the policy that collected the batch
+        out["entropy"] = float(np.mean([-(d.probs * np.log(np.clip(d.probs, 1e-12, None))).sum() for d in batch]))
+        with_base = [d for d in batch if d.base_probs is not None]
+        if with_base:
+            out["kl"] = float(np.mean([(d.probs * (np.log(np.clip(d.probs, 1e-12, None))
+                                                   - np.log(np.clip(d.base_probs, 1e-12, None)))).sum() for d in with_base]))
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"critic": self.critic.state_dict(), "policy_opt": self.policy_opt.state_dict(),
+                "critic_opt": self.critic_opt.state_dict()}

@@ -1,0 +1,186 @@
+"""llm-ppo / llm-mappo on the real embedded model: the update, adapters for play, seeds, errors.
+
+Small on purpose (2 rounds, a few updates) so the file runs in about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mas.errors import MasError
+from mas.scenario import load_scenario, parse_scenario
+
+PD_LLM = {
+    "name": "llm_pd_tiny",
+    "game": {
+        "kind": "normal_form", "actions": ["C", "D"], "action_descriptions": {"C": "cooperate", "D": "defect"},
+        "payoffs": {"C,C": [3, 3], "C,D": [0, 5], "D,C": [5, 0], "D,D": [1, 1]}, "cooperate": "C", "defect": "D",
+    },
+    "rounds": 2,
+    "agents": [
+        {"id": "llm", "policy": {"type": "llm", "mode": "score", "history_rounds": 1}},
+        {"id": "tft", "policy": "tit_for_tat"},
+    ],
+    "seed": 3,
+}
+
+
+def scenario(data: dict = PD_LLM):
+    return parse_scenario(copy.deepcopy(data), source="test")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A TrainableLM after one PPO update on a fixed batch, with the batch's decision."""
+    from mas.agents.llm.backend import ScoreRequest
+    from mas.agents.llm.models import load_model
+    from mas.agents.rl.llm_model import LoraSettings, ScoringBackend, TrainableLM
+    from mas.agents.rl.llm_ppo import LLMPPO, LLMPPOConfig, Rollouts, mixture
+
+    torch.set_num_threads(1)
+    lm = TrainableLM(load_model("default", "cpu", "float32"), LoraSettings(), seed=1)
+    backend = ScoringBackend(lm, "test")
+    rollouts = Rollouts(scenario(), ["llm"], backend)
+    (trajectory,), _ = rollouts.play(seed=5, episode=0)
+    first = trajectory[0]
+    request = [ScoreRequest(messages=first.prompts[0], candidates=first.candidates)]
+
+    def logprobs() -> np.ndarray:
+        with torch.no_grad():
+            return torch.log(mixture(lm.score(request)[0], first.temperature)).numpy()
+
+    before = logprobs()
+    rewarded = first.candidates.index("D")  # reward the action the base model likes less
+    batch = []
+    for action in range(len(first.candidates)):
+        decision = dataclasses.replace(first, action=action, old_logp=float(before[action]),
+                                       reward=1.0 if action == rewarded else 0.0, done=True)
+        batch.append([decision])
+    config = LLMPPOConfig(epochs=2, minibatch=2, lr=1e-3)
+    metrics = LLMPPO(lm, config, centralised=False, state_dim=0, learners=["llm"], seed=1).update(batch)
+    return {"lm": lm, "first": first, "before": before, "after": logprobs(), "rewarded": rewarded, "metrics": metrics,
+            "rollouts": rollouts}
+
+
+def test_scorer_matches_the_inference_backend(trained) -> None:
+    """The differentiable scorer with adapters disabled gives the play backend's numbers."""
+    from mas.agents.llm.backend import ScoreRequest
+    from mas.agents.llm.config import LocalBackendConfig
+    from mas.agents.llm.factory import get_backend
+
+    first = trained["first"]
+    request = [ScoreRequest(messages=first.prompts[0], candidates=first.candidates)]
+    plain = get_backend(LocalBackendConfig(device="cpu", dtype="float32")).score(request)[0].logprobs
+    with torch.no_grad():
+        base = trained["lm"].score(request, adapters=False)[0][0].numpy()
+    np.testing.assert_allclose(base, plain, atol=2e-4)
+
+
+def test_one_ppo_update_raises_the_rewarded_action(trained) -> None:
+    before, after, rewarded = trained["before"], trained["after"], trained["rewarded"]
+    assert after[rewarded] > before[rewarded] + 0.01, (before, after)
+    assert set(trained["metrics"]) >= {"policy_loss", "value_loss", "entropy", "kl", "clip_frac"}
+
+
+def test_adapters_save_load_and_play_the_same_distribution(trained, tmp_path: Path) -> None:
+    """Saved adapters, loaded by the local backend through a play scenario (as `mas run`
+    does), give the trained model's action distribution; the base model's differs."""
+    from mas.agents.rl.llm_ppo import mixture
+    from mas.agents.rl.llm_train import write_llm_play_scenario
+    from mas.env import MasParallelEnv
+    from mas.runner import build_policies, play_episode
+
+    lm, first = trained["lm"], trained["first"]
+    lm.save(tmp_path / "adapter")
+    data = copy.deepcopy(PD_LLM)
+    data["agents"][0]["policy"]["backend"] = {"kind": "local", "device": "cpu", "dtype": "float32"}
+    play = write_llm_play_scenario(scenario(data), ["llm"], tmp_path / "adapter", tmp_path / "play.yaml")
+    assert load_scenario(str(tmp_path / "play.yaml")).agents[0].policy.backend.adapter == str((tmp_path / "adapter").resolve())
+    env = MasParallelEnv(play)
+    record = play_episode(env, build_policies(play, env), 0, 5)
+    import json
+
+    decision = json.loads(next(row[5] for row in record.decision_rows if row[3] == "llm"))
+    played = np.array([decision["distribution"][c] for c in first.candidates])
+    from mas.agents.llm.backend import ScoreRequest
+
+    request = [ScoreRequest(messages=tuple(decision["prompt"]), candidates=first.candidates)]
+    with torch.no_grad():
+        tuned = mixture(lm.score(request)[0], first.temperature).numpy()
+        base = mixture(lm.score(request, adapters=False)[0], first.temperature).numpy()
+    np.testing.assert_allclose(played, tuned, atol=1e-4)
+    assert np.abs(played - base).max() > 1e-3
+
+
+def _curves(path: Path) -> list[dict[str, str]]:
+    with (path / "curves.csv").open() as handle:
+        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(handle)]
+
+
+def test_seeded_llm_ppo_runs_are_reproducible(tmp_path: Path) -> None:
+    from mas.train import train
+
+    overrides = {"episodes_per_update": 2, "epochs": 1, "minibatch": 4}
+    runs = [train(scenario(), "llm-ppo", 8, 11, tmp_path / f"run{i}", device="cpu", eval_episodes=1, final_episodes=0,
+                  overrides=overrides, tensorboard=False) for i in range(2)]
+    first, second = _curves(runs[0].out_dir), _curves(runs[1].out_dir)
+    assert len(first) == 2 and first == second
+    assert {"kl", "entropy", "cooperation_rate", "eval_cooperation/llm"} <= set(first[0])
+    assert (runs[0].out_dir / "adapter" / "adapter_config.json").is_file()
+    assert load_scenario(str(runs[0].play_scenario)).agents[0].policy.backend.adapter
+
+
+def test_llm_mappo_trains_two_agents_with_a_central_critic(tmp_path: Path) -> None:
+    from mas.train import train
+
+    data = {
+        "name": "llm_coord_tiny",
+        "game": {"kind": "normal_form", "actions": ["Left", "Right"],
+                 "payoffs": {"Left,Left": [1, 1], "Right,Right": [1, 1], "Left,Right": [0, 0], "Right,Left": [0, 0]}},
+        "rounds": 2,
+        "agents": [{"id": "p", "count": 2, "policy": {"type": "llm", "mode": "score", "history_rounds": 1}}],
+    }
+    result = train(scenario(data), "llm-mappo", 4, 2, tmp_path / "m", device="cpu", eval_episodes=1, final_episodes=1,
+                   overrides={"epochs": 1, "episodes_per_update": 2, "estimator": "reinforce"}, tensorboard=False)
+    rows = _curves(result.out_dir)
+    assert rows and rows[-1]["value_loss"] != "" and rows[-1]["eval_return/p_0"] != ""
+    assert result.learners == ["p_0", "p_1"] and result.eval_run is not None
+    assert (result.eval_run / "run.sqlite").is_file()
+
+
+@pytest.mark.parametrize(("algo", "change", "fragment"), [
+    ("llm-ppo", None, "no LLM agent"),
+    ("llm-ppo", {"mode": "generate"}, "mode: score"),
+    ("llm-mappo", {}, "two or more LLM learners"),
+    ("llm-ppo", {"choice": "argmax"}, "choice: sample"),
+])
+def test_bad_input_is_a_one_line_error(algo: str, change: dict | None, fragment: str, tmp_path: Path) -> None:
+    from mas.train import train
+
+    if change is None:
+        sc = load_scenario("scenarios/prisoners_dilemma.yaml")
+    else:
+        data = copy.deepcopy(PD_LLM)
+        data["agents"][0]["policy"].update(change)
+        sc = scenario(data)
+    with pytest.raises(MasError, match=fragment):
+        train(sc, algo, 4, 0, tmp_path / "x", device="cpu")
+
+
+def test_unknown_hyperparameter_and_missing_adapter_are_named(tmp_path: Path) -> None:
+    from mas.agents.llm.models import load_model
+    from mas.agents.rl.llm_ppo import LLMPPOConfig
+
+    with pytest.raises(MasError, match="unknown llm-ppo hyperparameter"):
+        LLMPPOConfig.from_overrides({"learning_rate": 0.1})
+    with pytest.raises(MasError, match="estimator"):
+        LLMPPOConfig.from_overrides({"estimator": "a2c"})
+    with pytest.raises(MasError, match="backend.adapter"):
+        load_model("default", "cpu", "float32", str(tmp_path / "nowhere"))
