@@ -377,16 +377,21 @@ def _train(scenario, algo, steps, seed, out_dir, torch_device, resume, eval_ever
     finally:
         writer.close()
     play = write_play_scenario(scenario, names, checkpoint, out_dir / "play.yaml")
-    eval_run = None
-    if final_episodes > 0:
-        from mas.runner import run
-
-        eval_run = out_dir / "eval"
-        run(play, final_episodes, child_seed(seed, "final"), out_dir=eval_run)
+    eval_run = play_final_episodes(play, final_episodes, seed, out_dir)
     return TrainResult(
         out_dir=out_dir, checkpoint=checkpoint, curves=writer.path, play_scenario=out_dir / "play.yaml",
         env_steps=learner.env_steps, learners=names, final_eval=final_eval, tensorboard=writer.tb is not None, eval_run=eval_run,
     )
+
+
+def play_final_episodes(play: Scenario, episodes: int, seed: int, out_dir: Path) -> Path | None:
+    """Play the trained agents' scenario into <out_dir>/eval (a run store), if asked to."""
+    if episodes <= 0:
+        return None
+    from mas.runner import run
+
+    run(play, episodes, child_seed(seed, "final"), out_dir=out_dir / "eval")
+    return out_dir / "eval"
 
 
 def _check_resume(data: dict[str, Any], kind: str, names: Sequence[str], scenario: Scenario, path: Path) -> None:

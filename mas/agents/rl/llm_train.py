@@ -39,7 +39,7 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
     from mas.agents.llm.models import load_model
     from mas.agents.rl.llm_model import LoraSettings, ScoringBackend, TrainableLM
     from mas.agents.rl.llm_ppo import LLMPPO, LLMPPOConfig, Rollouts, llm_learners
-    from mas.train import CurveWriter, TrainResult
+    from mas.train import CurveWriter, TrainResult, play_final_episodes
 
     if resume is not None:
         raise MasError(f"--resume: not supported for --algo {algo} yet; start a new run")
@@ -102,12 +102,7 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
     finally:
         writer.close()
     play = write_llm_play_scenario(scenario, names, adapter_dir, out_dir / "play.yaml")
-    eval_run = None
-    if final_episodes > 0:
-        from mas.runner import run
-
-        eval_run = out_dir / "eval"
-        run(play, final_episodes, child_seed(seed, "final"), out_dir=eval_run)
+    eval_run = play_final_episodes(play, final_episodes, seed, out_dir)
     return TrainResult(out_dir=out_dir, checkpoint=adapter_dir, curves=writer.path, play_scenario=out_dir / "play.yaml",
                        env_steps=env_steps, learners=names, final_eval=final_eval, tensorboard=writer.tb is not None,
                        eval_run=eval_run)
