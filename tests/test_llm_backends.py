@@ -19,6 +19,7 @@ from mas.agents.llm.config import LocalBackendConfig, ReplayBackendConfig
 from mas.agents.llm.factory import get_backend
 from mas.agents.llm.local import TransformersBackend, score_full_recompute
 from mas.agents.llm.models import ModelLoadError, cache_root, embedded_gguf, embedded_model_dir, load_model
+from mas.agents.llm.packed import CandidateTree
 from mas.agents.llm.wrappers import (
     CachingBackend, RecordingBackend, ReplayBackend, ReplayMismatchError, call_record,
 )
@@ -102,11 +103,40 @@ def test_score_agrees_with_full_recomputation_through_every_reuse_path(backend: 
     assert fast[0].candidate_tokens[0] > 1  # a multi-token candidate takes the batched path
 
 
+def test_candidates_sharing_tokens_share_tree_nodes() -> None:
+    tree = CandidateTree.build([[5, 6, 7], [5, 6, 8], [5], [], [9, 6]])
+    # nodes: [5] and [5, 6] shared by the first two, [9] for the last; one-token candidates need none
+    assert tree.tokens == [5, 6, 9] and tree.parents == [-1, 0, -1] and tree.depths == [0, 1, 0]
+    assert tree.paths == [[0, 1], [0, 1], [], [], [2]]
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "one-at-a-time"])
+def test_mixed_prompts_long_prompts_and_shared_candidate_prefixes_score_as_computed_in_full(loaded, packed: bool) -> None:
+    # chunk=24 packs at most 24 tokens per pass: the ~60-token prompts advance piece by piece
+    backend = TransformersBackend(loaded, chunk=24)
+    backend.packed = packed and backend.packed
+    options = ("contribute 5", "contribute 10", "contribute", "punish nobody", "")
+    first = [ScoreRequest(chat("Round 1. How much do you contribute?"), options),
+             ScoreRequest(chat("You are Bob, a careful player who keeps promises.\nRound 1. How much?"), options[:2])]
+    later = [ScoreRequest(chat("Round 1. How much do you contribute?\nYou gave 5, others gave 0.\nRound 2. Now?"), options),
+             ScoreRequest(chat("Be brief.", system="Other rules entirely."), ("yes", "no"))]
+    for requests in (first, later):  # the second call continues cached prompts, next to a fresh one
+        fast = backend.score(requests)
+        plain = score_full_recompute(backend, requests)
+        for f, p in zip(fast, plain):
+            assert f.candidate_tokens == p.candidate_tokens and f.prompt_tokens == p.prompt_tokens
+            assert np.allclose(f.logprobs, p.logprobs, atol=2e-3)
+    assert fast[0].logprobs[-1] == 0.0  # the empty candidate
+    assert backend.cache.hits > 0
+
+
 def test_repeated_scores_are_stable_and_without_reuse_identical(loaded) -> None:
     plain = TransformersBackend(loaded, reuse_kv=False)
     request = ScoreRequest(chat("Round 4. Your move?"), ("COOPERATE", "DEFECT"))
     first, second = plain.score([request, request])
-    assert first == second and len(plain.cache) == 0
+    # the same prompt twice in one packed pass: equal up to where the matrix product puts its rows
+    assert np.allclose(first.logprobs, second.logprobs, atol=1e-5, rtol=0) and len(plain.cache) == 0
+    assert plain.score([request, request]) == [first, second]  # the same call again: bit for bit
 
 
 def test_candidate_logprob_is_the_sum_of_its_token_logprobs(backend: TransformersBackend) -> None:

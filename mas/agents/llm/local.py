@@ -6,14 +6,15 @@ the candidate is tokenized on its own and appended, and the log-probabilities of
 are summed. Three things keep it fast on a compute-bound CPU, none of which changes the
 result beyond float rounding (a test holds the optimised path to the plain one):
 
-1. the prompt is computed once and its keys/values are shared by all of its candidates,
-   which then run as one small batch;
+1. all prompts of a call run in one packed forward pass (`packed`): their new tokens end
+   to end, no padding, each attending to its own cached past, with its candidates scored
+   in the same pass as a token tree over the prompt;
 2. a prefix cache (`kvcache.PrefixCache`) keeps recent prompts' keys/values, so the rules
    that every agent's prompt starts with are computed once;
 3. for the same reason an agent's prompt in the next round, which starts with this round's,
    only computes its new tokens.
 
-`generate` prefills each prompt through the same cache, then decodes all requests together
+`generate` prefills the prompts the same way, then decodes all requests together
 (left-padded keys/values), sampling each row with its own seeded generator so that a
 request's output does not depend on what else is in the batch.
 """
@@ -38,6 +39,7 @@ from mas.agents.llm.backend import (
 )
 from mas.agents.llm.kvcache import KV, CacheEntry, PrefixCache, common_prefix
 from mas.agents.llm.models import LoadedModel
+from mas.agents.llm.packed import Segment, SegmentResult, forward_packed, install_attention, segment_tokens
 
 
 class TransformersBackend(LLMBackend):
@@ -48,12 +50,10 @@ class TransformersBackend(LLMBackend):
         reuse_kv: keep a prefix cache of keys/values across calls (off: every prompt is
             computed from scratch; candidates still share their prompt's keys/values).
         cache_tokens: token budget of the prefix cache.
-        chunk: longest piece of a prompt computed in one forward pass (bounds memory).
-        max_batch: most rows (prompts, or candidates) in one forward pass of `score`.
+        chunk: most tokens (prompts and candidates) in one packed forward pass (bounds memory).
     """
 
-    def __init__(self, loaded: LoadedModel, reuse_kv: bool = True, cache_tokens: int = 65536, chunk: int = 512,
-                 max_batch: int = 16) -> None:
+    def __init__(self, loaded: LoadedModel, reuse_kv: bool = True, cache_tokens: int = 65536, chunk: int = 1024) -> None:
         import torch
 
         self._torch = torch
@@ -62,7 +62,6 @@ class TransformersBackend(LLMBackend):
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
         self.chunk = chunk
-        self.max_batch = max_batch
         sliding = getattr(self.model.config, "sliding_window", None)
         self.reuse_kv = reuse_kv and not sliding  # a sliding window makes cached prefixes inexact
         self.cache = PrefixCache(cache_tokens)
@@ -76,7 +75,7 @@ class TransformersBackend(LLMBackend):
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         # transformers 5 renamed `past_key_values` to `cache`; accept either.
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-        use_grouped_query_attention(self.model)
+        self.packed = install_attention(self.model)
 
     @property
     def info(self) -> BackendInfo:
@@ -111,52 +110,16 @@ class TransformersBackend(LLMBackend):
         with self._lock, self._torch.inference_mode():
             prompts = [np.asarray(self.prompt_ids(r.messages), dtype=np.int64) for r in requests]
             candidates = [[self.text_ids(c) for c in r.candidates] for r in requests]
-            totals = self._score_batch(prompts, candidates)
+            done = self._extend(prompts, candidates)
             return [
-                Scores(logprobs=tuple(float(x) for x in t), candidate_tokens=tuple(len(c) for c in cands),
+                Scores(logprobs=tuple(result.candidate_logprobs), candidate_tokens=tuple(len(c) for c in cands),
                        prompt_tokens=len(p))
-                for p, cands, t in zip(prompts, candidates, totals)
+                for p, cands, (result, _) in zip(prompts, candidates, done)
             ]
 
-    def _score_batch(self, prompts: list[np.ndarray], candidates: list[list[list[int]]]) -> list[list[float]]:
-        """Prompts in batched forward passes (each from its longest cached prefix), then the
-        candidates' later tokens in batched passes over their prompt's keys/values."""
-        torch = self._torch
-        self._prefill_shared_prefix(prompts)
-        kvs: list[KV] = []
-        lasts: list[Any] = []
-        for group in _groups(len(prompts), self.max_batch):
-            rows = []
-            for i in group:
-                entry, common = self.cache.longest_prefix(prompts[i]) if self.reuse_kv else (None, 0)
-                reuse = max(0, min(common, len(prompts[i]) - 1))
-                rows.append((entry.prefix_kv(reuse) if entry is not None and reuse else None, prompts[i][reuse:]))
-                self.cache.hits += reuse
-                self.cache.misses += len(prompts[i]) - reuse
-            row_kvs, last = self._extend_many(rows, all_logits=False)
-            for i, kv in zip(group, row_kvs):
-                kvs.append(kv)
-                if self.reuse_kv:
-                    self.cache.add(CacheEntry(tokens=prompts[i].copy(), kv=kv, token_logprobs=np.full(len(prompts[i]), np.nan)))
-            lasts.extend(last)
-        totals = [[float(lasts[i][c[0]]) if c else 0.0 for c in cands] for i, cands in enumerate(candidates)]
-        # Tokens 2..n of every candidate, all requests together, over their prompt's keys/values.
-        later = [(i, j) for i, cands in enumerate(candidates) for j, c in enumerate(cands) if len(c) > 1]
-        for group in _groups(len(later), self.max_batch):
-            pairs = [later[g] for g in group]
-            rows = [(kvs[i], np.asarray(candidates[i][j][:-1], dtype=np.int64)) for i, j in pairs]
-            _, logprobs = self._extend_many(rows, all_logits=True, keep_kv=False)
-            width = logprobs.shape[1]
-            for row, (i, j) in enumerate(pairs):
-                cand = candidates[i][j]
-                offset = width - (len(cand) - 1)  # new tokens are left-padded
-                positions = torch.arange(offset, width, device=self.device)
-                targets = torch.tensor(cand[1:], device=self.device)
-                totals[i][j] += float(logprobs[row, positions, targets].sum())
-        return totals
-
-    def _prefill_shared_prefix(self, prompts: list[np.ndarray]) -> None:
-        """Compute the prefix all prompts share (the rules) once, before they run as a batch."""
+    def _prefill_shared_prefix(self, prompts: list[np.ndarray], all_logprobs: bool) -> None:
+        """Compute the prefix all prompts share (the rules) once, before they run as a batch
+        (in one pass, each would compute it: none is in the cache yet)."""
         if not self.reuse_kv or len(prompts) < 2:
             return
         shared = min(common_prefix(prompts[0], p) for p in prompts[1:])
@@ -164,108 +127,116 @@ class TransformersBackend(LLMBackend):
             return
         _, cached = self.cache.longest_prefix(prompts[0][:shared])
         if shared - cached >= 16:
-            self._prefill(prompts[0][:shared])
-
-    def _extend_many(self, rows: list[tuple[KV | None, np.ndarray]], all_logits: bool,
-                     keep_kv: bool = True) -> tuple[list[KV], Any]:
-        """One forward pass over several rows, each continuing its own cached keys/values.
-
-        Layout of row i: [pad][its past][pad][its new tokens], pads masked out, positions
-        given explicitly, so every row computes exactly what it would alone. New tokens are
-        left-padded so the last position is the same for all rows.
-
-        Returns each row's keys/values (past + new; empty if not `keep_kv`) and log-probs:
-        [rows, vocab] of the next token, or [rows, width, vocab] over the new positions.
-        """
-        torch = self._torch
-        past_lens = [0 if kv is None else kv[0][0].shape[2] for kv, _ in rows]
-        new_lens = [len(new) for _, new in rows]
-        past_width, width, batch = max(past_lens), max(new_lens), len(rows)
-        input_ids = torch.full((batch, width), self._pad_id, dtype=torch.long)
-        positions = torch.zeros((batch, width), dtype=torch.long)
-        mask = torch.zeros((batch, past_width + width), dtype=torch.long)
-        for r, ((_, new), p, n) in enumerate(zip(rows, past_lens, new_lens)):
-            input_ids[r, width - n :] = torch.as_tensor(new)
-            positions[r, width - n :] = torch.arange(p, p + n)
-            mask[r, past_width - p : past_width] = 1
-            mask[r, past_width + width - n :] = 1
-        past = None
-        if past_width:
-            layers = []
-            for layer in range(len(next(kv for kv, _ in rows if kv is not None))):
-                ref = next(kv for kv, _ in rows if kv is not None)[layer][0]
-                shape = (batch, ref.shape[1], past_width, ref.shape[3])
-                keys = torch.zeros(shape, dtype=ref.dtype, device=self.device)
-                values = torch.zeros(shape, dtype=ref.dtype, device=self.device)
-                for r, ((kv, _), p) in enumerate(zip(rows, past_lens)):
-                    if p:
-                        keys[r, :, past_width - p :] = kv[layer][0][0]
-                        values[r, :, past_width - p :] = kv[layer][1][0]
-                layers.append((keys, values))
-            past = tuple(layers)
-        out = self._forward(
-            input_ids=input_ids.to(self.device), position_ids=positions.to(self.device),
-            attention_mask=mask.to(self.device), kv_cache=self._cache_of(past), logits_to_keep=0 if all_logits else 1,
-        )
-        logprobs = torch.log_softmax(out.logits.float(), dim=-1)
-        row_kvs: list[KV] = []
-        if keep_kv:
-            cache_layers = self._cache_out(out).layers
-            for r, (p, n) in enumerate(zip(past_lens, new_lens)):
-                row_kvs.append(tuple(
-                    (torch.cat([layer.keys[r : r + 1, :, past_width - p : past_width], layer.keys[r : r + 1, :, past_width + width - n :]], dim=2),
-                     torch.cat([layer.values[r : r + 1, :, past_width - p : past_width], layer.values[r : r + 1, :, past_width + width - n :]], dim=2))
-                    for layer in cache_layers
-                ))
-        return row_kvs, (logprobs if all_logits else logprobs[:, -1])
+            self._extend([prompts[0][:shared]], all_logprobs=all_logprobs)
 
     # ----- prompt token log-probabilities (for /v1/completions echo) ------------------
     def token_logprobs(self, token_lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """log p(token i | tokens before i) for every token of each list (NaN at 0)."""
         with self._lock, self._torch.inference_mode():
-            return [self._prefill(np.asarray(ids, dtype=np.int64), all_logprobs=True)[2] for ids in token_lists]
+            prompts = [np.asarray(ids, dtype=np.int64) for ids in token_lists]
+            return [values for _, values in self._extend(prompts, all_logprobs=True)]
 
-    # ----- prefill through the prefix cache -------------------------------------------
-    def _prefill(self, tokens: np.ndarray, all_logprobs: bool = False) -> tuple[KV, Any, np.ndarray]:
-        """Keys/values of `tokens`, log-probs of the next token, and each token's log-prob
-        (only with `all_logprobs`: the output layer over every token costs ~20% more here).
+    # ----- prompts through the prefix cache -------------------------------------------
+    def _extend(self, prompts: list[np.ndarray], candidates: Sequence[Sequence[Sequence[int]]] | None = None,
+                all_logprobs: bool = False) -> list[tuple[SegmentResult, np.ndarray]]:
+        """Each prompt from its longest cached prefix, all together in packed passes, its
+        candidates (if any) scored in the same pass; the prompts then join the cache.
 
-        Reuses the longest cached prefix, but always recomputes at least the token where
-        the prompt leaves it, so every token's log-prob comes from a matching context.
+        Returns per prompt the pass's result (keys/values, next-token log-probs, candidate
+        totals) and each prompt token's log-prob (NaN where not computed; all of them with
+        `all_logprobs`: the output layer over every token costs ~20% more here).
         """
         torch = self._torch
-        if len(tokens) == 0:
-            raise ValueError("cannot score or generate from an empty prompt")
-        entry, common = self.cache.longest_prefix(tokens) if self.reuse_kv else (None, 0)
-        if entry is not None and all_logprobs:
-            common = min(common, entry.logprobs_known())
-        reuse = max(0, min(common, len(tokens)) - 1)
-        kv = entry.prefix_kv(reuse) if entry is not None and reuse > 0 else None
-        token_logprobs = np.full(len(tokens), np.nan)
-        if entry is not None and reuse > 0:
-            token_logprobs[: reuse + 1] = entry.token_logprobs[: reuse + 1]
-        start = reuse
-        last = None
-        while start < len(tokens):
-            piece = tokens[start : start + self.chunk]
-            input_ids = torch.as_tensor(piece, device=self.device)[None]
-            positions = torch.arange(start, start + len(piece), device=self.device)[None]
-            out = self._forward(input_ids=input_ids, position_ids=positions, kv_cache=self._cache_of(kv),
-                                logits_to_keep=0 if all_logprobs else 1)
-            kv = tuple((layer.keys, layer.values) for layer in self._cache_out(out).layers)
-            logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)
+        self._prefill_shared_prefix(prompts, all_logprobs)
+        segments, known = [], []
+        for i, tokens in enumerate(prompts):
+            if len(tokens) == 0:
+                raise ValueError("cannot score or generate from an empty prompt")
+            entry, common = self.cache.longest_prefix(tokens) if self.reuse_kv else (None, 0)
             if all_logprobs:
-                following = torch.as_tensor(tokens[start + 1 : start + len(piece) + 1], device=self.device)
-                token_logprobs[start + 1 : start + 1 + len(following)] = (
-                    logprobs[torch.arange(len(following), device=self.device), following].cpu().numpy()
+                # recompute the token where the prompt leaves the entry: the log-prob of the
+                # prompt's next token there was never computed
+                common = min(common, entry.logprobs_known()) if entry is not None else 0
+                reuse = max(0, min(common, len(tokens)) - 1)
+            else:
+                reuse = min(common, len(tokens) - 1)
+            values = np.full(len(tokens), np.nan)
+            if entry is not None and reuse > 0:
+                values[: min(reuse + 1, common)] = entry.token_logprobs[: min(reuse + 1, common)]
+            self.cache.hits += reuse
+            self.cache.misses += len(tokens) - reuse
+            past = entry.prefix_kv(reuse) if entry is not None and reuse > 0 else None
+            segments.append(Segment(past, tokens[reuse:], candidates[i] if candidates else (), all_logprobs))
+            known.append((reuse, values))
+        results = self._run(segments)
+        for tokens, result, (reuse, values) in zip(prompts, results, known):
+            if all_logprobs and len(tokens) - reuse > 1:
+                following = torch.as_tensor(tokens[reuse + 1 :], device=self.device)
+                rows = torch.arange(len(following), device=self.device)
+                values[reuse + 1 :] = result.logprobs[rows, following].cpu().numpy()
+            if self.reuse_kv:
+                self.cache.add(CacheEntry(tokens=tokens.copy(), kv=result.kv, token_logprobs=values.copy()))
+        return [(result, values) for result, (_, values) in zip(results, known)]
+
+    def _run(self, segments: list[Segment]) -> list[SegmentResult]:
+        """Segments in packed passes of at most `chunk` tokens; a longer prompt first
+        advances alone, a piece at a time."""
+        torch = self._torch
+        segments = list(segments)
+        ahead: list[list[Any]] = [[] for _ in segments]  # log-prob rows of pieces computed ahead
+        for i, segment in enumerate(segments):
+            while segment_tokens(segment) > self.chunk and len(segment.tokens) > 1:
+                take = min(self.chunk, len(segment.tokens) - 1)
+                piece = self._pass([Segment(segment.past, segment.tokens[:take], all_logprobs=segment.all_logprobs)])[0]
+                ahead[i].append(piece.logprobs)
+                segment = Segment(piece.kv, segment.tokens[take:], segment.candidates, segment.all_logprobs)
+            segments[i] = segment
+        results: list[SegmentResult] = []
+        group: list[Segment] = []
+        used = 0
+        for segment in segments:
+            size = segment_tokens(segment)
+            if group and used + size > self.chunk:
+                results.extend(self._pass(group))
+                group, used = [], 0
+            group.append(segment)
+            used += size
+        results.extend(self._pass(group))
+        for result, pieces, segment in zip(results, ahead, segments):
+            if pieces and segment.all_logprobs:
+                result.logprobs = torch.cat([*pieces, result.logprobs])
+        return results
+
+    def _pass(self, segments: list[Segment]) -> list[SegmentResult]:
+        """One packed forward pass, or for models without the packed attention (a sliding
+        window, a non-SDPA attention) each segment and candidate on its own."""
+        if self.packed:
+            return forward_packed(self.model, segments, self.device)
+        return [self._pass_alone(segment) for segment in segments]
+
+    def _pass_alone(self, segment: Segment) -> SegmentResult:
+        torch = self._torch
+        start, n = segment.past_len, len(segment.tokens)
+        out = self._forward(
+            input_ids=torch.as_tensor(segment.tokens, device=self.device)[None],
+            position_ids=torch.arange(start, start + n, device=self.device)[None],
+            kv_cache=self._cache_of(segment.past), logits_to_keep=0 if segment.all_logprobs else 1,
+        )
+        kv = tuple((layer.keys, layer.values) for layer in self._cache_out(out).layers)
+        logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)
+        totals = []
+        for cand in segment.candidates:
+            total = float(logprobs[-1, cand[0]]) if cand else 0.0
+            if len(cand) > 1:
+                later = self._forward(
+                    input_ids=torch.as_tensor(cand[:-1], device=self.device)[None],
+                    position_ids=torch.arange(start + n, start + n + len(cand) - 1, device=self.device)[None],
+                    kv_cache=self._cache_of(kv), logits_to_keep=0,
                 )
-            last = logprobs[-1]
-            start += len(piece)
-        self.cache.hits += reuse
-        self.cache.misses += len(tokens) - reuse
-        if self.reuse_kv:
-            self.cache.add(CacheEntry(tokens=tokens.copy(), kv=kv, token_logprobs=token_logprobs.copy()))
-        return kv, last, token_logprobs
+                steps = torch.log_softmax(later.logits[0].float(), dim=-1)
+                total += float(steps[torch.arange(len(cand) - 1), torch.as_tensor(cand[1:])].sum())
+            totals.append(total)
+        return SegmentResult(kv=kv, logprobs=logprobs, candidate_logprobs=totals)
 
     def _forward(self, kv_cache: Any, **inputs: Any) -> Any:
         return self.model(**inputs, **{self._cache_arg: kv_cache}, use_cache=True)
@@ -299,7 +270,7 @@ class TransformersBackend(LLMBackend):
 
     def _generate(self, prompts: list[np.ndarray], requests: list[GenerateRequest]) -> list[Generation]:
         torch = self._torch
-        prefills = [self._prefill(p) for p in prompts]
+        prefills = [(result.kv, result.logprobs[-1]) for result, _ in self._extend(prompts)]
         batch, width = len(requests), max(len(p) for p in prompts)
         # Left-pad every prompt's keys/values to one width so all rows decode together.
         layers = []
@@ -308,7 +279,7 @@ class TransformersBackend(LLMBackend):
             shape = (batch, keys.shape[1], width, keys.shape[3])
             k_all = torch.zeros(shape, dtype=keys.dtype, device=self.device)
             v_all = torch.zeros(shape, dtype=keys.dtype, device=self.device)
-            for row, (kv, _, _) in enumerate(prefills):
+            for row, (kv, _) in enumerate(prefills):
                 length = kv[layer][0].shape[2]
                 k_all[row, :, width - length :] = kv[layer][0][0]
                 v_all[row, :, width - length :] = kv[layer][1][0]
@@ -317,7 +288,7 @@ class TransformersBackend(LLMBackend):
         for row, prompt in enumerate(prompts):
             mask[row, width - len(prompt) :] = 1
         positions = torch.tensor([len(p) for p in prompts], device=self.device)
-        next_logprobs = torch.stack([last for _, last, _ in prefills])
+        next_logprobs = torch.stack([last for _, last in prefills])
         generators = [self._generator(r.seed) for r in requests]
 
         produced: list[list[int]] = [[] for _ in requests]
@@ -378,46 +349,6 @@ class TransformersBackend(LLMBackend):
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         cut = min((text.find(s) for s in stop if s and s in text), default=-1)
         return (text[:cut], True) if cut >= 0 else (text, False)
-
-
-GQA_ATTENTION = "mas_sdpa_gqa"
-
-
-def use_grouped_query_attention(model: Any) -> None:
-    """On the CPU, let SDPA read grouped keys/values in place (`enable_gqa`).
-
-    With an attention mask (which every batched or cached call here has), transformers'
-    SDPA path copies each layer's keys and values once per query group (`repeat_kv`), to
-    suit CUDA kernels that lack masked GQA. On the CPU those copies of the whole cached
-    context cost ~15% of a scoring step (measured, SmolLM2: 9 query heads, 3 key/value
-    heads); the math is the same either way.
-    """
-    import torch
-
-    config = model.config
-    groups = getattr(config, "num_attention_heads", 1) // max(1, getattr(config, "num_key_value_heads", None) or 1)
-    if groups <= 1 or model.device.type != "cpu" or getattr(config, "_attn_implementation", None) != "sdpa":
-        return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
-                  scaling: float | None = None, is_causal: bool | None = None, **_: Any) -> tuple[Any, None]:
-        causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
-        causal = query.shape[2] > 1 and attention_mask is None and causal
-        out = torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling, is_causal=causal,
-            enable_gqa=True,
-        )
-        return out.transpose(1, 2).contiguous(), None
-
-    AttentionInterface.register(GQA_ATTENTION, attention)
-    AttentionMaskInterface.register(GQA_ATTENTION, sdpa_mask)
-    model.set_attn_implementation(GQA_ATTENTION)
-
-
-def _groups(count: int, size: int) -> list[range]:
-    return [range(start, min(start + size, count)) for start in range(0, count, size)]
 
 
 def score_full_recompute(backend: TransformersBackend, requests: Sequence[ScoreRequest]) -> list[Scores]:
