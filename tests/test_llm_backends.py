@@ -17,6 +17,7 @@ import pytest
 from mas.agents.llm.backend import GenerateRequest, ScoreRequest
 from mas.agents.llm.config import LocalBackendConfig, ReplayBackendConfig
 from mas.agents.llm.factory import get_backend
+from mas.agents.llm.kvcache import common_prefix
 from mas.agents.llm.local import TransformersBackend, score_full_recompute
 from mas.agents.llm.models import ModelLoadError, cache_root, embedded_gguf, embedded_model_dir, load_model
 from mas.agents.llm.packed import CandidateTree
@@ -128,6 +129,24 @@ def test_mixed_prompts_long_prompts_and_shared_candidate_prefixes_score_as_compu
             assert np.allclose(f.logprobs, p.logprobs, atol=2e-3)
     assert fast[0].logprobs[-1] == 0.0  # the empty candidate
     assert backend.cache.hits > 0
+
+
+def test_prompts_that_differ_only_in_the_option_order_compute_their_common_part_once(backend: TransformersBackend) -> None:
+    situation = ("Round 3. Last round you cooperated and they defected; the round before, both cooperated. "
+                 "Messages received: <message from=\"bob\">I will cooperate from now on, I promise.</message>")
+    requests = [ScoreRequest(chat(f"You are {who}. {situation}\nReply with exactly one of: {order}."), ("C", "D"))
+                for who in ("Alice", "Carol") for order in ("C, D", "D, C")]
+    prompts = [np.asarray(backend.prompt_ids(r.messages)) for r in requests]
+    rules = common_prefix(prompts[0], prompts[2])
+    per_agent = [common_prefix(prompts[0], prompts[1]), common_prefix(prompts[2], prompts[3])]
+    fast = backend.score(requests)
+    # the rules once, each agent's situation once, then each order's own tail (+1 token each,
+    # recomputed where a prompt leaves the cached prefix)
+    unique = rules + sum(a - rules for a in per_agent) + sum(len(p) - per_agent[i // 2] for i, p in enumerate(prompts))
+    assert unique <= backend.cache.misses <= unique + len(prompts)
+    assert backend.cache.misses < 0.6 * sum(len(p) for p in prompts)
+    for f, p in zip(fast, score_full_recompute(backend, requests)):
+        assert np.allclose(f.logprobs, p.logprobs, atol=2e-3)
 
 
 def test_repeated_scores_are_stable_and_without_reuse_identical(loaded) -> None:

@@ -53,6 +53,8 @@ class TransformersBackend(LLMBackend):
         chunk: most tokens (prompts and candidates) in one packed forward pass (bounds memory).
     """
 
+    SHARED_MIN = 16  # shortest shared prefix worth a pass of its own (tokens)
+
     def __init__(self, loaded: LoadedModel, reuse_kv: bool = True, cache_tokens: int = 65536, chunk: int = 1024) -> None:
         import torch
 
@@ -118,16 +120,28 @@ class TransformersBackend(LLMBackend):
             ]
 
     def _prefill_shared_prefix(self, prompts: list[np.ndarray], all_logprobs: bool) -> None:
-        """Compute the prefix all prompts share (the rules) once, before they run as a batch
-        (in one pass, each would compute it: none is in the cache yet)."""
+        """Compute once what several prompts of a batch share, before they run as a batch
+        (in one pass, each would compute it: none is in the cache yet). That is the rules
+        common to all agents, and each agent's whole situation common to its prompts that
+        list the options in another order (debiasing): prefixes are found between neighbours
+        in sorted order, and prefilled the same way, so shared parts of shared parts too."""
         if not self.reuse_kv or len(prompts) < 2:
             return
-        shared = min(common_prefix(prompts[0], p) for p in prompts[1:])
-        if shared < 2 or shared >= len(prompts[0]):
-            return
-        _, cached = self.cache.longest_prefix(prompts[0][:shared])
-        if shared - cached >= 16:
-            self._extend([prompts[0][:shared]], all_logprobs=all_logprobs)
+        order = sorted(range(len(prompts)), key=lambda i: prompts[i].tolist())
+        shared = [0] * len(prompts)
+        for a, b in zip(order, order[1:]):
+            common = common_prefix(prompts[a], prompts[b])
+            shared[a], shared[b] = max(shared[a], common), max(shared[b], common)
+        prefixes: dict[bytes, np.ndarray] = {}
+        for tokens, length in zip(prompts, shared):
+            length = min(length, len(tokens) - 1)
+            if length < self.SHARED_MIN:
+                continue
+            _, cached = self.cache.longest_prefix(tokens[:length])
+            if length - cached >= self.SHARED_MIN:
+                prefixes.setdefault(tokens[:length].tobytes(), tokens[:length])
+        if prefixes:
+            self._extend(list(prefixes.values()), all_logprobs=all_logprobs)
 
     # ----- prompt token log-probabilities (for /v1/completions echo) ------------------
     def token_logprobs(self, token_lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
