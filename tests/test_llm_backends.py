@@ -149,6 +149,19 @@ def test_prompts_that_differ_only_in_the_option_order_compute_their_common_part_
         assert np.allclose(f.logprobs, p.logprobs, atol=2e-3)
 
 
+def test_many_similar_prompts_take_a_few_passes(backend: TransformersBackend, monkeypatch) -> None:
+    # 24 prompts that differ a token or two apart from the rules: shared prefixes of shared
+    # prefixes must not peel off one token per pass
+    from mas.agents.llm import local
+
+    passes = []
+    real = local.forward_packed
+    monkeypatch.setattr(local, "forward_packed", lambda model, segments, device: passes.append(len(segments)) or real(model, segments, device))
+    requests = [ScoreRequest(chat(f"You are player {i}. Round 1. Your move?"), ("C", "D")) for i in range(24)]
+    backend.score(requests)
+    assert passes == [1, 24]  # the rules, then every prompt with its candidates
+
+
 def test_repeated_scores_are_stable_and_without_reuse_identical(loaded) -> None:
     plain = TransformersBackend(loaded, reuse_kv=False)
     request = ScoreRequest(chat("Round 4. Your move?"), ("COOPERATE", "DEFECT"))

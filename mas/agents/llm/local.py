@@ -121,27 +121,33 @@ class TransformersBackend(LLMBackend):
 
     def _prefill_shared_prefix(self, prompts: list[np.ndarray], all_logprobs: bool) -> None:
         """Compute once what several prompts of a batch share, before they run as a batch
-        (in one pass, each would compute it: none is in the cache yet). That is the rules
-        common to all agents, and each agent's whole situation common to its prompts that
-        list the options in another order (debiasing): prefixes are found between neighbours
-        in sorted order, and prefilled the same way, so shared parts of shared parts too."""
+        (in one pass, each would compute it: none is in the cache yet). Two levels: first
+        the prefix all prompts share (the rules), then in one pass the longer prefixes that
+        neighbours in sorted order share, e.g. an agent's whole situation, common to its
+        prompts that list the options in different orders (debiasing)."""
         if not self.reuse_kv or len(prompts) < 2:
             return
         order = sorted(range(len(prompts)), key=lambda i: prompts[i].tolist())
+        everyone = common_prefix(prompts[order[0]], prompts[order[-1]])
+        self._prefill_prefixes([prompts[order[0]][: min(everyone, len(prompts[order[0]]) - 1)]], all_logprobs)
         shared = [0] * len(prompts)
         for a, b in zip(order, order[1:]):
             common = common_prefix(prompts[a], prompts[b])
             shared[a], shared[b] = max(shared[a], common), max(shared[b], common)
-        prefixes: dict[bytes, np.ndarray] = {}
-        for tokens, length in zip(prompts, shared):
-            length = min(length, len(tokens) - 1)
-            if length < self.SHARED_MIN:
+        self._prefill_prefixes([tokens[: min(length, len(tokens) - 1)] for tokens, length in zip(prompts, shared)],
+                               all_logprobs)
+
+    def _prefill_prefixes(self, prefixes: list[np.ndarray], all_logprobs: bool) -> None:
+        """One pass over the distinct `prefixes` that add enough to what is cached."""
+        todo: dict[bytes, np.ndarray] = {}
+        for tokens in prefixes:
+            if len(tokens) < self.SHARED_MIN:
                 continue
-            _, cached = self.cache.longest_prefix(tokens[:length])
-            if length - cached >= self.SHARED_MIN:
-                prefixes.setdefault(tokens[:length].tobytes(), tokens[:length])
-        if prefixes:
-            self._extend(list(prefixes.values()), all_logprobs=all_logprobs)
+            _, cached = self.cache.longest_prefix(tokens)
+            if len(tokens) - cached >= self.SHARED_MIN:
+                todo.setdefault(tokens.tobytes(), tokens)
+        if todo:
+            self._extend(list(todo.values()), all_logprobs=all_logprobs, share=False)
 
     # ----- prompt token log-probabilities (for /v1/completions echo) ------------------
     def token_logprobs(self, token_lists: Sequence[Sequence[int]]) -> list[np.ndarray]:
@@ -152,16 +158,18 @@ class TransformersBackend(LLMBackend):
 
     # ----- prompts through the prefix cache -------------------------------------------
     def _extend(self, prompts: list[np.ndarray], candidates: Sequence[Sequence[Sequence[int]]] | None = None,
-                all_logprobs: bool = False) -> list[tuple[SegmentResult, np.ndarray]]:
+                all_logprobs: bool = False, share: bool = True) -> list[tuple[SegmentResult, np.ndarray]]:
         """Each prompt from its longest cached prefix, all together in packed passes, its
         candidates (if any) scored in the same pass; the prompts then join the cache.
 
         Returns per prompt the pass's result (keys/values, next-token log-probs, candidate
         totals) and each prompt token's log-prob (NaN where not computed; all of them with
-        `all_logprobs`: the output layer over every token costs ~20% more here).
+        `all_logprobs`: the output layer over every token costs ~20% more here). `share`:
+        first prefill what the prompts share (off for those prefills themselves).
         """
         torch = self._torch
-        self._prefill_shared_prefix(prompts, all_logprobs)
+        if share:
+            self._prefill_shared_prefix(prompts, all_logprobs)
         segments, known = [], []
         for i, tokens in enumerate(prompts):
             if len(tokens) == 0:
