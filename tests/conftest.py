@@ -1,4 +1,4 @@
-"""Shared fixtures: built-in scenario names and a scenario-writing helper."""
+"""Shared fixtures: built-in scenario names, a scenario-writing helper, the embedded model."""
 
 from __future__ import annotations
 
@@ -47,3 +47,20 @@ PD = {
     "rounds": 6,
     "agents": [{"id": "a", "policy": "tit_for_tat"}, {"id": "b", "policy": "alternator"}],
 }
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """The embedded model, with torch's threads shared fairly between xdist workers
+    (oversubscribed CPU threads make a forward pass up to 10x slower)."""
+    import os
+
+    import torch
+
+    from mas.agents.llm.models import load_model
+
+    threads = torch.get_num_threads()
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    yield load_model()
+    torch.set_num_threads(threads)

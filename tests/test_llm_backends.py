@@ -37,21 +37,6 @@ def chat(*user: str, system: str = RULES) -> tuple[dict[str, str], ...]:
     return ({"role": "system", "content": system},) + tuple({"role": "user", "content": u} for u in user)
 
 
-@pytest.fixture(scope="module")
-def loaded():
-    """The embedded model, with torch's threads shared fairly between xdist workers
-    (oversubscribed CPU threads make a forward pass up to 10x slower)."""
-    import os
-
-    import torch
-
-    threads = torch.get_num_threads()
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    yield load_model()
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def backend(loaded) -> TransformersBackend:
     """A fresh backend (empty prefix cache) over the shared model."""

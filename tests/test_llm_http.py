@@ -22,7 +22,6 @@ from mas.agents.llm.backend import GenerateRequest, ScoreRequest
 from mas.agents.llm.config import OpenAIBackendConfig
 from mas.agents.llm.http import LLMServerError, OpenAIBackend
 from mas.agents.llm.local import TransformersBackend
-from mas.agents.llm.models import load_model
 from mas.agents.llm.server import ModelServer
 from mas.agents.llm.wrappers import RecordingBackend
 from mas.errors import MasError
@@ -30,17 +29,6 @@ from mas.errors import MasError
 NAME = "smol"
 ASK = ({"role": "system", "content": "You play the prisoner's dilemma: COOPERATE or DEFECT."},
        {"role": "user", "content": "Round 2. The other player defected. Your move?"})
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    import torch
-
-    threads = torch.get_num_threads()
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    yield load_model()
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

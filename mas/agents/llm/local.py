@@ -39,7 +39,7 @@ from mas.agents.llm.backend import (
 )
 from mas.agents.llm.kvcache import KV, CacheEntry, PrefixCache, common_prefix
 from mas.agents.llm.models import LoadedModel
-from mas.agents.llm.packed import Segment, SegmentResult, forward_packed, install_attention, segment_tokens
+from mas.agents.llm.packed import Segment, SegmentResult, forward_packed, install_attention
 
 
 class TransformersBackend(LLMBackend):
@@ -207,7 +207,7 @@ class TransformersBackend(LLMBackend):
         segments = list(segments)
         ahead: list[list[Any]] = [[] for _ in segments]  # log-prob rows of pieces computed ahead
         for i, segment in enumerate(segments):
-            while segment_tokens(segment) > self.chunk and len(segment.tokens) > 1:
+            while segment.size > self.chunk and len(segment.tokens) > 1:
                 take = min(self.chunk, len(segment.tokens) - 1)
                 piece = self._pass([Segment(segment.past, segment.tokens[:take], all_logprobs=segment.all_logprobs)])[0]
                 ahead[i].append(piece.logprobs)
@@ -217,7 +217,7 @@ class TransformersBackend(LLMBackend):
         group: list[Segment] = []
         used = 0
         for segment in segments:
-            size = segment_tokens(segment)
+            size = segment.size
             if group and used + size > self.chunk:
                 results.extend(self._pass(group))
                 group, used = [], 0

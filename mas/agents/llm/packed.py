@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,15 @@ class Segment:
     @property
     def past_len(self) -> int:
         return 0 if self.past is None else int(self.past[0][0].shape[2])
+
+    @cached_property
+    def tree(self) -> "CandidateTree":
+        return CandidateTree.build(self.candidates)
+
+    @property
+    def size(self) -> int:
+        """Tokens the segment adds to a packed pass (prompt plus candidate tree)."""
+        return len(self.tokens) + len(self.tree)
 
 
 @dataclass
@@ -140,11 +150,6 @@ class PackedLayout:
         return out.transpose(1, 2).contiguous()
 
 
-def segment_tokens(segment: Segment) -> int:
-    """Tokens a segment adds to a packed pass (prompt plus candidate tree)."""
-    return len(segment.tokens) + len(CandidateTree.build(segment.candidates))
-
-
 def forward_packed(model: Any, segments: Sequence[Segment], device: Any) -> list[SegmentResult]:
     """One forward pass over `segments` laid end to end (see the module docstring).
 
@@ -154,7 +159,7 @@ def forward_packed(model: Any, segments: Sequence[Segment], device: Any) -> list
     placed, ids, positions, keep = [], [], [], []
     start = 0
     for segment in segments:
-        tree = CandidateTree.build(segment.candidates)
+        tree = segment.tree
         past, n, m = segment.past_len, len(segment.tokens), len(tree)
         if n == 0:
             raise ValueError("a packed segment needs at least one new token")
