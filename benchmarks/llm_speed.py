@@ -3,15 +3,20 @@
 Plays a mock iterated prisoner's dilemma prompt (rules ~100 tokens, a persona, a growing
 history, ~160 tokens by round 3) for N agents over R rounds and reports decisions/s for:
 
-- naive generate: one agent at a time, a short greedy reply parsed into an action
-  (what a simple LLM-agent loop does);
+- naive HF loop: one agent at a time, plain transformers (`model.generate`, 4 greedy
+  tokens, the model as `from_pretrained` gives it), the reply parsed into an action: what a
+  simple LLM-agent loop does, and the baseline of the 10x target;
+- naive generate: the same loop through mas's backend, one agent at a time: mas's faster
+  kernels (oneDNN linear layers on the CPU, `cpu_linear`) without batching or reuse, so
+  that the two ratios printed split the gain into kernels and batching/reuse;
 - naive score:    one agent at a time, every prompt+candidate computed in full;
 - score, no reuse: all agents in one `score` call, one packed pass (prompts end to end, no
   padding, candidates as a token tree over their prompt), nothing kept between calls;
 - score:          the default backend: also a prefix cache, so the common rules are computed
   once and each agent's next prompt only computes its new tokens.
 
-Every method gets one untimed round first. The printed count of prompt tokens computed per
+Every method plays the whole workload once untimed first (kernels compiled for each shape,
+memory touched), then again timed: figures are steady-state ones. The printed count of prompt tokens computed per
 decision shows the bound: on a compute-bound CPU no scorer beats the naive loop by much
 more than the ratio of the tokens they compute.
 
@@ -27,11 +32,13 @@ import functools
 import math
 import time
 
+from typing import Any
+
 import torch
 
 from mas.agents.llm.backend import GenerateRequest, ScoreRequest
 from mas.agents.llm.local import TransformersBackend, score_full_recompute
-from mas.agents.llm.models import load_model
+from mas.agents.llm.models import EMBEDDED_NAME, LoadedModel, embedded_model_dir, load_model
 
 RULES = (
     "You are playing an iterated prisoner's dilemma against another player. In every round each of you "
@@ -57,12 +64,30 @@ def prompt(agent: int, round_: int, order: tuple[str, str] = ("COOPERATE", "DEFE
     return ({"role": "system", "content": RULES}, {"role": "user", "content": "\n".join(lines)})
 
 
-def decisions_per_second(method: str, backend: TransformersBackend, agents: int, rounds: int) -> float:
+def plain_transformers_model(loaded: LoadedModel) -> Any:
+    """The same weights loaded as plain transformers does, without any of mas's changes."""
+    from transformers import AutoModelForCausalLM
+
+    source = embedded_model_dir() if loaded.name == EMBEDDED_NAME else loaded.name
+    return AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32).to(loaded.device).eval()
+
+
+def decisions_per_second(method: str, backend: TransformersBackend, agents: int, rounds: int,
+                         plain: Any = None) -> float:
     candidates = ("COOPERATE", "DEFECT")
+    tokenizer = backend.tokenizer
     start = clock()
     for round_ in range(rounds):
         requests = [ScoreRequest(prompt(a, round_), candidates) for a in range(agents)]
-        if method == "naive generate":
+        if method == "naive HF loop":
+            for request in requests:
+                inputs = tokenizer.apply_chat_template(list(request.messages), add_generation_prompt=True,
+                                                       return_tensors="pt", return_dict=True).to(plain.device)
+                with torch.inference_mode():
+                    out = plain.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+                reply = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).upper()
+                _ = "DEFECT" if "DEFECT" in reply else "COOPERATE"
+        elif method == "naive generate":
             for request in requests:
                 reply = backend.generate([GenerateRequest(request.messages, max_tokens=4)])[0].text.upper()
                 _ = "DEFECT" if "DEFECT" in reply else "COOPERATE"
@@ -123,24 +148,26 @@ def main() -> None:
     warm = TransformersBackend(loaded, reuse_kv=False)
     warm.score([ScoreRequest(prompt(0, 0), ("COOPERATE", "DEFECT"))])
 
-    methods = ["naive generate", "naive score", "score, no reuse", "score"]
+    plain = plain_transformers_model(loaded)
+    methods = ["naive HF loop", "naive generate", "naive score", "score, no reuse", "score"]
     print(f"\ndecisions/s (2 candidates, {args.rounds} rounds, fp32)")
-    print(f"{'agents':>6} " + " ".join(f"{m:>16}" for m in methods) + "   score / naive generate")
+    print(f"{'agents':>6} " + " ".join(f"{m:>15}" for m in methods) + "   score / naive HF loop, / naive generate")
     computed = {}
     for agents in args.agents:
         figures = {}
         for method in methods:
             if method.startswith("naive") and agents > args.naive_max_agents:
                 continue
-            # one untimed round first, so that no method pays the process's first-call costs
-            decisions_per_second(method, TransformersBackend(loaded, reuse_kv=(method == "score")), agents, 1)
+            # the whole workload once untimed, so that no method pays first-call costs
+            decisions_per_second(method, TransformersBackend(loaded, reuse_kv=(method == "score")), agents,
+                                 args.rounds, plain)
             backend = TransformersBackend(loaded, reuse_kv=(method == "score"))
-            figures[method] = decisions_per_second(method, backend, agents, args.rounds)
+            figures[method] = decisions_per_second(method, backend, agents, args.rounds, plain)
             if method == "score":
                 computed[agents] = backend.cache.misses / (agents * args.rounds)
-        cells = " ".join(f"{figures[m]:16.2f}" if m in figures else f"{'-':>16}" for m in methods)
-        ratio = figures["score"] / figures["naive generate"] if "naive generate" in figures else float("nan")
-        print(f"{agents:>6} {cells}   {ratio:.1f}x")
+        cells = " ".join(f"{figures[m]:15.2f}" if m in figures else f"{'-':>15}" for m in methods)
+        ratios = [figures["score"] / figures[m] if m in figures else float("nan") for m in ("naive HF loop", "naive generate")]
+        print(f"{agents:>6} {cells}   {ratios[0]:.1f}x, {ratios[1]:.1f}x")
     lengths = [len(TransformersBackend(loaded).prompt_ids(prompt(a, r))) for a in range(8) for r in range(args.rounds)]
     print("prompt tokens computed per decision: naive " + f"{sum(lengths) / len(lengths):.0f}, score "
           + ", ".join(f"{computed[a]:.0f} ({a} agents)" for a in computed)
