@@ -16,9 +16,9 @@ history, ~160 tokens by round 3) for N agents over R rounds and reports decision
   once and each agent's next prompt only computes its new tokens.
 
 Every method plays the whole workload once untimed first (kernels compiled for each shape,
-memory touched), then again timed: figures are steady-state ones. The printed count of prompt tokens computed per
-decision shows the bound: on a compute-bound CPU no scorer beats the naive loop by much
-more than the ratio of the tokens they compute.
+memory touched), then again timed: figures are steady-state ones. The printed count of
+prompt tokens computed per decision shows the bound: on a compute-bound CPU no scorer beats
+a loop on the same kernels by much more than the ratio of the tokens they compute.
 
 Then tokens/s of batched message generation (fp32 and bf16), and the option-order,
 persona and history effects on P(defect) that make the 135M model a poor player.
@@ -31,7 +31,6 @@ import argparse
 import functools
 import math
 import time
-
 from typing import Any
 
 import torch
