@@ -63,6 +63,11 @@ def prompt(agent: int, round_: int, order: tuple[str, str] = ("COOPERATE", "DEFE
     return ({"role": "system", "content": RULES}, {"role": "user", "content": "\n".join(lines)})
 
 
+def parse_action(reply: str) -> str:
+    """What a simple loop makes of a free-text reply."""
+    return "DEFECT" if "DEFECT" in reply.upper() else "COOPERATE"
+
+
 def plain_transformers_model(loaded: LoadedModel) -> Any:
     """The same weights loaded as plain transformers does, without any of mas's changes."""
     from transformers import AutoModelForCausalLM
@@ -84,12 +89,10 @@ def decisions_per_second(method: str, backend: TransformersBackend, agents: int,
                                                        return_tensors="pt", return_dict=True).to(plain.device)
                 with torch.inference_mode():
                     out = plain.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-                reply = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).upper()
-                _ = "DEFECT" if "DEFECT" in reply else "COOPERATE"
+                parse_action(tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
         elif method == "naive generate":
             for request in requests:
-                reply = backend.generate([GenerateRequest(request.messages, max_tokens=4)])[0].text.upper()
-                _ = "DEFECT" if "DEFECT" in reply else "COOPERATE"
+                parse_action(backend.generate([GenerateRequest(request.messages, max_tokens=4)])[0].text)
         elif method == "naive score":
             for request in requests:
                 score_full_recompute(backend, [request])

@@ -82,11 +82,9 @@ def install(model: nn.Module) -> bool:
     in float32, a torch without oneDNN's prepacked linear, or weights over `MAX_WEIGHT_BYTES`.
     """
     layers = [m for m in model.modules() if type(m) is nn.Linear]
-    if not layers or not available():
+    if not layers or any(m.weight.device.type != "cpu" or m.weight.dtype != torch.float32 for m in layers):
         return False
-    if any(m.weight.device.type != "cpu" or m.weight.dtype != torch.float32 for m in layers):
-        return False
-    if sum(m.weight.numel() for m in layers) * 4 > MAX_WEIGHT_BYTES:
+    if sum(m.weight.numel() for m in layers) * 4 > MAX_WEIGHT_BYTES or not available():
         return False
     for layer in layers:
         layer.__class__ = PrepackedLinear
