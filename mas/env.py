@@ -215,7 +215,6 @@ class MasParallelEnv(ParallelEnv):
     def views(self, agents: list[str] | None = None, text: bool = False) -> dict[str, AgentView]:
         """Plain-data views of the current step for policies (text only when asked)."""
         vectors = self._observation_vectors()
-        summary = self.game.summary(self._game_state, 0)
         talking = self.talking
         out = {}
         for agent in agents if agents is not None else self.agents:
@@ -231,7 +230,7 @@ class MasParallelEnv(ParallelEnv):
                 inbox=self._inboxes[agent],
                 last_actions=self._last_actions,
                 last_rewards=self._last_rewards,
-                summary=summary,
+                summary=self.game.view_summary(self._game_state, 0, seat),
                 rules=self.game.rules_text(seat) if text else "",
                 situation=self.game.situation_text(self._game_state, 0, seat) if text else "",
                 persona=self._personas[agent],

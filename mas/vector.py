@@ -114,7 +114,6 @@ class VectorEnv:
         obs = self.game.observe(self._state)
         mask = self.game.action_mask(self._state)
         for i in range(self.num_envs):
-            summary = self.game.summary(self._state, i)
             last_actions = last_rewards = None
             if self._round[i] > 0:
                 last_actions = dict(zip(self.agent_ids, self._last_actions[i].tolist()))
@@ -124,7 +123,7 @@ class VectorEnv:
                     AgentView(
                         agent=self.agent_ids[s], seat=s, observation=obs[i, s], action_mask=mask[i, s],
                         action_names=self._action_names[s], round=int(self._round[i]),
-                        last_actions=last_actions, last_rewards=last_rewards, summary=summary,
+                        last_actions=last_actions, last_rewards=last_rewards, summary=self.game.view_summary(self._state, i, s),
                         rules=self.game.rules_text(s) if self._needs_text else "",
                         situation=self.game.situation_text(self._state, i, s) if self._needs_text else "",
                         persona=self.scenario.agents[s].persona,

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,78 @@ class StepResult:
     state: State
     rewards: np.ndarray  # float32 [B, N]
     terminated: np.ndarray  # bool [B]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a game offers, declared by the game so that strategies, prompts, trainers and
+    metrics ask for a capability instead of checking the game's `kind`.
+
+    Attributes:
+        cooperate: the action index that means "cooperate" (the same for every seat), or
+            None when the game has no such action.
+        defect: the action index that means "defect", or None.
+        simultaneous: every seat acts every step (False: turns, idle seats only WAIT).
+        symmetric: exchanging seats cannot change anything (tournaments then play one
+            seat order).
+        roles: a role name per seat, e.g. ("speaker", "listener"); empty when seats are alike.
+        private: summary keys that only some seats may see -> those seats; every other
+            seat's view omits them (the signalling target is the speaker's alone).
+        hidden_information: some seat's observation lacks what another's holds.
+        cooperation_measure: `Game.cooperation` defines how cooperative actions are.
+        social_optimum: `Game.social_optimum` gives the best total payoff per round.
+    """
+
+    cooperate: int | None = None
+    defect: int | None = None
+    simultaneous: bool = True
+    symmetric: bool = False
+    roles: tuple[str, ...] = ()
+    private: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    hidden_information: bool = False
+    cooperation_measure: bool = False
+    social_optimum: bool = False
+
+    @property
+    def has_cooperate_defect(self) -> bool:
+        """Both a cooperate and a distinct defect action exist (what PD strategies need)."""
+        return self.cooperate is not None and self.defect is not None and self.cooperate != self.defect
+
+
+@dataclass(frozen=True)
+class GameInfo:
+    """A read-only description of a game, all a policy is given: the rules, never the
+    rule engine or its state.
+
+    Attributes:
+        kind: the game's registry name (for display and checkpoints; never branch on it).
+        n_agents, num_actions, obs_dim, state_dim: sizes.
+        action_names: each seat's action names.
+        rules: each seat's rules in words.
+        capabilities: what the game offers (see `Capabilities`).
+        config: the game's validated scenario parameters (frozen; public rules).
+        constants: derived public values a strategy may use (e.g. the harvest `amounts`).
+        labels: (seat, summary) -> the action names as they apply in that state (e.g. the
+            public goods game's punish step renames its actions).
+    """
+
+    kind: str
+    n_agents: int
+    num_actions: int
+    obs_dim: int
+    state_dim: int
+    action_names: tuple[tuple[str, ...], ...]
+    rules: tuple[str, ...]
+    capabilities: Capabilities
+    config: Any = None
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    labels: Callable[[int, Mapping[str, Any]], list[str]] | None = None
+
+    def action_labels(self, seat: int, summary: Mapping[str, Any]) -> list[str]:
+        """Seat `seat`'s action names as they apply in the state described by `summary`."""
+        if self.labels is None:
+            return list(self.action_names[seat])
+        return list(self.labels(seat, summary))
 
 
 class Game(ABC):
@@ -94,8 +167,54 @@ class Game(ABC):
         return None
 
     def summary(self, state: State, index: int) -> dict[str, Any]:
-        """A small JSON-able summary of copy `index` (stored each step; e.g. the stock)."""
+        """A small JSON-able summary of copy `index` (stored each step; e.g. the stock).
+        It may hold private information: agents get `view_summary`, the store this."""
         return {}
+
+    # ----- what one agent may know -------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this game offers; override to declare more than the defaults."""
+        return Capabilities()
+
+    def constants(self) -> dict[str, Any]:
+        """Derived public values for `GameInfo.constants` (e.g. action amounts)."""
+        return {}
+
+    def action_labels(self, seat: int, summary: Mapping[str, Any]) -> list[str]:
+        """Seat `seat`'s action names as they apply in the state `summary` describes."""
+        return self.action_names(seat)
+
+    def view_summary(self, state: State, index: int, seat: int) -> dict[str, Any]:
+        """The part of `summary` that seat `seat` may know: keys the capabilities declare
+        private to other seats are left out."""
+        full = self.summary(state, index)
+        private = self.capabilities.private
+        if not private:
+            return full
+        return {k: v for k, v in full.items() if k not in private or seat in private[k]}
+
+    def info(self) -> GameInfo:
+        """The read-only description policies are built with (computed once)."""
+        cached = self.__dict__.get("_info")
+        if cached is None:
+            seats = range(self.n_agents)
+            relabels = type(self).action_labels is not Game.action_labels
+            cached = GameInfo(
+                kind=self.kind,
+                n_agents=self.n_agents,
+                num_actions=self.num_actions,
+                obs_dim=self.obs_dim,
+                state_dim=self.state_dim,
+                action_names=tuple(tuple(self.action_names(s)) for s in seats),
+                rules=tuple(self.rules_text(s) for s in seats),
+                capabilities=self.capabilities,
+                config=getattr(self, "config", None),
+                constants=self.constants(),
+                labels=self.action_labels if relabels else None,
+            )
+            self.__dict__["_info"] = cached
+        return cached
 
     @abstractmethod
     def rules_text(self, agent: int) -> str:

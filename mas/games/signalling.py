@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mas.games.base import Game, State, StepResult, one_hot
+from mas.games.base import Capabilities, Game, State, StepResult, one_hot
 
 _ONSETS = ["bl", "gl", "fl", "sn", "tr", "kr", "zw", "pl"]
 _VOWELS = ["i", "o", "u", "e", "a"]
@@ -167,6 +167,19 @@ class SignallingGame(Game):
         return np.concatenate([phase, target, word], axis=-1).astype(np.float32)
 
     # ----- meaning, for metrics and text ---------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        # the target is the speaker's alone: a listener's view never holds it
+        return Capabilities(
+            simultaneous=False,
+            roles=("speaker",) + ("listener",) * (self.n_agents - 1),
+            private={"target": frozenset({self.SPEAKER})},
+            hidden_information=True,
+        )
+
+    def constants(self) -> dict[str, Any]:
+        return {"targets": tuple(self.targets), "vocabulary": tuple(self.vocabulary), "speaker": self.SPEAKER}
+
     def cooperation(self, state: State, actions: np.ndarray) -> np.ndarray | None:
         return None
 
