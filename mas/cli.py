@@ -7,6 +7,7 @@ Errors a user can cause (`MasError`) print as one line on stderr with a non-zero
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from datetime import datetime
@@ -339,6 +340,7 @@ def _usage_totals(results: list) -> dict[str, dict[str, int]]:
     totals: dict[str, dict[str, int]] = {}
     for result in results:
         for agent, counts in getattr(result, "usage", {}).items():
+            counts = dataclasses.asdict(counts) if dataclasses.is_dataclass(counts) else counts
             into = totals.setdefault(agent, dict.fromkeys(counts, 0))
             for key, value in counts.items():
                 into[key] = into.get(key, 0) + value

@@ -1,4 +1,4 @@
-"""The PettingZoo `ParallelEnv`: a batch-of-one view of a game, plus talk.
+"""The PettingZoo `ParallelEnv`: the episode engine's batch of one, every seat played from outside.
 
 Each game round is `talk_rounds` talk-only steps (agents send messages; their discrete
 actions are ignored) followed by one action step (messages and actions both count). With
@@ -27,11 +27,10 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from mas import registry
 from mas.agents.base import AgentView
-from mas.comms import CHARSET, Message, build_graph, deliver, inbox_capacity, render_inbox
-from mas.games.base import sanitize_actions
-from mas.scenario import ContinuationRounds, Scenario
+from mas.comms import CHARSET, Message, inbox_capacity, render_inbox
+from mas.episode import EpisodeEngine
+from mas.scenario import Scenario
 
 
 class MessageActionSpace(spaces.Dict):
@@ -55,13 +54,14 @@ class MasParallelEnv(ParallelEnv):
         self.render_mode = render_mode
         self.possible_agents = scenario.agent_ids
         self.agents: list[str] = []
-        self.game = registry.make_game(scenario.game, len(self.possible_agents))
-        self.graph = build_graph(scenario.comms.topology, self.possible_agents)
+        # a batch of one whose every seat is played from outside: the caller's policies
+        self.engine = EpisodeEngine(scenario, batch_size=1, external=self.possible_agents)
+        self.game = self.engine.game
+        self.graph = self.engine.graph
         self.comms_mode = scenario.comms.mode
-        self.talk_rounds = scenario.comms.talk_rounds if self.comms_mode != "off" else 0
+        self.talk_rounds = self.engine.talk_rounds
         self.max_length = scenario.comms.max_length
-        self._personas = {a.id: a.persona for a in scenario.agents}
-        self._action_names = {aid: tuple(self.game.action_names(i)) for i, aid in enumerate(self.possible_agents)}
+        self._action_names = dict(zip(self.possible_agents, self.engine.info.action_names))
         self._build_spaces()
         self._rng = np.random.default_rng()
         self.episode = 0
@@ -102,23 +102,25 @@ class MasParallelEnv(ParallelEnv):
         options = options or {}
         self.episode = int(options.get("episode", self.episode))
         self.agents = list(self.possible_agents)
-        self._game_state = self.game.reset(1, self._rng)
-        self._vectors = None
-        self.round = 0
-        self.steps = 0
-        self._talk_step = 0
-        self._inboxes: dict[str, tuple[Message, ...]] = {a: () for a in self.possible_agents}
-        self._last_actions: dict[str, int] | None = None
-        self._last_rewards: dict[str, float] | None = None
+        self.engine.reset(self._rng, episodes=[self.episode])
         self._last_illegal: dict[str, bool] = dict.fromkeys(self.possible_agents, False)
         self.message_log = []
-        self._mask = self.game.action_mask(self._game_state)[0]
         return self._observations(), self._infos()
+
+    @property
+    def round(self) -> int:
+        """Index of the current game round (action steps taken)."""
+        return int(self.engine.rounds[0])
+
+    @property
+    def steps(self) -> int:
+        """Steps taken in this episode (talk and action steps)."""
+        return int(self.engine.steps[0])
 
     @property
     def talking(self) -> bool:
         """True when the next step is a talk-only step."""
-        return self._talk_step < self.talk_rounds
+        return self.engine.talking
 
     def _split(self, actions: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, str]]:
         chosen = np.full(len(self.possible_agents), -1, dtype=np.int64)
@@ -131,7 +133,7 @@ class MasParallelEnv(ParallelEnv):
             if value is not None:
                 try:
                     chosen[i] = int(value)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     chosen[i] = -1
         return chosen, said
 
@@ -139,33 +141,14 @@ class MasParallelEnv(ParallelEnv):
         if not self.agents:
             raise RuntimeError("step() called on a finished episode; call reset() first")
         chosen, said = self._split(actions)
-        talking = self.talking
-        inboxes, log = deliver(
-            self.graph, self.comms_mode, said,
-            episode=self.episode, round=self.round, step=self.steps, max_length=self.max_length,
-        )
-        self.message_log.extend(log)
-        self._inboxes = {a: tuple(m) for a, m in inboxes.items()}
-        rewards = dict.fromkeys(self.possible_agents, 0.0)
-        terminated = truncated = False
-        if talking:
-            self._talk_step += 1
+        moved = self.engine.step(chosen[None, :], [said])
+        self.message_log.extend(moved.messages[0])
+        rewards = dict(zip(self.possible_agents, moved.rewards[0].tolist()))
+        if moved.talking:
             self._last_illegal = dict.fromkeys(self.possible_agents, False)
         else:
-            legal, illegal = sanitize_actions(chosen[None, :], self._mask[None, :, :])
-            result = self.game.step(self._game_state, legal, self._rng)
-            self._game_state = result.state
-            self._vectors = None
-            values = result.rewards[0]
-            rewards = {a: float(values[i]) for i, a in enumerate(self.possible_agents)}
-            self._last_actions = {a: int(legal[0, i]) for i, a in enumerate(self.possible_agents)}
-            self._last_rewards = rewards
-            self._last_illegal = {a: bool(illegal[0, i]) for i, a in enumerate(self.possible_agents)}
-            self._mask = self.game.action_mask(self._game_state)[0]
-            self.round += 1
-            self._talk_step = 0
-            terminated, truncated = self._episode_end(bool(result.terminated[0]))
-        self.steps += 1
+            self._last_illegal = dict(zip(self.possible_agents, moved.illegal[0].tolist()))
+        terminated, truncated = bool(moved.terminated[0]), bool(moved.truncated[0])
         observations, infos = self._observations(), self._infos()
         terms = dict.fromkeys(self.agents, terminated)
         truncs = dict.fromkeys(self.agents, truncated)
@@ -175,100 +158,70 @@ class MasParallelEnv(ParallelEnv):
             print(self.render())
         return observations, rewards, terms, truncs, infos
 
-    def _episode_end(self, game_over: bool) -> tuple[bool, bool]:
-        rounds = self.scenario.rounds
-        if game_over:
-            return True, False
-        if isinstance(rounds, ContinuationRounds):
-            if self._rng.random() >= rounds.continuation:
-                return True, False
-            return False, self.round >= rounds.max
-        return False, self.round >= rounds
-
     # ----- what agents see -----------------------------------------------------------
-    def _observation_vectors(self) -> np.ndarray:
-        """Every seat's observation vector, computed once per game state (step() and the
-        policies' views() both need them)."""
-        if self._vectors is None:
-            self._vectors = self.game.observe(self._game_state)[0]
-        return self._vectors
-
     def _observations(self) -> dict[str, dict[str, Any]]:
-        vectors = self._observation_vectors()
+        engine = self.engine
+        vectors = engine.observations[0]
+        mask = engine.mask[0]
         talking = int(self.talking)
         out = {}
         for i, agent in enumerate(self.possible_agents):
-            obs: dict[str, Any] = {"observation": vectors[i], "action_mask": self._mask[i]}
+            obs: dict[str, Any] = {"observation": vectors[i], "action_mask": mask[i]}
             if self.comms_mode != "off":
-                obs["inbox"] = render_inbox(self._inboxes[agent])
+                obs["inbox"] = render_inbox(engine.inboxes[0][agent])
                 obs["talking"] = talking
             out[agent] = obs
         return out
 
     def _infos(self) -> dict[str, dict[str, Any]]:
         base = {"round": self.round, "talking": self.talking}
+        inboxes = self.engine.inboxes[0]
         return {
-            agent: {**base, "inbox": self._inboxes[agent], "illegal_action": self._last_illegal[agent]}
+            agent: {**base, "inbox": inboxes[agent], "illegal_action": self._last_illegal[agent]}
             for agent in self.possible_agents
         }
 
     def views(self, agents: list[str] | None = None, text: bool = False) -> dict[str, AgentView]:
-        """Plain-data views of the current step for policies (text only when asked)."""
-        vectors = self._observation_vectors()
-        talking = self.talking
-        out = {}
-        for agent in agents if agents is not None else self.agents:
-            seat = self.possible_agents.index(agent)
-            out[agent] = AgentView(
-                agent=agent,
-                seat=seat,
-                observation=vectors[seat],
-                action_mask=self._mask[seat],
-                action_names=self._action_names[agent],
-                round=self.round,
-                talking=talking,
-                inbox=self._inboxes[agent],
-                last_actions=self._last_actions,
-                last_rewards=self._last_rewards,
-                summary=self.game.view_summary(self._game_state, 0, seat),
-                rules=self.game.rules_text(seat) if text else "",
-                situation=self.game.situation_text(self._game_state, 0, seat) if text else "",
-                persona=self._personas[agent],
-                message_limit=self.max_length if self.comms_mode != "off" else 0,
-            )
-        return out
+        """What each agent may know now, as plain data for policies (text only when asked)."""
+        chosen = agents if agents is not None else self.agents
+        seats = [self.possible_agents.index(a) for a in chosen]
+        return {view.agent: view for view in self.engine.views(0, seats, text=text)}
 
     @property
     def last_actions(self) -> dict[str, int] | None:
         """Every agent's executed (legal) action in the last action step."""
-        return self._last_actions
+        if not self.engine.played[0]:
+            return None
+        return dict(zip(self.possible_agents, self.engine.last_actions[0].tolist()))
 
     def action_name(self, agent: str, action: int) -> str:
         return self._action_names[agent][action]
 
     def summary(self) -> dict[str, Any]:
-        """The game's summary of the current state (e.g. the resource stock)."""
-        return self.game.summary(self._game_state, 0)
+        """The game's full summary of the current state (e.g. the resource stock); it may
+        hold private information, so it is for analysis, not for agents."""
+        return self.game.summary(self.engine.state, 0)
 
     def cooperation(self, actions: Mapping[str, int]) -> dict[str, float] | None:
         """How cooperative the given actions are in the current state (None if undefined)."""
         joint = np.array([[actions[a] for a in self.possible_agents]], dtype=np.int64)
-        values = self.game.cooperation(self._game_state, joint)
+        values = self.game.cooperation(self.engine.state, joint)
         if values is None:
             return None
         return {a: float(values[0, i]) for i, a in enumerate(self.possible_agents)}
 
     def state(self) -> np.ndarray:
-        return self.game.global_state(self._game_state)[0]
+        return self.game.global_state(self.engine.state)[0]
 
     def render(self) -> str | None:
         if self.render_mode is None:
             return None
         lines = [f"episode {self.episode} round {self.round} step {self.steps}{' (talk)' if self.talking else ''}"]
-        if self._last_actions is not None:
-            for agent, action in self._last_actions.items():
-                reward = self._last_rewards[agent] if self._last_rewards else 0.0
-                lines.append(f"  {agent}: {self._action_names[agent][action]} -> {reward:g}")
+        last = self.last_actions
+        if last is not None:
+            rewards = self.engine.last_rewards[0]
+            for seat, (agent, action) in enumerate(last.items()):
+                lines.append(f"  {agent}: {self._action_names[agent][action]} -> {float(rewards[seat]):g}")
         for message in self.message_log[-len(self.possible_agents) * 2:]:
             if message.step == self.steps - 1 and message.delivered:
                 lines.append(f"  {message.sender} -> {message.recipient}: {message.text}")

@@ -1,109 +1,80 @@
-"""The single interaction loop: policies act in the env, every step becomes a record.
+"""`mas run`: the scenario's policies play episodes on the engine; every episode goes to the store.
 
-The runner does not learn. It groups the agents by policy (one `act` call per group per
-step, so an LLM policy answers a whole step at once), derives every seed from the master
-seed, and hands each finished episode to the store in one transaction.
+The runner does not learn and owns no loop of its own: `mas.episode.EpisodeEngine` plays
+the rounds, talk steps and policies (one `act` call per policy group per step, so an LLM
+policy answers a whole step at once). The runner derives every seed from the master seed,
+turns each step into typed records (`mas.records`) and hands each finished episode to the
+store in one transaction.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from mas import registry
-from mas.agents.base import AgentSetup, Policy
-from mas.env import MasParallelEnv
+import numpy as np
+
+from mas.episode import EpisodeEngine, Transition
+from mas.records import DecisionRecord, DecisionStatus, EpisodeRecord, StateRecord, StepRecord, add_usage
 from mas.scenario import Scenario
 from mas.seeding import child_seed
-from mas.store import EpisodeRecord, RunStore
+from mas.store import RunStore
 
 
-@dataclass
-class PolicyGroup:
-    """One policy instance and the agents it decides for."""
+def play_episode(engine: EpisodeEngine, episode: int, seed: int) -> EpisodeRecord:
+    """Play one episode of a batch-of-one engine whose seats are all scenario policies.
 
-    key: str
-    policy: Policy
-    agents: list[str]
-
-
-def build_policies(scenario: Scenario, env: MasParallelEnv) -> list[PolicyGroup]:
-    """One policy instance per distinct policy spec; agents with equal specs share it."""
-    groups: dict[str, PolicyGroup] = {}
-    setups: dict[str, list[AgentSetup]] = {}
-    specs = {}
-    for seat, agent in enumerate(scenario.agents):
-        key = agent.policy.model_dump_json()
-        setups.setdefault(key, []).append(AgentSetup(agent=agent.id, seat=seat, persona=agent.persona))
-        specs[key] = agent.policy
-    for key, members in setups.items():
-        spec = specs[key]
-        cls = registry.policy_class(spec.type)
-        policy = cls(spec, env.game, members, scenario.agent_ids)
-        groups[key] = PolicyGroup(key=key, policy=policy, agents=[m.agent for m in members])
-    return list(groups.values())
-
-
-def play_episode(env: MasParallelEnv, groups: Sequence[PolicyGroup], episode: int, seed: int) -> EpisodeRecord:
-    """Play one episode with the given seed and return its full record."""
-    env.reset(seed=child_seed(seed, "episode", episode), options={"episode": episode})
-    for group in groups:
-        # keyed by the group's first agent so adding agents elsewhere shifts no seed
-        group.policy.reset(child_seed(seed, "policy", group.agents[0], episode))
-    needs_text = any(g.policy.needs_text for g in groups)
-    record = EpisodeRecord(episode=episode, seed=child_seed(seed, "episode", episode))
-    returns = dict.fromkeys(env.possible_agents, 0.0)
-    coop_sum = dict.fromkeys(env.possible_agents, 0.0)
-    coop_count = dict.fromkeys(env.possible_agents, 0)
-    terminated = truncated = False
-    while env.agents:
-        views = env.views(text=needs_text)
-        decisions = {}
-        for group in groups:
-            for agent, decision in zip(group.agents, group.policy.act([views[a] for a in group.agents])):
-                decisions[agent] = decision
-        talking, step, game_round = env.talking, env.steps, env.round
-        actions = {a: {"action": d.action, "message": d.message} for a, d in decisions.items()}
-        cooperation = None if talking else env.cooperation({a: d.action for a, d in decisions.items()})
-        log_start = len(env.message_log)
-        _, rewards, terms, truncs, infos = env.step(actions)
-        for message in env.message_log[log_start:]:
-            record.message_rows.append(
-                (episode, message.step, message.round, message.sender, message.recipient, message.text,
-                 int(message.delivered), message.reason)
-            )
-        for agent, decision in decisions.items():
+    The game's chances come from a generator seeded by (`seed`, "episode", `episode`), the
+    policies' from (`seed`, "policy", agent, `episode`): an episode depends on nothing else.
+    """
+    if engine.batch_size != 1 or engine.external:
+        raise ValueError("play_episode needs a batch of one with every seat played by its scenario policy")
+    episode_seed = child_seed(seed, "episode", episode)
+    engine.seed = seed
+    engine.reset(np.random.default_rng(episode_seed), episodes=[episode])
+    ids = engine.agent_ids
+    steps: list[StepRecord] = []
+    states: list[StateRecord] = []
+    messages = []
+    decisions: list[DecisionRecord] = []
+    usage: dict = {}
+    returns = np.zeros(engine.n_agents)
+    coop_sum = np.zeros(engine.n_agents)
+    coop_count = np.zeros(engine.n_agents, dtype=np.int64)
+    last: Transition | None = None
+    while engine.active[0]:
+        last = engine.step()
+        step, game_round = int(last.steps[0]), int(last.rounds[0])
+        messages.extend(last.messages[0])
+        for agent, decision in last.decisions[0].items():
             if decision.record:
-                record.decision_rows.append((episode, step, game_round, agent, int(talking), json.dumps(decision.record)))
-                _add_usage(record.usage, agent, decision.record, talking)
-        if talking:
+                decisions.append(DecisionRecord(episode, step, game_round, agent, last.talking,
+                                                DecisionStatus.of(decision.record), decision.record))
+                usage = add_usage(usage, agent, decision.record, last.talking)
+        if last.talking:
             continue
-        executed = env.last_actions or {}
-        for agent in env.possible_agents:
-            action = executed[agent]
-            coop = None if cooperation is None else cooperation[agent]
-            if coop is not None and coop == coop:  # NaN: not applicable this step
-                coop_sum[agent] += coop
-                coop_count[agent] += 1
-            else:
-                coop = None
-            returns[agent] += rewards[agent]
-            record.step_rows.append(
-                (episode, step, game_round, agent, action, env.action_name(agent, action),
-                 int(infos[agent]["illegal_action"]), rewards[agent], coop)
-            )
-        record.state_rows.append((episode, step, game_round, json.dumps(env.summary())))
-        terminated = any(terms.values())
-        truncated = any(truncs.values())
-    record.rounds = env.round
-    record.steps = env.steps
-    record.terminated, record.truncated = terminated, truncated
-    record.returns = returns
-    record.cooperation = {a: (coop_sum[a] / coop_count[a] if coop_count[a] else None) for a in env.possible_agents}
-    return record
+        coop = last.cooperation[0] if last.cooperation is not None else np.full(engine.n_agents, np.nan)
+        for seat, agent in enumerate(ids):
+            action = int(last.actions[0, seat])
+            value = float(coop[seat])
+            applies = value == value  # NaN: not applicable this step
+            if applies:
+                coop_sum[seat] += value
+                coop_count[seat] += 1
+            reward = float(last.rewards[0, seat])
+            returns[seat] += reward
+            steps.append(StepRecord(episode, step, game_round, agent, action, engine.info.action_names[seat][action],
+                                    bool(last.illegal[0, seat]), reward, value if applies else None))
+        if last.summaries is not None:
+            states.append(StateRecord(episode, step, game_round, last.summaries[0]))
+    return EpisodeRecord(
+        episode=episode, seed=episode_seed, rounds=int(engine.rounds[0]), steps=int(engine.steps[0]),
+        terminated=bool(last is not None and last.terminated[0]), truncated=bool(last is not None and last.truncated[0]),
+        returns={a: float(returns[i]) for i, a in enumerate(ids)},
+        cooperation={a: (float(coop_sum[i] / coop_count[i]) if coop_count[i] else None) for i, a in enumerate(ids)},
+        step_records=tuple(steps), state_records=tuple(states), messages=tuple(messages),
+        decisions=tuple(decisions), usage=usage,
+    )
 
 
 def run(
@@ -122,8 +93,7 @@ def run(
         out_dir: run directory to create; None keeps results in memory only.
         on_episode: called after each episode is stored (progress bars).
     """
-    env = MasParallelEnv(scenario)
-    groups = build_policies(scenario, env)
+    engine = EpisodeEngine(scenario, seed=seed, record_summaries=True)
     store = None
     if out_dir is not None:
         agents = [(a.id, a.policy.model_dump(mode="json"), a.persona) for a in scenario.agents]
@@ -131,37 +101,14 @@ def run(
     results: list[EpisodeRecord] = []
     try:
         for episode in range(episodes):
-            record = play_episode(env, groups, episode, seed)
+            record = play_episode(engine, episode, seed)
             if store is not None:
                 store.write_episode(record)
             # keep only the totals in memory; the store has the details
-            results.append(_totals_only(record))
+            results.append(record.totals_only())
             if on_episode is not None:
                 on_episode(record)
     finally:
         if store is not None:
             store.close()
     return results
-
-
-def _totals_only(record: EpisodeRecord) -> EpisodeRecord:
-    return EpisodeRecord(
-        episode=record.episode, seed=record.seed, rounds=record.rounds, steps=record.steps,
-        terminated=record.terminated, truncated=record.truncated,
-        returns=dict(record.returns), cooperation=dict(record.cooperation), usage=record.usage,
-    )
-
-
-def _add_usage(usage: dict[str, dict[str, int]], agent: str, decision_record: Any, talking: bool) -> None:
-    """Add one decision record's cost and reliability to the agent's episode totals
-    (records without "tokens" are not model decisions and are skipped)."""
-    tokens = decision_record.get("tokens")
-    if not isinstance(tokens, dict):
-        return
-    totals = usage.setdefault(agent, {"tokens": 0, "decisions": 0, "outputs": 0, "invalid": 0, "fallbacks": 0})
-    totals["tokens"] += int(tokens.get("prompt", 0)) + int(tokens.get("completion", 0))
-    totals["outputs"] += int(decision_record.get("outputs", 0))
-    totals["invalid"] += int(decision_record.get("invalid", 0))
-    if not talking:
-        totals["decisions"] += 1
-        totals["fallbacks"] += int(decision_record.get("status") == "fallback")

@@ -4,7 +4,8 @@ The runner writes, analysis reads, nothing else couples them. Each episode is wr
 one transaction, so a crash loses at most the episode in flight and a reader never sees
 half an episode.
 
-Schema (version 1):
+Schema (version 2; version 1 stores are still read, their decision status taken from
+the record):
 - meta(key, value): schema_version, scenario (resolved JSON), seed, versions, created.
 - agents(seat, agent, policy JSON, persona).
 - episodes(episode, seed, rounds, steps, terminated, truncated).
@@ -12,26 +13,34 @@ Schema (version 1):
   the rounds where the game defines it, NULL if never).
 - steps(episode, step, round, agent, action, action_name, illegal, reward, cooperation):
   one row per agent per action step.
-- decisions(episode, step, round, agent, talking, record): a policy's JSON record of how
-  it decided (LLM prompts, raw outputs, distributions, tokens), for talk and action
-  steps alike; only policies that keep records (LLM policies) write rows.
+- decisions(episode, step, round, agent, talking, status, record): a policy's JSON record
+  of how it decided (LLM prompts, raw outputs, distributions, tokens), for talk and
+  action steps alike, and its status (`mas.records.DecisionStatus`: ok, retried, forced,
+  fallback, replayed; NULL for records without one); only policies that keep records
+  (LLM policies) write rows.
+
+Rows are the typed records of `mas.records`, written by column name.
 - states(episode, step, round, summary): the game's JSON summary after each action step.
 - messages(episode, step, round, sender, recipient, text, delivered, reason).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from mas.errors import StoreError
+from mas.records import EpisodeRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: older versions this mas still reads
+READABLE_VERSIONS = (1, 2)
 DB_NAME = "run.sqlite"
 
 _SCHEMA = """
@@ -49,7 +58,7 @@ CREATE TABLE IF NOT EXISTS steps (
     cooperation REAL, PRIMARY KEY (episode, step, agent));
 CREATE TABLE IF NOT EXISTS decisions (
     episode INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, agent TEXT NOT NULL,
-    talking INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (episode, step, agent));
+    talking INTEGER NOT NULL, status TEXT, record TEXT NOT NULL, PRIMARY KEY (episode, step, agent));
 CREATE TABLE IF NOT EXISTS states (
     episode INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, summary TEXT NOT NULL,
     PRIMARY KEY (episode, step));
@@ -60,28 +69,7 @@ CREATE INDEX IF NOT EXISTS messages_by_episode ON messages (episode, step);
 """
 
 
-@dataclass
-class EpisodeRecord:
-    """Everything one episode produced, written to the store in one transaction."""
-
-    episode: int
-    seed: int
-    rounds: int = 0
-    steps: int = 0
-    terminated: bool = False
-    truncated: bool = False
-    returns: dict[str, float] = field(default_factory=dict)
-    cooperation: dict[str, float | None] = field(default_factory=dict)
-    step_rows: list[tuple] = field(default_factory=list)
-    state_rows: list[tuple] = field(default_factory=list)
-    message_rows: list[tuple] = field(default_factory=list)
-    decision_rows: list[tuple] = field(default_factory=list)
-    #: per agent, totals over the policy records that carry them (LLM agents): tokens,
-    #: action decisions, generated action replies ("outputs"), invalid replies, fallbacks
-    usage: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-def open_versioned(run_dir: Path, db_name: str, what: str, schema_version: int,
+def open_versioned(run_dir: Path, db_name: str, what: str, schema_version: int | Sequence[int],
                    writable: bool = False, setup: str = "") -> tuple[Path, sqlite3.Connection]:
     """Open `run_dir`/`db_name` (or that file itself) and check its schema version, with
     one-line errors for a missing file, a foreign file or another version. Read-only
@@ -97,9 +85,11 @@ def open_versioned(run_dir: Path, db_name: str, what: str, schema_version: int,
         version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not a readable {what} database ({exc})") from None
-    if version is None or int(version[0]) != schema_version:
+    readable = (schema_version,) if isinstance(schema_version, int) else tuple(schema_version)
+    if version is None or not str(version[0]).isdigit() or int(version[0]) not in readable:
         found = version[0] if version else "none"
-        raise StoreError(f"{path}: {what} store schema version {found}, this mas reads version {schema_version}")
+        names = " or ".join(str(v) for v in readable)
+        raise StoreError(f"{path}: {what} store schema version {found}, this mas reads version {names}")
     return path, db
 
 
@@ -144,8 +134,12 @@ class RunStore:
     @classmethod
     def open(cls, run_dir: Path) -> "RunStore":
         """Open an existing run for reading; one-line errors for missing or foreign files."""
-        path, db = open_versioned(run_dir, DB_NAME, "run", SCHEMA_VERSION)
+        path, db = open_versioned(run_dir, DB_NAME, "run", READABLE_VERSIONS)
         return cls(path, db)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
@@ -168,10 +162,10 @@ class RunStore:
                 "INSERT INTO returns VALUES (?, ?, ?, ?)",
                 [(record.episode, a, r, record.cooperation.get(a)) for a, r in record.returns.items()],
             )
-            self._db.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", record.step_rows)
-            self._db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", record.decision_rows)
-            self._db.executemany("INSERT INTO states VALUES (?, ?, ?, ?)", record.state_rows)
-            self._db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", record.message_rows)
+            insert_records(self._db, "steps", record.step_records)
+            insert_records(self._db, "decisions", record.decisions)
+            insert_records(self._db, "states", record.state_records)
+            insert_records(self._db, "messages", record.messages)
 
     # ----- reading -------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -193,7 +187,36 @@ class RunStore:
 
         if table not in {"meta", "agents", "episodes", "returns", "steps", "states", "messages", "decisions"}:
             raise StoreError(f"unknown table '{table}'")
+        if table == "decisions" and self.schema_version == 1:  # status lived inside the record
+            sql = ("SELECT episode, step, round, agent, talking, json_extract(record, '$.status') AS status, record "
+                   "FROM decisions")
+            return pd.read_sql_query(sql, self._db)
         return pd.read_sql_query(f"SELECT * FROM {table}", self._db)
+
+
+def insert_records(db: sqlite3.Connection, table: str, records: Sequence[Any], exclude: Iterable[str] = (),
+                   **extra: Any) -> None:
+    """Insert typed records (frozen dataclasses) into `table` by column name: each field
+    is the column of that name, less `exclude`; `extra` adds constant columns (e.g. a
+    match index)."""
+    if not records:
+        return
+    names = [f.name for f in dataclasses.fields(records[0]) if f.name not in set(exclude)]
+    columns = list(extra) + names
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    constants = [_sql_value(v) for v in extra.values()]
+    db.executemany(sql, [constants + [_sql_value(getattr(r, n)) for n in names] for r in records])
+
+
+def _sql_value(value: Any) -> Any:
+    """A record field as SQLite stores it: flags as 0/1, enums by value, mappings as JSON."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Mapping):
+        return json.dumps(value)
+    return value
 
 
 def _versions() -> dict[str, str]:

@@ -11,8 +11,8 @@ import copy
 
 import pytest
 
-from mas.env import MasParallelEnv
-from mas.runner import build_policies, play_episode
+from mas.episode import EpisodeEngine
+from mas.runner import play_episode
 from mas.scenario import parse_scenario
 from tests.conftest import PD
 
@@ -25,11 +25,10 @@ def play(first: dict | str, second: dict | str, seed: int = 0, rounds: int = ROU
     data["rounds"] = rounds
     data["agents"] = [{"id": "a", "policy": first}, {"id": "b", "policy": second}]
     scenario = parse_scenario(data)
-    env = MasParallelEnv(scenario)
-    record = play_episode(env, build_policies(scenario, env), 0, seed)
+    record = play_episode(EpisodeEngine(scenario), 0, seed)
     moves: dict[int, dict[str, str]] = {}
-    for _, _, game_round, agent, _, name, *_ in record.step_rows:
-        moves.setdefault(game_round, {})[agent] = name
+    for step in record.step_records:
+        moves.setdefault(step.round, {})[step.agent] = step.action_name
     return (record.returns["a"], record.returns["b"]), [(m["a"], m["b"]) for _, m in sorted(moves.items())]
 
 

@@ -25,7 +25,8 @@ from mas.agents.llm.wrappers import (
     CachingBackend, RecordingBackend, ReplayBackend, ReplayMismatchError, call_record,
 )
 from mas.errors import MasError, StoreError
-from mas.store import EpisodeRecord, RunStore
+from mas.records import DecisionRecord, EpisodeRecord
+from mas.store import RunStore
 
 RULES = (
     "You play an iterated prisoner's dilemma. Each round both players choose COOPERATE or DEFECT. "
@@ -226,8 +227,8 @@ def test_caching_answers_identical_requests_once_and_recording_keeps_every_call(
 
 def _store_with_calls(run_dir: Path, calls_per_decision: list[list[dict]]) -> None:
     store = RunStore.create(run_dir, {"name": "recorded"}, 0, [("a", {"type": "llm"}, "")])
-    record = EpisodeRecord(episode=0, seed=0)
-    record.decision_rows = [(0, step, step, "a", 0, json.dumps({"calls": calls})) for step, calls in enumerate(calls_per_decision)]
+    decisions = tuple(DecisionRecord(0, step, step, "a", False, None, {"calls": calls}) for step, calls in enumerate(calls_per_decision))
+    record = EpisodeRecord(episode=0, seed=0, decisions=decisions)
     store.write_episode(record)
     store.close()
 

@@ -25,7 +25,7 @@ from mas.agents.llm.backend import LLMBackend
 from mas.agents.llm.parsing import parse_action
 from mas.agents.llm.policy import LLMPolicy
 from mas.env import MasParallelEnv
-from mas.runner import build_policies
+from mas.episode import EpisodeEngine
 from mas.scenario import parse_scenario
 from tests.conftest import PD
 
@@ -50,7 +50,7 @@ def _scenario(policy: dict, game: dict | None = None, comms: dict | None = None,
 def _llm_policy(scenario) -> tuple[MasParallelEnv, LLMPolicy]:
     env = MasParallelEnv(scenario)
     env.reset(seed=0)
-    policies = [g.policy for g in build_policies(scenario, env) if isinstance(g.policy, LLMPolicy)]
+    policies = [g.policy for g in EpisodeEngine(scenario).groups[0] if isinstance(g.policy, LLMPolicy)]
     assert len(policies) == 1
     return env, policies[0]
 

@@ -94,8 +94,8 @@ def test_adapters_save_load_and_play_the_same_distribution(trained, tmp_path: Pa
     does), give the trained model's action distribution; the base model's differs."""
     from mas.agents.rl.llm_ppo import mixture
     from mas.agents.rl.llm_train import write_llm_play_scenario
-    from mas.env import MasParallelEnv
-    from mas.runner import build_policies, play_episode
+    from mas.episode import EpisodeEngine
+    from mas.runner import play_episode
 
     lm, first = trained["lm"], trained["first"]
     lm.save(tmp_path / "adapter")
@@ -103,11 +103,8 @@ def test_adapters_save_load_and_play_the_same_distribution(trained, tmp_path: Pa
     data["agents"][0]["policy"]["backend"] = {"kind": "local", "device": "cpu", "dtype": "float32"}
     play = write_llm_play_scenario(scenario(data), ["llm"], tmp_path / "adapter", tmp_path / "play.yaml")
     assert load_scenario(str(tmp_path / "play.yaml")).agents[0].policy.backend.adapter == str((tmp_path / "adapter").resolve())
-    env = MasParallelEnv(play)
-    record = play_episode(env, build_policies(play, env), 0, 5)
-    import json
-
-    decision = json.loads(next(row[5] for row in record.decision_rows if row[3] == "llm"))
+    record = play_episode(EpisodeEngine(play), 0, 5)
+    decision = next(d.record for d in record.decisions if d.agent == "llm")
     played = np.array([decision["distribution"][c] for c in first.candidates])
     from mas.agents.llm.backend import ScoreRequest
 

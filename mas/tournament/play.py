@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mas.env import MasParallelEnv
-from mas.runner import build_policies, play_episode
+from mas.comms import Message
+from mas.episode import EpisodeEngine
+from mas.records import DecisionRecord
+from mas.runner import play_episode
 from mas.tournament.schedule import Match
 from mas.tournament.spec import Tournament
 
@@ -33,8 +35,8 @@ class MatchResult:
         cooperation: each seat's mean cooperation (None where the game defines none).
         illegal: how many illegal actions each seat tried (replaced by a legal one).
         actions: each seat's actions, encoded by `ActionCodec`.
-        messages: (step, round, sender, recipient, text, delivered, reason) rows.
-        decisions: (step, round, agent, talking, record JSON) rows from policies that keep records.
+        messages: every message of the match (episode 0).
+        decisions: the records of policies that keep them (LLM agents).
     """
 
     match: int
@@ -49,8 +51,8 @@ class MatchResult:
     cooperation: tuple[float | None, ...]
     illegal: tuple[int, ...]
     actions: tuple[str, ...]
-    messages: tuple[tuple, ...] = ()
-    decisions: tuple[tuple, ...] = ()
+    messages: tuple[Message, ...] = ()
+    decisions: tuple[DecisionRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,22 +105,20 @@ class MatchPlayer:
 
     def __init__(self, tournament: Tournament) -> None:
         self.tournament = tournament
-        probe = MasParallelEnv(tournament.match_scenario(tuple(range(tournament.group_size))))
-        self.action_names = [list(probe.game.action_names(seat)) for seat in range(tournament.group_size)]
+        probe = EpisodeEngine(tournament.match_scenario(tuple(range(tournament.group_size))))
+        self.action_names = [list(names) for names in probe.info.action_names]
         self.codec = ActionCodec.for_game(self.action_names)
 
     def play(self, match: Match) -> MatchResult:
         """Play one scheduled match and return its result."""
         scenario = self.tournament.match_scenario(match.seats)
-        env = MasParallelEnv(scenario)
-        groups = build_policies(scenario, env)
-        record = play_episode(env, groups, 0, match.seed)
+        record = play_episode(EpisodeEngine(scenario), 0, match.seed)
         seat_ids = scenario.agent_ids
         actions: dict[str, list[int]] = {a: [] for a in seat_ids}
         illegal = dict.fromkeys(seat_ids, 0)
-        for _, _, _, agent, action, _, was_illegal, _, _ in record.step_rows:
-            actions[agent].append(action)
-            illegal[agent] += was_illegal
+        for step in record.step_records:
+            actions[step.agent].append(step.action)
+            illegal[step.agent] += int(step.illegal)
         return MatchResult(
             match=match.index,
             repetition=match.repetition,
@@ -132,6 +132,6 @@ class MatchPlayer:
             cooperation=tuple(record.cooperation[a] for a in seat_ids),
             illegal=tuple(illegal[a] for a in seat_ids),
             actions=tuple(self.codec.encode(actions[a]) for a in seat_ids),
-            messages=tuple(row[1:] for row in record.message_rows),
-            decisions=tuple(row[1:] for row in record.decision_rows),
+            messages=record.messages,
+            decisions=record.decisions,
         )

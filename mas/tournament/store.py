@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mas.errors import StoreError
-from mas.store import _versions, open_versioned
+from mas.store import _versions, insert_records, open_versioned
 from mas.tournament.play import MatchResult
 
 SCHEMA_VERSION = 1
@@ -145,8 +145,8 @@ class TournamentStore:
                     )
                 ],
             )
-            self._db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(m, *row) for row in result.messages])
-            self._db.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", [(m, *row) for row in result.decisions])
+            insert_records(self._db, "messages", result.messages, exclude=("episode",), match=m)
+            insert_records(self._db, "decisions", result.decisions, exclude=("episode", "status"), match=m)
 
     def write_summary(self, payoff: Sequence[tuple], ratings: Sequence[tuple], ecology: Sequence[tuple]) -> None:
         """Replace the summary tables (payoff matrix, ratings, ecology) in one transaction."""

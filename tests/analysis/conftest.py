@@ -71,7 +71,9 @@ def llm_like_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     distribution), written through the real run store; one message is hostile HTML."""
     import json
 
-    from mas.store import EpisodeRecord, RunStore
+    from mas.comms import Message
+    from mas.records import DecisionRecord, DecisionStatus, EpisodeRecord, StateRecord, StepRecord
+    from mas.store import RunStore
 
     scenario = mas.load_scenario("prisoners_dilemma_talk")
     out = tmp_path_factory.mktemp("llm_like") / "run"
@@ -79,19 +81,19 @@ def llm_like_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = RunStore.create(out, scenario.to_dict(), seed=5, agents=agents)
     moves = {0: ["CC", "CD", "DD"], 1: ["CC", "CC"]}  # per episode, per round: alice's and bob's letters
     for episode, rounds in moves.items():
-        record = EpisodeRecord(episode=episode, seed=episode, rounds=len(rounds), steps=2 * len(rounds), truncated=True)
+        messages, steps, decisions, states = [], [], [], []
         totals = {"alice": 0.0, "bob": 0.0}
         payoff = {"CC": (3, 3), "CD": (0, 5), "DC": (5, 0), "DD": (1, 1)}
         for r, letters in enumerate(rounds):
             talk, act = 2 * r, 2 * r + 1
             text_a = HOSTILE if (episode, r) == (0, 0) else f"I will play {letters[0]}."
             for sender, recipient, text in (("alice", "bob", text_a), ("bob", "alice", "I will cooperate.")):
-                record.message_rows.append((episode, talk, r, sender, recipient, text, 1, ""))
+                messages.append(Message(episode, r, talk, sender, recipient, text))
             for seat, agent in enumerate(("alice", "bob")):
                 letter = letters[seat]
                 reward = payoff[letters][seat]
                 totals[agent] += reward
-                record.step_rows.append((episode, act, r, agent, int(letter == "D"), letter, 0, float(reward), float(letter == "C")))
+                steps.append(StepRecord(episode, act, r, agent, int(letter == "D"), letter, False, float(reward), float(letter == "C")))
                 status = "fallback" if (episode, r, agent) == (0, 2, "bob") else "ok"
                 llm = {
                     "prompt": [{"role": "system", "content": "You play the prisoner's dilemma."},
@@ -100,10 +102,13 @@ def llm_like_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "status": status, "parsed": letter if status == "ok" else None,
                     "distribution": {"C": 0.7, "D": 0.3}, "outputs": 1, "invalid": int(status != "ok"),
                 }
-                record.decision_rows.append((episode, act, r, agent, 0, json.dumps(llm)))
-            record.state_rows.append((episode, act, r, json.dumps({})))
-        record.returns = totals
-        record.cooperation = {a: None for a in totals}
+                decisions.append(DecisionRecord(episode, act, r, agent, False, DecisionStatus(status), llm))
+            states.append(StateRecord(episode, act, r, {}))
+        record = EpisodeRecord(
+            episode=episode, seed=episode, rounds=len(rounds), steps=2 * len(rounds), truncated=True,
+            returns=totals, cooperation={a: None for a in totals}, step_records=tuple(steps),
+            state_records=tuple(states), messages=tuple(messages), decisions=tuple(decisions),
+        )
         store.write_episode(record)
     store.close()
     return out

@@ -5,7 +5,7 @@ spec's temperature, over the legal actions' total log-likelihoods given the prom
 over option orders with `debias`). Every sampled action is legal and its log-probability
 exact, so PPO works on that small distribution rather than on tokens.
 
-Rollouts run the unchanged `LLMPolicy` in `MasParallelEnv` with the scripted opponents of
+Rollouts run the unchanged `LLMPolicy` on the episode engine with the scripted opponents of
 the scenario (as `mas run` does), its backend swapped for a `ScoringBackend` over the
 trainable model: the prompts trained on are exactly those of play. The update re-scores the
 recorded prompts with gradients through LoRA adapters (`llm_model.TrainableLM`).
@@ -163,11 +163,10 @@ class Rollouts:
     def __init__(self, scenario: Any, learners: list[str], backend: Any) -> None:
         from mas.agents.llm.policy import LLMPolicy
         from mas.agents.llm.wrappers import RecordingBackend
-        from mas.env import MasParallelEnv
-        from mas.runner import build_policies
+        from mas.episode import EpisodeEngine
 
-        self.env = MasParallelEnv(scenario)
-        self.groups = build_policies(scenario, self.env)
+        self.engine = EpisodeEngine(scenario)
+        self.groups = self.engine.groups[0]
         self.learners = learners
         self.backend = backend
         for group in self.groups:
@@ -178,41 +177,36 @@ class Rollouts:
                 group.policy._backends["policy"] = RecordingBackend(backend)
 
     def play(self, seed: int, episode: int) -> tuple[list[list[Decision]], EpisodeStats]:
-        """One episode: each learner's decisions in order (rewards filled in), and totals."""
-        env = self.env
-        env.reset(seed=child_seed(seed, "episode", episode), options={"episode": episode})
-        for group in self.groups:
-            group.policy.reset(child_seed(seed, "policy", group.agents[0], episode))
+        """One episode on the engine (seeded as `mas run` seeds it): each learner's
+        decisions in order (rewards filled in), and totals."""
+        engine = self.engine
+        engine.seed = seed
+        engine.reset(np.random.default_rng(child_seed(seed, "episode", episode)), episodes=[episode])
         self.backend.clear_cache()
         trajectories: dict[str, list[Decision]] = {a: [] for a in self.learners}
         stats = EpisodeStats(returns=dict.fromkeys(self.learners, 0.0))
-        while env.agents:
-            views = env.views(text=True)
-            state = env.state().astype(np.float32)
-            decisions = {}
-            for group in self.groups:
-                for agent, decision in zip(group.agents, group.policy.act([views[a] for a in group.agents])):
-                    decisions[agent] = decision
-            talking = env.talking
-            fresh = {}
-            if not talking:
-                for agent in self.learners:
-                    made = self._decision(agent, decisions[agent].record, state)
-                    if made is not None:
-                        trajectories[agent].append(made)
-                        fresh[agent] = made
-                coop = env.cooperation({a: d.action for a, d in decisions.items()})
-            _, rewards, terms, truncs, _ = env.step({a: {"action": d.action, "message": d.message} for a, d in decisions.items()})
-            self.backend.clear_cache()
-            if talking:
+        seats = {a: engine.agent_ids.index(a) for a in self.learners}
+        while engine.active[0]:
+            state = engine.game.global_state(engine.state)[0].astype(np.float32)
+            moved = engine.step()
+            if moved.talking:
+                self.backend.clear_cache()
                 continue
+            decisions = moved.decisions[0]
+            for agent in self.learners:
+                made = self._decision(agent, decisions[agent].record, state)
+                if made is not None:
+                    trajectories[agent].append(made)
+            self.backend.clear_cache()
             stats.steps += 1
             for agent in self.learners:
-                stats.returns[agent] += rewards[agent]
+                reward = float(moved.rewards[0, seats[agent]])
+                stats.returns[agent] += reward
                 if trajectories[agent]:  # a forced move's reward goes to the last real decision
-                    trajectories[agent][-1].reward += rewards[agent]
-                if coop is not None and coop[agent] == coop[agent]:
-                    stats.coop[0] += coop[agent]
+                    trajectories[agent][-1].reward += reward
+                coop = np.nan if moved.cooperation is None else float(moved.cooperation[0, seats[agent]])
+                if coop == coop:
+                    stats.coop[0] += coop
                     stats.coop[1] += 1
         for agent in self.learners:
             if trajectories[agent]:

@@ -51,14 +51,14 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
     lm = TrainableLM(loaded, LoraSettings(rank=config.lora_rank, alpha=config.lora_alpha), child_seed(seed, "lora"))
     backend = ScoringBackend(lm, f"{loaded.name}+lora", base_scores=True)
     rollouts = Rollouts(scenario, names, backend)
-    state_dim = int(rollouts.env.state_space.shape[0])
+    state_dim = int(rollouts.engine.game.state_dim)
     learner = LLMPPO(lm, config, algo == "llm-mappo", state_dim, names, seed)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = {"algorithm": algo, "learners": names, "seed": seed, "steps": steps, "device": str(device), "resumed_from": None,
                 "config": dataclasses.asdict(config), "scenario": scenario.to_dict()}
     (out_dir / "train.json").write_text(json.dumps(resolved, indent=2), encoding="utf-8")
-    has_coop = _has_cooperation(rollouts.env)
+    has_coop = _has_cooperation(rollouts.engine)
     columns = ["step", "seed", "wall_s", "episodes", "episode_return_mean"] + [f"return/{a}" for a in names]
     columns += ["cooperation_rate"] if has_coop else []
     columns += list(LLMPPO.METRICS) + [f"eval_return/{a}" for a in names]

@@ -1,0 +1,368 @@
+"""The episode engine: the one interaction loop, over a leading batch of B copies.
+
+Every way of playing a scenario drives this engine and none re-implements it: the
+PettingZoo env (a batch of one whose seats are all played from outside), `mas run`
+(a batch of one whose seats are all the scenario's policies), tournament matches, the
+batched training env (learners' seats from outside, B copies, automatic reset) and LLM
+fine-tuning rollouts. The engine does not learn.
+
+What it owns:
+- **Rounds and talk.** Each game round is `talk_rounds` talk-only steps (messages count,
+  actions are ignored) followed by one action step. Copies move in lockstep: every round
+  has the same number of steps, and a copy that restarts does so at a round boundary.
+- **Termination.** The game ends a copy (`terminated`), a continuation draw after each
+  round ends it (`terminated`), the fixed number of rounds or the continuation cap
+  truncates it. Without automatic reset a finished copy stays finished and later steps
+  leave it untouched; with it a finished copy starts its next episode at once.
+- **The scenario's policies** for every seat not played from outside (`external`):
+  grouped by equal spec (one `act` call per group and copy, so an LLM policy answers a
+  whole step at once), one set of instances per copy (scripted strategies keep memory
+  per agent), reset with a seed derived from the master seed and the episode id.
+- **What each agent may see** (`views`): its own observation vector, legal actions, the
+  game's `view_summary` for its seat (private parts of other seats left out), its inbox,
+  the last round's public actions and rewards, and, when a policy reads text, the rules
+  and its situation in words. Policies are built with the game's read-only `GameInfo`.
+- **Messages** along the communication graph (`mas.comms.deliver`), every one logged.
+
+Randomness: one numpy Generator per batch draws the game's chances and the continuation
+draws; `reset` takes it, so a caller decides how episodes are seeded (`mas run` seeds
+every episode from the master seed and the episode id, training seeds one stream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mas import registry
+from mas.agents.base import AgentSetup, AgentView, Decision, Policy
+from mas.comms import Message, build_graph, deliver
+from mas.games.base import State, sanitize_actions
+from mas.scenario import ContinuationRounds, Scenario
+from mas.seeding import child_seed
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What one engine step did, over the batch (arrays have a leading copy axis B).
+
+    Attributes:
+        talking: the step was a talk-only step.
+        active: [B] copies that took part (False: finished earlier, left untouched).
+        episodes, rounds, steps: [B] each copy's episode id, round and step index of the
+            step just taken.
+        actions: [B, N] the executed (legal) actions; None in talk steps.
+        illegal: [B, N] where an action was illegal and replaced; None in talk steps.
+        rewards: [B, N] float32 (zeros in talk steps).
+        cooperation: [B, N] how cooperative each executed action was (NaN: not
+            applicable); None in talk steps or when the game defines no cooperation.
+        terminated, truncated: [B] the episode of that copy ended with this step.
+        messages: per copy, every message sent in this step (delivered or not).
+        decisions: per copy, the scenario policies' decisions by agent id.
+        summaries: per copy, the game's full summary after an action step (kept only
+            when the engine records summaries; private parts included: for the store).
+        final_state: the game state right after the step, before any automatic reset.
+    """
+
+    talking: bool
+    active: np.ndarray
+    episodes: np.ndarray
+    rounds: np.ndarray
+    steps: np.ndarray
+    actions: np.ndarray | None
+    illegal: np.ndarray | None
+    rewards: np.ndarray
+    cooperation: np.ndarray | None
+    terminated: np.ndarray
+    truncated: np.ndarray
+    messages: tuple[tuple[Message, ...], ...]
+    decisions: tuple[Mapping[str, Decision], ...]
+    summaries: tuple[dict[str, Any], ...] | None
+    final_state: State
+
+    @property
+    def done(self) -> np.ndarray:
+        """[B] the copy's episode ended with this step."""
+        return self.terminated | self.truncated
+
+
+@dataclass
+class PolicyGroup:
+    """One policy instance and the seats it decides for (in one copy)."""
+
+    policy: Policy
+    seats: list[int]
+    agents: list[str]
+
+
+class EpisodeEngine:
+    """B copies of a scenario; see the module docstring.
+
+    Args:
+        scenario: the validated scenario.
+        batch_size: number of copies B.
+        external: agent ids whose actions (and messages) come from the caller; every
+            other seat is played by its scenario policy.
+        seed: master seed from which policy seeds are derived (with the episode id).
+        auto_reset: a finished copy starts a new episode at once (training).
+        record_summaries: keep the game's full summary after each action step
+            (`Transition.summaries`) for the store.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        batch_size: int = 1,
+        external: Sequence[str] = (),
+        *,
+        seed: int = 0,
+        auto_reset: bool = False,
+        record_summaries: bool = False,
+    ) -> None:
+        self.scenario = scenario
+        self.agent_ids = list(scenario.agent_ids)
+        unknown = [a for a in external if a not in self.agent_ids]
+        if unknown:
+            raise ValueError(f"external agents {unknown} are not in the scenario; agents: {self.agent_ids}")
+        self.n_agents = len(self.agent_ids)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.auto_reset = auto_reset
+        self.record_summaries = record_summaries
+        self.game = registry.make_game(scenario.game, self.n_agents)
+        self.info = self.game.info()
+        self.comms_mode = scenario.comms.mode
+        self.talk_rounds = scenario.comms.talk_rounds if self.comms_mode != "off" else 0
+        self.max_length = scenario.comms.max_length
+        self.graph = build_graph(scenario.comms.topology, self.agent_ids)
+        self.external = [a for a in self.agent_ids if a in set(external)]
+        self.external_seats = np.array([self.agent_ids.index(a) for a in self.external], dtype=np.int64)
+        self.internal_seats = [s for s in range(self.n_agents) if self.agent_ids[s] not in set(external)]
+        self._personas = [a.persona for a in scenario.agents]
+        self.groups = [self._build_groups() for _ in range(self.batch_size)]
+        self.needs_text = any(g.policy.needs_text for copy in self.groups for g in copy)
+        self._rng = np.random.default_rng(0)
+        self._next_episode = 0
+
+    # ----- policies --------------------------------------------------------------------
+    def _build_groups(self) -> list[PolicyGroup]:
+        """One policy instance per distinct spec among the internal seats (equal specs share)."""
+        by_spec: dict[str, list[int]] = {}
+        for seat in self.internal_seats:
+            by_spec.setdefault(self.scenario.agents[seat].policy.model_dump_json(), []).append(seat)
+        groups = []
+        for seats in by_spec.values():
+            spec = self.scenario.agents[seats[0]].policy
+            setups = [AgentSetup(self.agent_ids[s], s, self._personas[s]) for s in seats]
+            policy = registry.policy_class(spec.type)(spec, self.game, setups, self.agent_ids)
+            groups.append(PolicyGroup(policy, seats, [self.agent_ids[s] for s in seats]))
+        return groups
+
+    def _reset_policies(self, copy: int) -> None:
+        for group in self.groups[copy]:
+            # keyed by the group's first agent so adding agents elsewhere shifts no seed
+            group.policy.reset(child_seed(self.seed, "policy", group.agents[0], int(self.episodes[copy])))
+
+    # ----- episodes --------------------------------------------------------------------
+    def reset(self, rng: np.random.Generator, episodes: Sequence[int] | None = None) -> None:
+        """Start an episode in every copy.
+
+        Args:
+            rng: the generator of the game's chances and continuation draws from now on.
+            episodes: the episode id of each copy (default: the next B unused ids).
+        """
+        b, n = self.batch_size, self.n_agents
+        self._rng = rng
+        if episodes is None:
+            episodes = range(self._next_episode, self._next_episode + b)
+        self.episodes = np.array(list(episodes), dtype=np.int64)
+        if self.episodes.shape != (b,):
+            raise ValueError(f"episodes: need {b} ids, got {len(self.episodes)}")
+        self._next_episode = int(self.episodes.max()) + 1
+        self.state = self.game.reset(b, rng)
+        self.rounds = np.zeros(b, dtype=np.int64)
+        self.steps = np.zeros(b, dtype=np.int64)
+        self.active = np.ones(b, dtype=bool)
+        self.talk_step = 0
+        self.inboxes: list[dict[str, tuple[Message, ...]]] = [{a: () for a in self.agent_ids} for _ in range(b)]
+        self.played = np.zeros(b, dtype=bool)  # an action step happened in this episode
+        self.last_actions = np.zeros((b, n), dtype=np.int64)
+        self.last_rewards = np.zeros((b, n), dtype=np.float32)
+        self._refresh()
+        for copy in range(b):
+            self._reset_policies(copy)
+
+    def _refresh(self) -> None:
+        self.mask = self.game.action_mask(self.state)
+        self._obs: np.ndarray | None = None
+
+    @property
+    def talking(self) -> bool:
+        """The next step is a talk-only step (the same in every copy)."""
+        return self.talk_step < self.talk_rounds
+
+    @property
+    def observations(self) -> np.ndarray:
+        """Every seat's observation vector, float32 [B, N, obs_dim] (computed once per state)."""
+        if self._obs is None:
+            self._obs = self.game.observe(self.state)
+        return self._obs
+
+    # ----- what agents see -------------------------------------------------------------
+    def views(self, copy: int, seats: Sequence[int] | None = None, text: bool | None = None) -> list[AgentView]:
+        """What each of `seats` (default: all) may know in copy `copy` now.
+
+        `text` renders the rules and situation in words (default: when a scenario policy
+        reads text)."""
+        text = self.needs_text if text is None else text
+        obs = self.observations
+        last_actions = last_rewards = None
+        if self.played[copy]:
+            last_actions = dict(zip(self.agent_ids, self.last_actions[copy].tolist()))
+            last_rewards = dict(zip(self.agent_ids, self.last_rewards[copy].tolist()))
+        talking = self.talking
+        inbox = self.inboxes[copy]
+        limit = self.max_length if self.comms_mode != "off" else 0
+        out = []
+        for seat in range(self.n_agents) if seats is None else seats:
+            agent = self.agent_ids[seat]
+            out.append(AgentView(
+                agent=agent, seat=seat, observation=obs[copy, seat], action_mask=self.mask[copy, seat],
+                action_names=self.info.action_names[seat], round=int(self.rounds[copy]), talking=talking,
+                inbox=inbox[agent], last_actions=last_actions, last_rewards=last_rewards,
+                summary=self.game.view_summary(self.state, copy, seat),
+                rules=self.info.rules[seat] if text else "",
+                situation=self.game.situation_text(self.state, copy, seat) if text else "",
+                persona=self._personas[seat], message_limit=limit,
+            ))
+        return out
+
+    def decide(self) -> list[dict[str, Decision]]:
+        """The scenario policies' decisions for every active copy (empty for finished ones)."""
+        out: list[dict[str, Decision]] = []
+        for copy in range(self.batch_size):
+            chosen: dict[str, Decision] = {}
+            if self.active[copy] and self.groups[copy]:
+                views = self.views(copy, self.internal_seats)
+                by_seat = {v.seat: v for v in views}
+                for group in self.groups[copy]:
+                    for agent, decision in zip(group.agents, group.policy.act([by_seat[s] for s in group.seats])):
+                        chosen[agent] = decision
+            out.append(chosen)
+        return out
+
+    # ----- one step ----------------------------------------------------------------------
+    def step(self, actions: Any = None, messages: Sequence[Mapping[str, str]] | None = None) -> Transition:
+        """Advance every active copy by one step.
+
+        Args:
+            actions: int [B, N] (or [B, len(external)]) actions of the external seats;
+                other columns are ignored. Missing or out-of-range actions are illegal
+                and replaced by the first legal one.
+            messages: per copy, what each external agent says ("" or absent: silent).
+        """
+        b, n = self.batch_size, self.n_agents
+        joint = np.full((b, n), -1, dtype=np.int64)
+        if actions is not None and len(self.external_seats):
+            given = np.asarray(actions, dtype=np.int64).reshape(b, -1)
+            joint[:, self.external_seats] = given if given.shape[1] == len(self.external_seats) else given[:, self.external_seats]
+        decisions = self.decide()
+        said: list[dict[str, str]] = []
+        for copy in range(b):
+            words = {a: t for a, t in (messages[copy] if messages is not None else {}).items() if a in self.external}
+            for agent, decision in decisions[copy].items():
+                joint[copy, self.agent_ids.index(agent)] = decision.action
+                words[agent] = decision.message
+            said.append({a: words.get(a, "") for a in self.agent_ids if a in words})
+        talking = self.talking
+        logs = self._deliver(said)
+        episodes, rounds, steps = self.episodes.copy(), self.rounds.copy(), self.steps.copy()
+        active = self.active.copy()
+        self.steps = self.steps + active
+        zeros = np.zeros(b, dtype=bool)
+        if talking:
+            self.talk_step += 1
+            return Transition(True, active, episodes, rounds, steps, None, None, np.zeros((b, n), dtype=np.float32),
+                              None, zeros, zeros.copy(), logs, tuple(decisions), None, self.state)
+        legal, illegal = sanitize_actions(joint, self.mask)
+        cooperation = self.game.cooperation(self.state, legal)
+        result = self.game.step(self.state, legal, self._rng)
+        new_state = result.state
+        if not active.all():  # finished copies keep their final state
+            new_state = {k: np.where(_expand(active, v), v, self.state[k]) for k, v in new_state.items()}
+        self.rounds = self.rounds + active
+        terminated, truncated = self._episode_end(result.terminated)
+        terminated &= active
+        truncated &= active
+        rewards = np.where(active[:, None], result.rewards, np.float32(0.0)).astype(np.float32)
+        self.last_actions = np.where(active[:, None], legal, self.last_actions)
+        self.last_rewards = np.where(active[:, None], rewards, self.last_rewards)
+        self.played |= active
+        self.state = new_state
+        self.talk_step = 0
+        summaries = None
+        if self.record_summaries:
+            summaries = tuple(self.game.summary(new_state, i) for i in range(b))
+        final_state = new_state
+        done = terminated | truncated
+        self.active = active & ~done
+        self._refresh()
+        if self.auto_reset and done.any():
+            self._restart(np.flatnonzero(done))
+        return Transition(False, active, episodes, rounds, steps, legal, illegal, rewards, cooperation,
+                          terminated, truncated, logs, tuple(decisions), summaries, final_state)
+
+    def _deliver(self, said: list[dict[str, str]]) -> tuple[tuple[Message, ...], ...]:
+        logs = []
+        for copy, outgoing in enumerate(said):
+            if not self.active[copy]:
+                logs.append(())
+                continue
+            inboxes, log = deliver(
+                self.graph, self.comms_mode, outgoing, episode=int(self.episodes[copy]), round=int(self.rounds[copy]),
+                step=int(self.steps[copy]), max_length=self.max_length,
+            )
+            self.inboxes[copy] = {a: tuple(m) for a, m in inboxes.items()}
+            logs.append(tuple(log))
+        return tuple(logs)
+
+    def _episode_end(self, game_over: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rounds = self.scenario.rounds
+        terminated = np.asarray(game_over, dtype=bool).copy()
+        if isinstance(rounds, ContinuationRounds):
+            # one draw per copy after each round, also where the game already ended (so the
+            # stream of draws does not depend on which copies ended)
+            terminated |= self._rng.random(self.batch_size) >= rounds.continuation
+            limit = rounds.max
+        else:
+            limit = rounds
+        truncated = ~terminated & (self.rounds >= limit)
+        return terminated, truncated
+
+    def _restart(self, copies: np.ndarray) -> None:
+        """Start new episodes in the finished `copies` (automatic reset)."""
+        fresh = self.game.reset(len(copies), self._rng)
+        merged = {}
+        for key, value in self.state.items():
+            value = np.array(value, copy=True)
+            value[copies] = fresh[key]
+            merged[key] = value
+        self.state = merged
+        self.rounds[copies] = 0
+        self.steps[copies] = 0
+        self.played[copies] = False
+        self.active[copies] = True
+        for copy in copies:
+            self.episodes[copy] = self._next_episode
+            self._next_episode += 1
+            self.inboxes[copy] = {a: () for a in self.agent_ids}
+            self._reset_policies(int(copy))
+        self._refresh()
+
+
+def _expand(flags: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """[B] flags broadcastable against an array whose first axis is B."""
+    return flags.reshape((-1,) + (1,) * (like.ndim - 1))
