@@ -99,6 +99,29 @@ class CommsConfig(_Frozen):
     topology: Topology = Field(default_factory=CompleteTopology)
     max_length: int = Field(280, ge=1, le=4000, description="Messages are cut to this many characters.")
     talk_rounds: int = Field(1, ge=0, le=16, description="Talk-only steps before each action step.")
+    vocabulary: list[str] | None = Field(
+        None, max_length=64,
+        description="Words or short phrases that RL learners may say (one per talk step, or silence) and "
+        "hear (each other agent's last word, one-hot); messages of other agents that are not one of them "
+        "reach learners as silence. Without it learners neither talk nor listen.",
+    )
+
+    @field_validator("vocabulary")
+    @classmethod
+    def _check_vocabulary(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        from mas.comms import CHARSET
+
+        cleaned = [str(w).strip() for w in value]
+        for word in cleaned:
+            if not word or len(word) > 40 or any(c not in CHARSET or c in "\n\t" for c in word) or word.startswith("@"):
+                raise ValueError(f"vocabulary: '{word[:40]}' must be 1-40 printable characters on one line, not starting with @")
+        if len({w.lower() for w in cleaned}) != len(cleaned):
+            raise ValueError("vocabulary: words must be distinct (ignoring case)")
+        if not cleaned:
+            raise ValueError("vocabulary: give at least one word")
+        return cleaned
 
     @field_validator("mode", mode="before")
     @classmethod

@@ -10,9 +10,12 @@ automatic reset, and converts once per step to torch tensors on the learners' de
 - Rounds and auto-reset: fixed rounds end by truncation; a continuation draw ends by
   termination, like the PettingZoo env. A finished copy starts a new episode at once;
   the step reports the final observation/state of the old one for bootstrapping.
-- Talk steps: the engine plays them (the opponents talk and listen); until the learners
-  have a message action, a step of this env is one action step, the talk steps before it
-  played with the learners silent.
+- Talk steps: when the scenario declares a `comms.vocabulary`, learners talk and listen
+  (`mas.vocabulary.LearnerChannel`): a talk step is a step of this env in which only
+  message tokens are legal, the observation ends with a talking flag and the word heard
+  from each other agent, and the global state with every learner's such block. Without a
+  vocabulary, the talk steps are played inside a step with the learners silent (the
+  opponents still talk to each other).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mas.episode import EpisodeEngine
 from mas.games.base import State
 from mas.scenario import Scenario
 from mas.seeding import rng
+from mas.vocabulary import LearnerChannel
 
 
 @dataclass
@@ -74,9 +78,11 @@ class VectorEnv:
         self.game = self.engine.game
         self.learner_seats = np.array([ids.index(a) for a in learners])
         self.n_learners = len(self.learners)
-        self.obs_dim = self.game.obs_dim
-        self.state_dim = self.game.state_dim
-        self.num_actions = self.game.num_actions
+        self.channel = LearnerChannel.from_scenario(scenario, self.game.num_actions)
+        extra = self.channel.extra_obs if self.channel is not None else 0
+        self.obs_dim = self.game.obs_dim + extra
+        self.state_dim = self.game.state_dim + self.n_learners * extra
+        self.num_actions = self.channel.num_actions if self.channel is not None else self.game.num_actions
         self._rng = rng(seed, "vector", "game")
 
     # ----- episodes --------------------------------------------------------------------
@@ -91,20 +97,40 @@ class VectorEnv:
         return self._to_step(obs, mask, state, rewards, zeros, zeros, obs, mask, state, np.zeros((0, self.n_learners)), None)
 
     def _talk(self) -> None:
-        """Play the talk steps before the next action step (the learners stay silent)."""
-        while self.engine.talking:
+        """Without a learner channel: play the talk steps before the next action step
+        (the learners stay silent)."""
+        while self.channel is None and self.engine.talking:
             self.engine.step()
 
     def _views(self, state: State) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         obs = self.game.observe(state)[:, self.learner_seats]
         mask = self.game.action_mask(state)[:, self.learner_seats] > 0
-        return obs, mask, self.game.global_state(state)
+        global_state = self.game.global_state(state)
+        if self.channel is None:
+            return obs, mask, global_state
+        talking = self.engine.talking
+        heard = np.stack([
+            np.stack([self.channel.encode(agent, self.engine.inboxes[copy][agent], talking) for agent in self.learners])
+            for copy in range(self.num_envs)
+        ])
+        obs = np.concatenate([obs, heard], axis=-1)
+        global_state = np.concatenate([global_state, heard.reshape(self.num_envs, -1)], axis=-1)
+        return obs, self.channel.mask(mask, talking), global_state
 
     def step(self, learner_actions: Any) -> VectorStep:
-        """Step every copy with the learners' actions (int [B, L], tensor or array)."""
-        actions = np.zeros((self.num_envs, len(self.agent_ids)), dtype=np.int64)
-        actions[:, self.learner_seats] = _as_numpy(learner_actions)
-        moved = self.engine.step(actions)
+        """Step every copy with the learners' actions (int [B, L], tensor or array): game
+        actions in an action step, message tokens in a talk step."""
+        chosen = _as_numpy(learner_actions).astype(np.int64).reshape(self.num_envs, self.n_learners)
+        if self.channel is not None and self.engine.talking:
+            words = self.channel.word
+            said = [{a: words(chosen[copy, i]) for i, a in enumerate(self.learners)} for copy in range(self.num_envs)]
+            moved = self.engine.step(None, said)
+        else:
+            actions = np.zeros((self.num_envs, len(self.agent_ids)), dtype=np.int64)
+            if self.channel is not None:  # a message token in an action step is illegal
+                chosen = np.where(chosen < self.game.num_actions, chosen, -1)
+            actions[:, self.learner_seats] = chosen
+            moved = self.engine.step(actions)
         rewards = moved.rewards[:, self.learner_seats]
         self._returns += rewards
         done = moved.done

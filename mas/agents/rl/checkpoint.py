@@ -45,6 +45,8 @@ def save_checkpoint(path: Path, learner: Any, env: Any, scenario: Any, seed: int
         "state_dim": int(env.state_dim),
         "num_actions": int(env.num_actions),
         "game_kind": str(getattr(env.game, "kind", "")),
+        # the learners' message channel (vocabulary and inbox encoding), None when they do not talk
+        "channel": env.channel.to_dict() if getattr(env, "channel", None) is not None else None,
         "seed": int(seed),
         "env_steps": int(learner.env_steps),
         "learner": learner.state_dict(),

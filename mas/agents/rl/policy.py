@@ -19,6 +19,7 @@ import torch
 
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy, render_message
 from mas.agents.rl.checkpoint import CheckpointError, build_learner, load_checkpoint
+from mas.vocabulary import LearnerChannel
 
 _CACHE: dict[tuple[str, float], dict[str, Any]] = {}
 
@@ -39,8 +40,11 @@ class CheckpointPolicy(Policy):
         super().__init__(spec, game, agents, agent_ids)
         data = cached_checkpoint(spec.path)
         where = f"{spec.path}"
+        self.channel = LearnerChannel.from_dict(data.get("channel"))
+        extra = self.channel.extra_obs if self.channel is not None else 0
         expected = (data["game_kind"], data["obs_dim"], data["num_actions"])
-        found = (getattr(game, "kind", ""), game.obs_dim, game.num_actions)
+        found = (getattr(game, "kind", ""), game.obs_dim + extra,
+                 self.channel.num_actions if self.channel is not None else game.num_actions)
         if expected != found:
             raise CheckpointError(
                 f"{where}: trained on a {expected[0]} game with {expected[1]} observation features and {expected[2]} actions, "
@@ -62,12 +66,23 @@ class CheckpointPolicy(Policy):
 
     def act(self, views: Sequence[AgentView]) -> list[Decision]:
         seats = {setup.agent: i for i, setup in enumerate(self.agents)}
-        obs = torch.from_numpy(np.stack([np.asarray(v.observation, dtype=np.float32) for v in views]))
-        mask = torch.from_numpy(np.stack([np.asarray(v.action_mask) > 0 for v in views]))
+        channel = self.channel
+        if channel is None:
+            obs = np.stack([np.asarray(v.observation, dtype=np.float32) for v in views])
+            mask = np.stack([np.asarray(v.action_mask) > 0 for v in views])
+        else:  # the learner hears and talks through its channel, as in training
+            obs = np.stack([np.concatenate([np.asarray(v.observation, dtype=np.float32), channel.encode(v.agent, v.inbox, v.talking)])
+                            for v in views])
+            mask = np.stack([channel.mask(np.asarray(v.action_mask), v.talking) for v in views])
         who = torch.tensor([self.learner_index[seats[v.agent]] for v in views], dtype=torch.long)
-        actions, unseen = self.learner.act(obs, mask, who, greedy=self.greedy)
+        actions, unseen = self.learner.act(torch.from_numpy(obs), torch.from_numpy(mask), who, greedy=self.greedy)
         decisions = []
         for view, action, new in zip(views, actions.tolist(), unseen.tolist()):
             record = {"unseen_observation": True, "fallback": "first legal action"} if new else None
-            decisions.append(Decision(int(action), render_message(self.spec.message, view, int(action)), record))
+            if channel is not None and view.talking:
+                decisions.append(Decision(0, channel.word(int(action)), record))
+            elif channel is not None:
+                decisions.append(Decision(int(action), "", record))
+            else:
+                decisions.append(Decision(int(action), render_message(self.spec.message, view, int(action)), record))
         return decisions
