@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +109,30 @@ def policy_class(name: str) -> type:
 
 
 def scenario_dirs() -> list[Path]:
-    """Where built-in scenarios live: the repository's `scenarios/` beside the package."""
-    here = Path(__file__).resolve().parent
-    return [p for p in (here.parent / "scenarios", here / "scenarios") if p.is_dir()]
+    """Where built-in scenarios live: `mas/scenarios/` inside the installed package.
+
+    Found through importlib.resources, so a wheel install finds the same files as a checkout
+    (the repository's top-level `scenarios` is a symlink to this folder).
+    """
+    root = resources.files("mas") / "scenarios"
+    # a regular package on disk (wheel or editable install) gives a real directory; a package
+    # imported from a zip archive has no files to open by path, hence no built-ins
+    return [root] if isinstance(root, Path) and root.is_dir() else []
 
 
 def builtin_scenarios() -> dict[str, Path]:
     """Built-in scenario name -> file."""
+    return _yaml_files(scenario_dirs())
+
+
+def builtin_tournaments() -> dict[str, Path]:
+    """Built-in tournament name -> file (`mas/scenarios/tournaments/`)."""
+    return _yaml_files([d / "tournaments" for d in scenario_dirs()])
+
+
+def _yaml_files(directories: list[Path]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for directory in scenario_dirs():
+    for directory in directories:
         for path in sorted(directory.glob("*.yaml")):
             found.setdefault(path.stem, path)
     return found
