@@ -43,6 +43,7 @@ assert registry.builtin_tournaments(), "no built-in tournaments in the wheel"
 assert (package / "py.typed").is_file(), "py.typed missing"
 print(f"wheel-check: mas from {package}, {len(scenarios)} built-in scenarios")
 PY
+"$work/venv/bin/mas" --version
 "$work/venv/bin/mas" list > "$work/list.txt"
 grep -q "prisoners_dilemma" "$work/list.txt"
 "$work/venv/bin/mas" validate prisoners_dilemma axelrod_classic

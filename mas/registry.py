@@ -6,8 +6,11 @@ code, so a scenario cannot run arbitrary code. An unknown name lists the valid o
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
 import importlib
+import importlib.util
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,34 @@ def load_attr(target: str, extra: str | None = None) -> Any:
             raise MissingExtraError(f"{target} needs the '{exc.name}' package: pip install 'mas-sim[{extra}]'") from None
         raise
     return getattr(module, attr)
+
+
+def doc_line(target: str) -> str:
+    """First line of the docstring of "module:attr" (a class or function; "module" alone: the
+    module's), read from the source without importing it: `mas list` stays fast although
+    some policy modules import torch."""
+    module_name, _, attr = target.partition(":")
+    tree = _module_source_tree(module_name)
+    node: Any = tree
+    if tree is not None and attr:
+        node = next((n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == attr), None)
+    if node is None:  # no source, or the name is bound some other way: import it after all
+        obj = load_attr(target) if attr else importlib.import_module(module_name)
+        doc = obj.__doc__ or ""
+    else:
+        doc = ast.get_docstring(node) or ""
+    lines = doc.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+@functools.lru_cache(maxsize=None)
+def _module_source_tree(module_name: str) -> ast.Module | None:
+    """The parsed source of a module (many policies share one), or None without a source."""
+    try:
+        spec = importlib.util.find_spec(module_name)
+        return ast.parse(Path(spec.origin).read_text(encoding="utf-8")) if spec and spec.origin else None
+    except (ImportError, OSError, SyntaxError, ValueError):
+        return None
 
 
 def suggest(name: str, known: list[str]) -> str:
