@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -56,9 +57,30 @@ def _figure_formats(text: str) -> tuple[str, ...]:
     return formats
 
 
+class _Version(argparse.Action):
+    """`mas --version`: the installed distribution's version, looked up only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("mas-sim")
+        except PackageNotFoundError:  # a source tree on sys.path, not installed
+            from mas import __version__ as number
+        try:
+            print(f"mas {number}", flush=True)
+        except BrokenPipeError:
+            parser.exit(_stdout_closed())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mas", description="Multi-agent simulation: scenario files -> PettingZoo envs, runs, stores.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--version", action=_Version, help="print the version of mas and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="play a scenario's episodes and store every step")
@@ -92,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights' precision (auto: bf16 on CUDA, fp32 on CPU)")
 
     validate = sub.add_parser("validate", help="check scenario files and name every problem")
-    validate.add_argument("files", nargs="+", help="scenario YAML files or built-in names")
+    validate.add_argument("files", nargs="+", help="scenario or tournament YAML files, or built-in names")
 
     tournament = sub.add_parser("tournament", help="play a round-robin or ecological tournament and rank the entrants")
-    tournament.add_argument("file", nargs="?", help="tournament YAML file (optional with --resume)")
+    tournament.add_argument("file", nargs="?", help="tournament YAML file or built-in name (optional with --resume)")
     tournament.add_argument("--workers", type=_positive_int, help="parallel workers (default: the number of CPUs)")
     tournament.add_argument("--backend", choices=["process", "serial", "ray"], default="process", help="where matches run (default: process)")
     tournament.add_argument("--resume", type=Path, metavar="DIR", help="finish the tournament stored in DIR, skipping finished matches")
@@ -136,15 +158,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--plot", type=Path, metavar="DIR", help="also write the overlaid figures to DIR")
     compare.add_argument("--format", type=_figure_formats, default=("png", "svg"), help="figure formats with --plot (default png,svg)")
 
-    sub.add_parser("list", help="list built-in games, scenarios and policies")
+    sub.add_parser("list", help="list built-in games, scenarios, tournaments and policies")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    completion = sub.add_parser("completion", help="print a shell completion script, e.g. eval \"$(mas completion bash)\"")
+    completion.add_argument("shell", choices=["bash", "zsh", "tcsh"], help="the shell")
+
+    for name in ("run", "tournament", "compare", "list"):
+        sub.choices[name].add_argument("--json", action="store_true", help="print the result as JSON on stdout, nothing else (progress stays on stderr)")
+    for command in sub.choices.values():  # `mas run X --debug` as well as `mas --debug run X`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"run": _cmd_run, "replay": _cmd_replay, "transcript": _cmd_transcript, "serve": _cmd_serve, "train": _cmd_train, "validate": _cmd_validate, "tournament": _cmd_tournament, "list": _cmd_list, "schema": _cmd_schema, "plot": _cmd_plot, "report": _cmd_report, "compare": _cmd_compare}[args.command](args)
+        code = {"run": _cmd_run, "replay": _cmd_replay, "transcript": _cmd_transcript, "serve": _cmd_serve, "train": _cmd_train, "validate": _cmd_validate, "tournament": _cmd_tournament, "list": _cmd_list, "schema": _cmd_schema, "plot": _cmd_plot, "report": _cmd_report, "compare": _cmd_compare, "completion": _cmd_completion}[args.command](args)
+        sys.stdout.flush()  # so that a closed pipe shows here rather than at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except MasError as exc:
         if args.debug:
             raise
@@ -158,6 +191,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"mas: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)\n")
         return 3
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (`mas schema | head -1`): stop quietly.
+
+    As the Python docs recommend (signal module, "Note on SIGPIPE"): point stdout at devnull
+    so the interpreter's final flush does not fail again and print an error.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE: what a shell reports for a command stopped by a closed pipe
 
 
 # ----- commands ------------------------------------------------------------------------
@@ -174,7 +218,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     episodes = args.episodes or scenario.episodes
     seed = scenario.seed if args.seed is None else args.seed
     out = args.out or _default_run_dir(scenario.name)
-    _play(scenario, episodes, seed, out, args.no_progress)
+    _play(scenario, episodes, seed, out, args.no_progress, as_json=args.json)
     return 0
 
 
@@ -217,8 +261,8 @@ def _cmd_transcript(args: argparse.Namespace) -> int:
     return 0
 
 
-def _play(scenario: Any, episodes: int, seed: int, out: Path, no_progress: bool) -> None:
-    """Play and store the episodes with a progress bar, then print the summary."""
+def _play(scenario: Any, episodes: int, seed: int, out: Path, no_progress: bool, as_json: bool = False) -> None:
+    """Play and store the episodes with a progress bar, then print the summary (as JSON: `as_json`)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -232,6 +276,11 @@ def _play(scenario: Any, episodes: int, seed: int, out: Path, no_progress: bool)
     with progress:
         task = progress.add_task("run", total=episodes)
         results = run(scenario, episodes, seed, out_dir=out, on_episode=lambda _: progress.advance(task))
+    if as_json:
+        from mas.cli_output import dumps, run_summary
+
+        print(dumps(run_summary(scenario, results, seed, out, _usage_totals(results))))
+        return
     _print_summary(scenario, results, seed, out)
 
 
@@ -327,6 +376,11 @@ def _cmd_tournament(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"mas: interrupted; finished matches are stored: continue with 'mas tournament --resume {out}'\n")
         return 130
+    if args.json:
+        from mas.cli_output import dumps, tournament_summary
+
+        print(dumps(tournament_summary(results)))
+        return 0
     stdout = Console()
     stdout.print(summary_line(results), highlight=False)
     stdout.print(ranking_table(results))
@@ -357,6 +411,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     failed = 0
     for name in args.files:
         try:
+            if _is_tournament_file(name):
+                print(_validate_tournament(name))
+                continue
             scenario = load_scenario(name)
         except ScenarioError as exc:
             failed += 1
@@ -372,29 +429,38 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_INPUT if failed else 0
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
+def _is_tournament_file(name: str) -> bool:
+    """A built-in tournament name, or a YAML file whose top level has a tournament's
+    `entrants` and none of a scenario's `agents` or `game`."""
     from mas import registry
-    from mas.scenario import load_scenario
+    from mas.scenario import read_yaml
 
-    print("games:")
-    for kind in registry.GAMES:
-        doc = (registry.load_attr(registry.GAMES[kind][1]).__module__ or "")
-        module = sys.modules.get(doc)
-        first = (module.__doc__ or "").strip().splitlines()[0] if module and module.__doc__ else ""
-        print(f"  {kind:<24} {first}")
-    print("scenarios:")
-    for name, path in registry.builtin_scenarios().items():
-        try:
-            description = load_scenario(path).description.strip().splitlines()[0]
-        except (MasError, IndexError):
-            description = ""
-        print(f"  {name:<24} {description}")
-    print("policies:")
-    for name in registry.POLICIES:
-        spec = registry.policy_spec_model(name)
-        cls = registry.policy_class(name)
-        doc = (cls.__doc__ or spec.__doc__ or "").strip().splitlines()
-        print(f"  {name:<24} {doc[0] if doc else ''}")
+    path = Path(name)
+    if not path.is_file():
+        return name in registry.builtin_tournaments() and name not in registry.builtin_scenarios()
+    data = read_yaml(path)
+    return isinstance(data, dict) and "entrants" in data and not {"agents", "game"} & data.keys()
+
+
+def _validate_tournament(name: str) -> str:
+    from mas.tournament import load_tournament
+
+    tournament = load_tournament(name)
+    spec = tournament.spec
+    return f"{name}: ok (tournament, {spec.format.kind}, {len(spec.entrants)} entrants, game {tournament.base.game.kind})"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from mas.cli_output import catalogue, dumps
+
+    sections = catalogue()
+    if args.json:
+        print(dumps(sections))
+        return 0
+    for section, entries in sections.items():
+        print(f"{section}:")
+        for entry in entries:
+            print(f"  {entry['name']:<24} {entry['description']}")
     return 0
 
 
@@ -445,6 +511,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    parser = build_parser()
+    # what the shell offers for each argument: files for scenarios, directories for runs
+    for action in _all_actions(parser):
+        if action.dest in ("scenario", "files", "file"):
+            action.complete = shtab.FILE  # type: ignore[attr-defined]
+        elif action.dest in ("run_dir", "runs", "run", "resume"):
+            action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+    print(shtab.complete(parser, shell=args.shell))
+    return 0
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The actions of `parser` and of all its subcommands."""
+    actions = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                actions += _all_actions(command)
+    return actions
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from mas.scenario import scenario_json_schema
 
@@ -492,6 +582,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     runs = [load_run(path) for path in args.runs]
     labels = unique_labels(args.runs)
+    if args.json:
+        from mas.cli_output import compare_summary, dumps
+
+        data = compare_summary(runs, labels, args.runs)
+        if args.plot:
+            data["figures"] = sorted(write_figures(runs, args.plot, args.format, labels))
+        print(dumps(data))
+        return 0
     frame = compare(runs, labels)
     table = Table(title=f"{len(runs)} runs compared (± 95% CI over episodes)")
     table.add_column("metric")

@@ -6,8 +6,12 @@ code, so a scenario cannot run arbitrary code. An unknown name lists the valid o
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
 import importlib
+import importlib.util
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +74,34 @@ def load_attr(target: str, extra: str | None = None) -> Any:
     return getattr(module, attr)
 
 
+def doc_line(target: str) -> str:
+    """First line of the docstring of "module:attr" (a class or function; "module" alone: the
+    module's), read from the source without importing it: `mas list` stays fast although
+    some policy modules import torch."""
+    module_name, _, attr = target.partition(":")
+    tree = _module_source_tree(module_name)
+    node: Any = tree
+    if tree is not None and attr:
+        node = next((n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == attr), None)
+    if node is None:  # no source, or the name is bound some other way: import it after all
+        obj = load_attr(target) if attr else importlib.import_module(module_name)
+        doc = obj.__doc__ or ""
+    else:
+        doc = ast.get_docstring(node) or ""
+    lines = doc.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+@functools.lru_cache(maxsize=None)
+def _module_source_tree(module_name: str) -> ast.Module | None:
+    """The parsed source of a module (many policies share one), or None without a source."""
+    try:
+        spec = importlib.util.find_spec(module_name)
+        return ast.parse(Path(spec.origin).read_text(encoding="utf-8")) if spec and spec.origin else None
+    except (ImportError, OSError, SyntaxError, ValueError):
+        return None
+
+
 def suggest(name: str, known: list[str]) -> str:
     """' (did you mean 'x'?)' when a close match exists, else ''."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
@@ -109,15 +141,30 @@ def policy_class(name: str) -> type:
 
 
 def scenario_dirs() -> list[Path]:
-    """Where built-in scenarios live: the repository's `scenarios/` beside the package."""
-    here = Path(__file__).resolve().parent
-    return [p for p in (here.parent / "scenarios", here / "scenarios") if p.is_dir()]
+    """Where built-in scenarios live: `mas/scenarios/` inside the installed package.
+
+    Found through importlib.resources, so a wheel install finds the same files as a checkout
+    (the repository's top-level `scenarios` is a symlink to this folder).
+    """
+    root = resources.files("mas") / "scenarios"
+    # a regular package on disk (wheel or editable install) gives a real directory; a package
+    # imported from a zip archive has no files to open by path, hence no built-ins
+    return [root] if isinstance(root, Path) and root.is_dir() else []
 
 
 def builtin_scenarios() -> dict[str, Path]:
     """Built-in scenario name -> file."""
+    return _yaml_files(scenario_dirs())
+
+
+def builtin_tournaments() -> dict[str, Path]:
+    """Built-in tournament name -> file (`mas/scenarios/tournaments/`)."""
+    return _yaml_files([d / "tournaments" for d in scenario_dirs()])
+
+
+def _yaml_files(directories: list[Path]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for directory in scenario_dirs():
+    for directory in directories:
         for path in sorted(directory.glob("*.yaml")):
             found.setdefault(path.stem, path)
     return found

@@ -302,12 +302,15 @@ def _fit_problems(tournament: Tournament) -> list[str]:
 
 
 def load_tournament(path: str | Path) -> Tournament:
-    """Load and validate a tournament file.
+    """Load and validate a tournament file or built-in tournament name (see `mas list`).
 
     Raises:
         TournamentError: the file is missing, malformed or invalid (every problem named).
     """
     path = Path(path)
+    builtins = registry.builtin_tournaments()
+    if not path.exists() and path.suffix not in (".yaml", ".yml") and str(path) in builtins:
+        path = builtins[str(path)]
     if not path.is_file():
         raise TournamentError(f"{path}: no such tournament file")
     try:
