@@ -84,10 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="play a scenario's episodes and store every step")
-    run.add_argument("scenario", help="scenario YAML file or built-in scenario name")
+    run.add_argument("scenario", nargs="?", help="scenario YAML file or built-in scenario name (optional with --resume)")
     run.add_argument("--episodes", type=_positive_int, help="number of episodes (default: the scenario's)")
     run.add_argument("--seed", type=_seed, help="master seed (default: the scenario's)")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<scenario>-<timestamp>)")
+    run.add_argument("--resume", type=Path, metavar="DIR", help="finish the run stored in DIR, playing only its missing episodes")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--llm-url", help="run every LLM agent on this OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     run.add_argument("--llm-model", help="model name on --llm-url's server; without --llm-url, a local model directory or hub id")
@@ -206,19 +207,26 @@ def _stdout_closed() -> int:
 
 # ----- commands ------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
+    from mas.runner import stored_run
     from mas.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario)
+    if args.scenario is None and args.resume is None:
+        raise MasError("give a scenario file, or --resume DIR to finish a stored run")
+    if args.resume is not None and args.out is not None:
+        raise MasError("--out and --resume exclude each other: --resume continues in its own directory")
+    # resuming: what is not given comes from the store; what is given must equal it (run checks)
+    stored = stored_run(args.resume) if args.resume is not None else None
+    scenario = load_scenario(args.scenario) if args.scenario is not None else stored[0]
     if args.llm_url or args.llm_model or args.llm_api_key_env:
         from mas.agents.llm.retarget import backend_from_options, has_llm_agents, with_backend
 
         if not has_llm_agents(scenario):
             raise MasError(f"--llm-url/--llm-model: scenario '{scenario.name}' has no LLM agents")
         scenario = with_backend(scenario, backend_from_options(args.llm_url, args.llm_model, args.llm_api_key_env))
-    episodes = args.episodes or scenario.episodes
-    seed = scenario.seed if args.seed is None else args.seed
-    out = args.out or _default_run_dir(scenario.name)
-    _play(scenario, episodes, seed, out, args.no_progress, as_json=args.json)
+    episodes = args.episodes or (stored[2] if stored else scenario.episodes)
+    seed = args.seed if args.seed is not None else stored[1] if stored else scenario.seed
+    out = args.resume or args.out or _default_run_dir(scenario.name)
+    _play(scenario, episodes, seed, out, args.no_progress, as_json=args.json, resume=stored is not None)
     return 0
 
 
@@ -261,8 +269,10 @@ def _cmd_transcript(args: argparse.Namespace) -> int:
     return 0
 
 
-def _play(scenario: Any, episodes: int, seed: int, out: Path, no_progress: bool, as_json: bool = False) -> None:
-    """Play and store the episodes with a progress bar, then print the summary (as JSON: `as_json`)."""
+def _play(scenario: Any, episodes: int, seed: int, out: Path, no_progress: bool, as_json: bool = False,
+          resume: bool = False) -> None:
+    """Play and store the episodes with a progress bar (continuing a stored run: `resume`),
+    then print the summary (as JSON: `as_json`)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -275,7 +285,7 @@ def _play(scenario: Any, episodes: int, seed: int, out: Path, no_progress: bool,
     )
     with progress:
         task = progress.add_task("run", total=episodes)
-        results = run(scenario, episodes, seed, out_dir=out, on_episode=lambda _: progress.advance(task))
+        results = run(scenario, episodes, seed, out_dir=out, on_episode=lambda _: progress.advance(task), resume=resume)
     if as_json:
         from mas.cli_output import dumps, run_summary
 

@@ -9,16 +9,21 @@ store in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mas.episode import EpisodeEngine, Transition
+from mas.errors import StoreError
 from mas.records import DecisionRecord, DecisionStatus, EpisodeRecord, StateRecord, StepRecord, add_usage
+from mas.rundir import LOCK_NAME, first_difference, locked
 from mas.scenario import Scenario
 from mas.seeding import child_seed
-from mas.store import RunStore
+from mas.store import DB_NAME, RunStore, remove_database
 
 
 def play_episode(engine: EpisodeEngine, episode: int, seed: int) -> EpisodeRecord:
@@ -83,6 +88,7 @@ def run(
     seed: int,
     out_dir: Path | None = None,
     on_episode: Callable[[EpisodeRecord], None] | None = None,
+    resume: bool = False,
 ) -> list[EpisodeRecord]:
     """Play `episodes` episodes, writing each to the run store in `out_dir` (if given).
 
@@ -91,24 +97,108 @@ def run(
         episodes: number of episodes.
         seed: master seed; it fixes every episode, policy and game draw.
         out_dir: run directory to create; None keeps results in memory only.
-        on_episode: called after each episode is stored (progress bars).
+        on_episode: called after each episode is stored, or found stored when resuming
+            (progress bars).
+        resume: finish the run stored in `out_dir`, playing only the episodes it lacks
+            (each episode's seeds depend only on `seed` and its index, so the store ends
+            equal to an uninterrupted run's). The scenario, seed and episode count must be
+            the stored ones (`stored_run` reads them).
+
+    Returns:
+        The totals of every episode in order, stored ones included.
+
+    The run directory is locked while in use (`mas.rundir`). A fresh run that fails
+    before any episode is stored removes its empty store, so the same `out_dir` can be used again.
     """
     engine = EpisodeEngine(scenario, seed=seed, record_summaries=True)
-    store = None
-    if out_dir is not None:
-        agents = [(a.id, a.policy.model_dump(mode="json"), a.persona) for a in scenario.agents]
-        store = RunStore.create(Path(out_dir), scenario.to_dict(), seed, agents)
-    results: list[EpisodeRecord] = []
-    try:
-        for episode in range(episodes):
-            record = play_episode(engine, episode, seed)
+    fresh_dir = out_dir is not None and not Path(out_dir).exists()
+    with nullcontext() if out_dir is None else locked(Path(out_dir), create=not resume):
+        store, done = _open_store(scenario, episodes, seed, out_dir, resume)
+        results: list[EpisodeRecord] = []
+        try:
+            stored = _stored_totals(store, done, scenario.agent_ids) if store is not None else {}
+            for episode in range(episodes):
+                record = stored[episode] if episode in done else play_episode(engine, episode, seed)
+                if store is not None and episode not in done:
+                    store.write_episode(record)
+                # keep only the totals in memory; the store has the details
+                results.append(record.totals_only())
+                if on_episode is not None:
+                    on_episode(record)
+        except BaseException:
+            if store is not None and not resume and not results:  # nothing stored: leave no empty run behind
+                store.close()
+                _remove_empty_run(Path(out_dir), fresh_dir)
+            raise
+        finally:
             if store is not None:
-                store.write_episode(record)
-            # keep only the totals in memory; the store has the details
-            results.append(record.totals_only())
-            if on_episode is not None:
-                on_episode(record)
-    finally:
-        if store is not None:
-            store.close()
+                store.close()
     return results
+
+
+def _open_store(scenario: Scenario, episodes: int, seed: int, out_dir: Path | None, resume: bool) -> tuple[RunStore | None, set[int]]:
+    """The store to write (None without `out_dir`) and the episodes it holds already."""
+    if out_dir is None:
+        return None, set()
+    if not resume:
+        agents = [(a.id, a.policy.model_dump(mode="json"), a.persona) for a in scenario.agents]
+        return RunStore.create(Path(out_dir), scenario.to_dict(), seed, agents, episodes), set()
+    store, done = RunStore.open_for_resume(Path(out_dir))
+    try:
+        _check_resumable(store.meta(), scenario, episodes, seed, Path(out_dir))
+    except BaseException:
+        store.close()
+        raise
+    return store, done
+
+
+def stored_run(run_dir: Path) -> tuple[Scenario, int, int]:
+    """The scenario, seed and episode count of the run stored in `run_dir` (for resuming)."""
+    from mas.scenario import parse_scenario
+
+    with RunStore.open(Path(run_dir)) as store:
+        meta = store.meta()
+    scenario = parse_scenario(meta["scenario"], source=f"{run_dir} (stored scenario)")
+    return scenario, int(meta["seed"]), int(meta.get("episodes", scenario.episodes))
+
+
+def _check_resumable(meta: dict[str, Any], scenario: Scenario, episodes: int, seed: int, out_dir: Path) -> None:
+    """One-line errors when a resumed run would differ from the stored one."""
+    if str(seed) != meta["seed"]:
+        raise StoreError(f"{out_dir}: was started with seed {meta['seed']}, not {seed}; resume without --seed")
+    if "episodes" in meta and str(episodes) != meta["episodes"]:
+        raise StoreError(f"{out_dir}: was started with {meta['episodes']} episodes, not {episodes}; resume without --episodes")
+    if scenario.to_dict() != meta["scenario"]:
+        field = first_difference(scenario.to_dict(), meta["scenario"])
+        raise StoreError(
+            f"{out_dir}: holds a different scenario ({field} differs); resume with the same scenario file, "
+            "or start a new run with --out"
+        )
+
+
+def _stored_totals(store: RunStore, episodes: set[int], agents: Sequence[str]) -> dict[int, EpisodeRecord]:
+    """The totals of stored episodes, as `run` returns them for played ones."""
+    totals = {}
+    for episode in sorted(episodes):
+        (row,) = store.query("SELECT seed, rounds, steps, terminated, truncated FROM episodes WHERE episode = ?", (episode,))
+        returns = {agent: (value, coop) for agent, value, coop in store.query("SELECT agent, return, cooperation FROM returns WHERE episode = ?", (episode,))}
+        usage: dict = {}
+        for agent, talking, decision in store.query("SELECT agent, talking, record FROM decisions WHERE episode = ? ORDER BY step", (episode,)):
+            usage = add_usage(usage, agent, json.loads(decision), bool(talking))
+        totals[episode] = EpisodeRecord(
+            episode, row[0], row[1], row[2], bool(row[3]), bool(row[4]),
+            returns={agent: returns[agent][0] for agent in agents},
+            cooperation={agent: returns[agent][1] for agent in agents}, usage=usage,
+        )
+    return totals
+
+
+def _remove_empty_run(out_dir: Path, fresh_dir: bool) -> None:
+    """Delete the store of a run that stored nothing, and its directory if this run made it."""
+    remove_database(out_dir / DB_NAME)
+    if fresh_dir:
+        (out_dir / LOCK_NAME).unlink(missing_ok=True)
+        try:
+            out_dir.rmdir()
+        except OSError:  # something else was put there meanwhile: keep it
+            pass

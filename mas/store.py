@@ -102,12 +102,17 @@ class RunStore:
 
     # ----- opening -------------------------------------------------------------------
     @classmethod
-    def create(cls, run_dir: Path, scenario: dict[str, Any], seed: int, agents: Sequence[tuple[str, dict, str]]) -> "RunStore":
-        """Create a new run directory and database; refuses to overwrite an existing run."""
+    def create(cls, run_dir: Path, scenario: dict[str, Any], seed: int, agents: Sequence[tuple[str, dict, str]],
+               episodes: int | None = None) -> "RunStore":
+        """Create a new run directory and database; refuses to overwrite a run that holds
+        episodes (a store left empty by a failed or killed run is replaced). `episodes` is
+        the number the run plays, kept for `--resume`. Call under `mas.rundir.locked`."""
         run_dir = Path(run_dir)
         path = run_dir / DB_NAME
+        if path.exists() and not holds_rows(path, "episodes"):
+            remove_database(path)
         if path.exists():
-            raise StoreError(f"{run_dir}: already holds a run ({DB_NAME}); choose another --out")
+            raise StoreError(f"{run_dir}: already holds a run ({DB_NAME}); choose another --out, or finish it with --resume {run_dir}")
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -123,6 +128,7 @@ class RunStore:
                     ("seed", str(seed)),
                     ("versions", json.dumps(_versions())),
                     ("created", datetime.now(timezone.utc).isoformat(timespec="seconds")),
+                    *([("episodes", str(episodes))] if episodes is not None else []),
                 ],
             )
             db.executemany(
@@ -140,6 +146,14 @@ class RunStore:
     @property
     def schema_version(self) -> int:
         return int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+    @classmethod
+    def open_for_resume(cls, run_dir: Path) -> tuple["RunStore", set[int]]:
+        """Open an existing run for writing the episodes it lacks; returns the store and
+        the episodes already stored. Call under `mas.rundir.locked`."""
+        path, db = open_versioned(run_dir, DB_NAME, "run", SCHEMA_VERSION, writable=True)
+        store = cls(path, db)
+        return store, set(store.episodes_done())
 
     def close(self) -> None:
         self._db.close()
@@ -217,6 +231,24 @@ def _sql_value(value: Any) -> Any:
     if isinstance(value, Mapping):
         return json.dumps(value)
     return value
+
+def holds_rows(path: Path, table: str) -> bool:
+    """Whether the database at `path` has a row in `table` (finished episodes or matches);
+    anything unreadable counts as holding one, so it is never deleted."""
+    try:
+        db = sqlite3.connect(path)  # the caller holds the run directory's lock
+        try:
+            return db.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0] == 1
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return True
+
+
+def remove_database(path: Path) -> None:
+    """Delete an SQLite database with its WAL and shared-memory files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _versions() -> dict[str, str]:

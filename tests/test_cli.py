@@ -107,6 +107,8 @@ def test_bad_scenarios_give_one_line_errors(tmp_path: Path, content, fragments) 
         (["run", "prisoners_dilemma", "--seed", "abc"], "expected a whole number"),
         (["run", "no_such_scenario"], "unknown scenario 'no_such_scenario'"),
         (["run", "missing.yaml"], "no such scenario file"),
+        (["run"], "give a scenario file, or --resume DIR"),
+        (["run", "--resume", "no_such_run"], "no_such_run: no run found"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -13,7 +13,7 @@ from mas.agents.scripted import TitForTat
 from mas.errors import StoreError
 from mas.runner import run
 from mas.store import RunStore
-from tests.conftest import FAST_BUILTIN
+from tests.conftest import FAST_BUILTIN, PD
 
 
 def _dump(run_dir: Path) -> dict[str, list]:
@@ -128,3 +128,122 @@ def test_resolved_scenario_is_stored(tmp_path: Path) -> None:
     meta = mas.load_run(tmp_path / "r").meta
     assert len(meta["scenario"]["agents"]) == 8  # counts expanded
     assert json.loads(json.dumps(meta["scenario"]))["game"]["kind"] == "commons"
+
+
+# ----- resume, locks, failed runs, kill -9 ---------------------------------------------
+# a talk game of random length with a random player: messages, steps and seeds all show
+SLOW_TALK = {
+    "name": "slow_talk",
+    "game": PD["game"],
+    "rounds": {"continuation": 0.998, "max": 1500},
+    "agents": [{"id": "a", "policy": {"type": "tit_for_tat", "message": "Round $round: I will play $action."}},
+               {"id": "b", "policy": {"type": "random", "p": 0.5}}],
+    "comms": {"mode": "broadcast", "talk_rounds": 1},
+    "episodes": 8,
+    "seed": 3,
+}
+
+
+def test_resume_plays_only_the_missing_episodes(tmp_path: Path, monkeypatch) -> None:
+    import mas.runner
+
+    scenario = mas.scenario.parse_scenario({**PD, "agents": [{"id": "a", "policy": "tit_for_tat"}, {"id": "b", "policy": "random"}]})
+    whole = run(scenario, episodes=6, seed=4, out_dir=tmp_path / "whole")
+    original = mas.runner.play_episode
+    played: list[int] = []
+    crash = [True]
+
+    def crashing(env, groups, episode, seed):
+        if episode == 3 and crash:  # once: the run dies in its fourth episode
+            crash.clear()
+            raise RuntimeError("killed")
+        played.append(episode)
+        return original(env, groups, episode, seed)
+
+    monkeypatch.setattr(mas.runner, "play_episode", crashing)
+    with pytest.raises(RuntimeError):
+        run(scenario, episodes=6, seed=4, out_dir=tmp_path / "r")
+    assert played == [0, 1, 2] and not crash
+    played.clear()
+    resumed = run(scenario, episodes=6, seed=4, out_dir=tmp_path / "r", resume=True)
+    assert played == [3, 4, 5]  # nothing stored is played again
+    assert _dump(tmp_path / "r") == _dump(tmp_path / "whole")
+    assert [(r.episode, r.seed, r.rounds, r.returns, r.cooperation) for r in resumed] == [
+        (r.episode, r.seed, r.rounds, r.returns, r.cooperation) for r in whole]
+    played.clear()
+    assert len(run(scenario, episodes=6, seed=4, out_dir=tmp_path / "r", resume=True)) == 6 and played == []
+
+
+def test_resume_refuses_another_scenario_seed_or_count(tmp_path: Path) -> None:
+    from mas.runner import stored_run
+
+    scenario = mas.scenario.parse_scenario(PD)
+    run(scenario, episodes=2, seed=4, out_dir=tmp_path / "r")
+    before = _dump(tmp_path / "r")
+    assert stored_run(tmp_path / "r") == (scenario, 4, 2)
+    other = mas.scenario.parse_scenario({**PD, "rounds": 7})
+    for args, message in [
+        ((other, 2, 4), r"holds a different scenario \(rounds differs\)"),
+        ((scenario, 2, 5), "was started with seed 4, not 5"),
+        ((scenario, 3, 4), "was started with 2 episodes, not 3"),
+    ]:
+        with pytest.raises(StoreError, match=message):
+            run(*args, out_dir=tmp_path / "r", resume=True)
+    with pytest.raises(StoreError, match="no run found"):
+        run(scenario, 2, 4, out_dir=tmp_path / "none", resume=True)
+    assert _dump(tmp_path / "r") == before
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
+    import os
+
+    from mas.rundir import locked
+
+    scenario = mas.scenario.parse_scenario(PD)
+    run(scenario, episodes=1, seed=0, out_dir=tmp_path / "r")
+    with locked(tmp_path / "r"), locked(tmp_path / "new", create=True):
+        for out, resume in [(tmp_path / "r", True), (tmp_path / "new", False)]:
+            with pytest.raises(StoreError, match=f"run directory {out} is in use by pid {os.getpid()}"):
+                run(scenario, episodes=1, seed=0, out_dir=out, resume=resume)
+    assert not (tmp_path / "new" / "run.sqlite").exists()
+    run(scenario, episodes=1, seed=0, out_dir=tmp_path / "new")  # released with the block
+
+
+def test_a_failed_run_leaves_nothing_that_blocks_its_directory(tmp_path: Path) -> None:
+    from mas.errors import MasError
+
+    dead = {"type": "llm", "backend": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0, "timeout": 2}}
+    failing = mas.scenario.parse_scenario({**PD, "agents": [PD["agents"][0], {"id": "b", "policy": dead}]})
+    with pytest.raises(MasError, match="127.0.0.1:9"):
+        run(failing, episodes=2, seed=0, out_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()  # the store held nothing: removed with its directory
+    scenario = mas.scenario.parse_scenario(PD)
+    run(scenario, episodes=2, seed=0, out_dir=tmp_path / "r")
+    # a run killed before its first episode leaves an empty store: it is replaced, never one with episodes
+    RunStore.create(tmp_path / "empty", scenario.to_dict(), 0, [("a", {}, ""), ("b", {}, "")]).close()
+    run(scenario, episodes=2, seed=0, out_dir=tmp_path / "empty")
+    assert _dump(tmp_path / "empty") == _dump(tmp_path / "r")
+
+
+def test_kill_minus_nine_of_mas_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path, write_scenario) -> None:
+    import random
+    import subprocess
+    import sys
+
+    from tests import faults
+
+    file = write_scenario(SLOW_TALK)
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "mas.cli", "run", str(file), "--no-progress", "--out", str(killed)]
+    resume = [sys.executable, "-m", "mas.cli", "run", "--resume", str(killed), "--no-progress"]
+    draw = random.Random(17)  # kill points: after a seeded number of episodes and a seeded delay
+    first = faults.kill_at(command, killed / "run.sqlite", "episodes", draw.randint(1, 2), draw.uniform(0, 0.15))
+    second = faults.kill_at(resume, killed / "run.sqlite", "episodes", first + draw.randint(1, 2), draw.uniform(0, 0.15))
+    assert 1 <= first < second < 8, f"{first}, then {second} of 8 episodes stored when killed"
+    result = subprocess.run(resume, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "8 episodes, seed 3" in result.stdout
+    run(mas.scenario.parse_scenario(SLOW_TALK), episodes=8, seed=3, out_dir=tmp_path / "whole")
+    after = _dump(killed)
+    assert [row[0] for row in after["episodes"]] == list(range(8))  # nothing lost, nothing twice
+    assert after == _dump(tmp_path / "whole")

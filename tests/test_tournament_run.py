@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import copy
 import os
-import signal
+import random
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,10 @@ import yaml
 
 from mas.analysis.tournament_load import load_tournament_run
 from mas.errors import StoreError
+from mas.rundir import locked
 from mas.tournament import TournamentError, load_tournament, parse_tournament, resume_tournament, run_tournament
 from mas.tournament.schedule import build_schedule
+from tests import faults
 from tests.conftest import PD
 
 CLASSIC = Path("scenarios/tournaments/axelrod_classic.yaml")
@@ -127,43 +128,62 @@ def test_long_ecologies_are_stored_thinned_to_1001_generations() -> None:
 
 
 def committed(run_dir: Path) -> int:
-    try:
-        db = sqlite3.connect(f"file:{run_dir / 'tournament.sqlite'}?mode=ro", uri=True, timeout=1)
-        try:
-            return db.execute("SELECT COUNT(*) FROM matches").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
+    return faults.committed(run_dir / "tournament.sqlite", "matches")
 
 
 def test_kill_minus_nine_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    """The CLI is killed (SIGKILL, its workers left to notice) at a random point, then
+    again at a random point of its resume; the second resume gives exactly the store of an
+    uninterrupted run, and no worker, forkserver or resource tracker outlives a kill."""
     classic = yaml.safe_load(CLASSIC.read_text())
-    classic.update(repetitions=2, rounds=100, scenario=str(Path("scenarios/prisoners_dilemma.yaml").resolve()))
+    classic.update(repetitions=2, rounds=60, scenario=str(Path("scenarios/prisoners_dilemma.yaml").resolve()))
     file = tmp_path / "classic.yaml"
     file.write_text(yaml.safe_dump(classic))
     total = len(build_schedule(load_tournament(file)))
     killed = tmp_path / "killed"
     command = [sys.executable, "-m", "mas.cli", "tournament", str(file), "--workers", "2", "--no-progress", "--out", str(killed)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while committed(killed) < 20 and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the CLI and its workers, at once
-        process.wait()
-    at_kill = committed(killed)
-    assert 20 <= at_kill < total, f"{at_kill} of {total} matches committed when killed"
+    resume = [*command[:-2], "--resume", str(killed)]
+    draw = random.Random(13)  # kill points: after a seeded number of matches and a seeded delay
+    first = faults.kill_at(command, killed / "tournament.sqlite", "matches", draw.randrange(5, total // 3), draw.uniform(0, 0.2))
+    second = faults.kill_at(resume, killed / "tournament.sqlite", "matches", first + draw.randrange(5, 20), draw.uniform(0, 0.2))
+    assert 5 <= first < second < total, f"{first}, then {second} of {total} matches committed when killed"
 
-    resumed = subprocess.run([*command[:-2], "--resume", str(killed)], capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(resume, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"({total} matches, {total - at_kill} played now)" in " ".join(resumed.stdout.split())
+    assert f"({total} matches, {total - second} played now)" in " ".join(resumed.stdout.split())
 
     run_tournament(load_tournament(file), tmp_path / "whole", backend="serial")
     after, whole = dump(killed), dump(tmp_path / "whole")
     assert [row[0] for row in after["matches"]] == list(range(total))  # nothing lost, nothing twice
     assert after == whole
+
+
+def test_a_tournament_directory_in_use_is_refused_in_one_line(tmp_path: Path) -> None:
+    # two resumes of one directory at once used to play the same matches twice and end in
+    # an IntegrityError; the lock file's holder is this process here
+    tournament = parse_tournament({**MIXED, "repetitions": 1})
+    run_tournament(tournament, tmp_path / "t", backend="serial")
+    with locked(tmp_path / "t"):
+        with pytest.raises(StoreError, match=f"run directory {tmp_path / 't'} is in use by pid {os.getpid()}"):
+            resume_tournament(tmp_path / "t", backend="serial")
+        with pytest.raises(StoreError, match="is in use by pid"):
+            run_tournament(tournament, tmp_path / "t", backend="serial")
+        result = subprocess.run([sys.executable, "-m", "mas.cli", "tournament", "--resume", str(tmp_path / "t"), "--no-progress"],
+                                capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and result.stderr == f"mas: error: run directory {tmp_path / 't'} is in use by pid {os.getpid()}; wait for it to finish\n"
+    assert resume_tournament(tmp_path / "t", backend="serial").played_now == 0  # free again once released
+
+
+def test_an_empty_tournament_store_does_not_block_its_directory(tmp_path: Path) -> None:
+    # what a run killed (or failed) before its first match leaves; one with matches stays refused
+    from mas.tournament.store import TournamentStore
+
+    tournament = parse_tournament({**MIXED, "repetitions": 1})
+    TournamentStore.create(tmp_path / "t", {"entrants": []}, 0, {}).close()
+    assert run_tournament(tournament, tmp_path / "t", backend="serial").played_now == 15
+    with pytest.raises(StoreError, match="already holds a tournament"):
+        run_tournament(tournament, tmp_path / "t", backend="serial")
+    assert committed(tmp_path / "t") == 15
 
 
 def test_resume_checks_the_file_and_seed(tmp_path: Path) -> None:

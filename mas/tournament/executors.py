@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -56,9 +59,46 @@ def _serial(tournament_data: dict[str, Any], matches: Iterable[Match]) -> Iterat
 _worker_player: MatchPlayer | None = None
 
 
-def _init_worker(tournament_data: dict[str, Any]) -> None:
+def _init_worker(tournament_data: dict[str, Any], parent: int) -> None:
     global _worker_player
+    _exit_with(parent)
     _worker_player = MatchPlayer(parse_tournament(tournament_data))
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker as soon as process `parent` (the one that made the pool) is gone.
+
+    A pool shuts its workers down, but a parent killed with SIGKILL cannot: the workers
+    would play on, and keep the forkserver and resource tracker alive too (both wait for
+    every worker to close its end of their pipes). The worker's own parent is the
+    forkserver, so PR_SET_PDEATHSIG would not fire; a pidfd of `parent` becomes readable
+    when it exits (Linux 5.3+), elsewhere it is polled once a second."""
+    try:
+        pidfd: int | None = os.pidfd_open(parent)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # not Linux, or an old kernel
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+        else:
+            while _alive(parent):
+                time.sleep(1.0)
+        os._exit(1)  # from this thread: ends the whole worker, whatever it is playing
+
+    threading.Thread(target=watch, name="mas-exit-with-parent", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, under another user (a reused pid): cannot tell, keep going
+        return True
+    return True
 
 
 def _play_in_worker(match: Match) -> MatchResult:
@@ -75,7 +115,7 @@ def _start_method() -> str:
 
 def _processes(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int) -> Iterator[MatchResult]:
     context = multiprocessing.get_context(_start_method())
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(tournament_data,))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(tournament_data, os.getpid()))
     pending = iter(matches)
     in_flight: set[Future] = set()
     failure: BaseException | None = None

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from mas.rundir import first_difference, locked
 from mas.seeding import rng
 from mas.tournament import ecology
 from mas.tournament.executors import execute
@@ -71,8 +71,9 @@ def run_tournament(
     player = MatchPlayer(tournament)
     extra = {"seat_ids": list(tournament.seat_ids), "action_names": player.action_names,
              "action_codec": {"names": player.codec.names, "width": player.codec.width}}
-    store = TournamentStore.create(Path(out_dir), data, tournament.spec.seed, extra)
-    return _play_and_rate(tournament, store, Path(out_dir), workers, backend, on_progress)
+    with locked(Path(out_dir), create=True):
+        store = TournamentStore.create(Path(out_dir), data, tournament.spec.seed, extra)
+        return _play_and_rate(tournament, store, Path(out_dir), workers, backend, on_progress)
 
 
 def resume_tournament(
@@ -89,36 +90,28 @@ def resume_tournament(
         out_dir: the tournament run directory.
         tournament: if given, it must equal the stored one (the same file and seed).
         seed: if given, it must be the stored seed.
+
+    Raises:
+        StoreError: another process is using `out_dir` (`mas.rundir`).
     """
-    store = TournamentStore.open(Path(out_dir), writable=True)
-    try:
-        stored = parse_tournament(store.meta()["tournament"], source=str(Path(out_dir) / DB_NAME))
-    except BaseException:
-        store.close()
-        raise
-    if seed is not None and seed != stored.spec.seed:
-        store.close()
-        raise TournamentError(f"{out_dir}: was started with seed {stored.spec.seed}, not {seed}; resume without --seed")
-    if tournament is not None and tournament.to_dict() != stored.to_dict():
-        store.close()
-        field = _first_difference(tournament.to_dict(), stored.to_dict())
-        raise TournamentError(
-            f"{out_dir}: holds a different tournament ({field} differs from {tournament.source}); "
-            "resume with the same file and seed, or start a new run with --out"
-        )
-    return _play_and_rate(stored, store, Path(out_dir), workers, backend, on_progress)
-
-
-def _first_difference(a: Any, b: Any, path: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
-            if x != y:
-                return _first_difference(x, y, f"{path}.{i}")
-    return path or "(top level)"
+    with locked(Path(out_dir)):  # the run directory is used by one process at a time
+        store = TournamentStore.open(Path(out_dir), writable=True)
+        try:
+            stored = parse_tournament(store.meta()["tournament"], source=str(Path(out_dir) / DB_NAME))
+        except BaseException:
+            store.close()
+            raise
+        if seed is not None and seed != stored.spec.seed:
+            store.close()
+            raise TournamentError(f"{out_dir}: was started with seed {stored.spec.seed}, not {seed}; resume without --seed")
+        if tournament is not None and tournament.to_dict() != stored.to_dict():
+            store.close()
+            field = first_difference(tournament.to_dict(), stored.to_dict())
+            raise TournamentError(
+                f"{out_dir}: holds a different tournament ({field} differs from {tournament.source}); "
+                "resume with the same file and seed, or start a new run with --out"
+            )
+        return _play_and_rate(stored, store, Path(out_dir), workers, backend, on_progress)
 
 
 def _play_and_rate(

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mas.errors import StoreError
-from mas.store import _versions, insert_records, open_versioned
+from mas.store import _versions, holds_rows, insert_records, open_versioned, remove_database
 from mas.tournament.play import MatchResult
 
 SCHEMA_VERSION = 1
@@ -84,9 +84,13 @@ class TournamentStore:
 
     @classmethod
     def create(cls, run_dir: Path, tournament: dict[str, Any], seed: int, extra_meta: dict[str, Any]) -> "TournamentStore":
-        """Create a new tournament run directory; refuses to overwrite one."""
+        """Create a new tournament run directory; refuses to overwrite one that holds
+        matches (a store left empty by a failed or killed run is replaced). Call under
+        `mas.rundir.locked`."""
         run_dir = Path(run_dir)
         path = run_dir / DB_NAME
+        if path.exists() and not holds_rows(path, "matches"):
+            remove_database(path)
         if path.exists():
             raise StoreError(f"{run_dir}: already holds a tournament ({DB_NAME}); resume it with --resume {run_dir} or choose another --out")
         try:
