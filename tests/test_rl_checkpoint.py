@@ -160,3 +160,20 @@ def test_cli_errors_are_one_line_and_keep_what_was_written(tmp_path, capsys):
     path.write_text(yaml.safe_dump(bad), encoding="utf-8")
     assert main(["run", str(path), "--episodes", "1", "--out", str(tmp_path / "c"), "--no-progress"]) == 1
     assert "no trained agent 'ghost'" in capsys.readouterr().err
+
+
+def test_a_tabular_checkpoint_with_more_than_64_states_loads_plays_and_resumes(tmp_path, capsys):
+    # the commons has far more observations than a Q table's first 64 rows: loading used to
+    # write into the array that `_add` had just replaced (IndexError at state 64)
+    out = tmp_path / "commons"
+    base = ["train", "commons", "--algo", "iql", "--learners", "greedy_0", "--no-progress", "--no-tensorboard"]
+    assert main([*base, "--steps", "1000", "--episodes", "1", "--out", str(out)]) == 0
+    data = load_checkpoint(out / "checkpoint.pt")
+    saved = data["learner"]["tables"][0]
+    assert len(saved["q"]) > 64
+    table = build_learner(data, CPU).tables[0]
+    assert np.array_equal(table.q[: len(saved["q"])], saved["q"].numpy())
+    assert table.rows(saved["obs"].numpy(), add=False).tolist() == list(range(len(saved["q"])))
+    assert main(["run", str(out / "play.yaml"), "--episodes", "1", "--out", str(tmp_path / "play"), "--no-progress"]) == 0
+    assert main([*base, "--steps", "1500", "--episodes", "0", "--resume", str(out / "checkpoint.pt"), "--out", str(tmp_path / "more")]) == 0
+    assert load_checkpoint(tmp_path / "more" / "checkpoint.pt")["env_steps"] >= 1500

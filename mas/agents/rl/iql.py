@@ -99,7 +99,10 @@ class QTable:
         obs, q = data["obs"].numpy(), data["q"].numpy()
         table = cls(num_actions, obs.shape[1])
         for row, values in zip(obs, q):
-            table.q[table._add(row.astype(np.float32), row.astype(np.float32).tobytes())] = values
+            # add first, then index `table.q`: `_add` may reallocate it (a one-line
+            # `table.q[table._add(...)] = values` writes into the old, full array)
+            index = table._add(row.astype(np.float32), row.astype(np.float32).tobytes())
+            table.q[index] = values
         return table
 
 
