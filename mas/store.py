@@ -81,6 +81,13 @@ class EpisodeRecord:
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the database file `path`. The path goes into a `file:`
+    URI percent-encoded: a raw '?', '#' or '%' in a directory name would be read as the
+    URI's query, fragment or an escape, and open (or create) some other file."""
+    return sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+
+
 def open_versioned(run_dir: Path, db_name: str, what: str, schema_version: int,
                    writable: bool = False, setup: str = "") -> tuple[Path, sqlite3.Connection]:
     """Open `run_dir`/`db_name` (or that file itself) and check its schema version, with
@@ -91,7 +98,7 @@ def open_versioned(run_dir: Path, db_name: str, what: str, schema_version: int,
     if not path.is_file():
         raise StoreError(f"{run_dir}: no {what} found (expected {db_name} inside a {what} directory)")
     try:
-        db = sqlite3.connect(path) if writable else sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(path) if writable else connect_readonly(path)
         if writable and setup:
             db.execute(setup)
         version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

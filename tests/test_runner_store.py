@@ -128,3 +128,26 @@ def test_resolved_scenario_is_stored(tmp_path: Path) -> None:
     meta = mas.load_run(tmp_path / "r").meta
     assert len(meta["scenario"]["agents"]) == 8  # counts expanded
     assert json.loads(json.dumps(meta["scenario"]))["game"]["kind"] == "commons"
+
+
+def test_a_run_directory_named_like_a_uri_query_is_read_back(tmp_path: Path, monkeypatch, capsys) -> None:
+    # '?', '#', '%20' and a space in a name: an unescaped file: URI opened (and created)
+    # 'runs/we' instead of the run, so compare failed and left a stray empty file
+    from mas.agents.llm.wrappers import _recorded_calls
+    from mas.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    name = "runs/we?ird#na%20me x"
+    assert main(["run", "prisoners_dilemma", "--episodes", "2", "--seed", "0", "--out", name, "--no-progress"]) == 0
+    assert mas.load_run(name).episodes["episode"].nunique() == 2
+    assert RunStore.open(Path(name)).episodes_done() == [0, 1]
+    with pytest.raises(StoreError, match="recorded no LLM calls"):  # read, and found a scripted run
+        _recorded_calls(Path(name))
+    other = "runs/#b?c=%41"
+    assert main(["run", "prisoners_dilemma", "--episodes", "3", "--out", other, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compare", name, other]) == 0
+    table = capsys.readouterr().out
+    assert "episodes" in table and " 2 " in table and " 3 " in table
+    assert main(["report", name]) == 0 and (tmp_path / name / "report.html").is_file()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["#b?c=%41", "we?ird#na%20me x"]  # no stray file
