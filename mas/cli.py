@@ -29,24 +29,35 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, least: int, what: str = "a number", most: int | None = None) -> int:
+    """An int option in [least, most]; argparse prefixes the error with the flag's name."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text[:40]}'") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {what} >= {least}, got {value}")
+    if most is not None and value > most:
+        raise argparse.ArgumentTypeError(f"expected {what} <= {most:,}, got {value:,}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _count(text: str) -> int:
+    """A count where 0 means none."""
+    return _whole_number(text, 0)
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed >= 0, got {value}")
-    return value
+    return _whole_number(text, 0, "a seed")
+
+
+def _eval_episodes(text: str) -> int:
+    # every evaluation episode is one env copy, all allocated at once
+    return _whole_number(text, 1, most=100_000)
 
 
 def _figure_formats(text: str) -> tuple[str, ...]:
@@ -103,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcript.add_argument("run_dir", type=Path, help="run directory")
     transcript.add_argument("--agent", help="only this agent")
     transcript.add_argument("--round", type=_positive_int, help="only this round (1-based)")
-    transcript.add_argument("--episode", type=int, help="only this episode (0-based)")
+    transcript.add_argument("--episode", type=_count, help="only this episode (0-based)")
     transcript.add_argument("--prompts", action="store_true", help="also print every prompt")
 
     serve = sub.add_parser("serve", help="serve a local model over an OpenAI-compatible HTTP API (shared by many processes)")
@@ -136,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="training run directory (default: runs/<scenario>-train-<timestamp>)")
     train.add_argument("--resume", type=Path, help="continue from this checkpoint")
     train.add_argument("--eval-every", type=_positive_int, help="environment steps between evaluations and checkpoints (default steps/10)")
-    train.add_argument("--eval-episodes", type=_positive_int, default=32, help="greedy episodes per evaluation (default 32)")
-    train.add_argument("--episodes", type=int, default=10, help="episodes played by the trained agents into <out>/eval at the end (0: none)")
+    train.add_argument("--eval-episodes", type=_eval_episodes, default=32, help="greedy episodes per evaluation (default 32, at most 100,000)")
+    train.add_argument("--episodes", type=_count, default=10, help="episodes played by the trained agents into <out>/eval at the end (0: none)")
     train.add_argument("--learners", help="comma-separated agent ids to train (default: agents whose policy is the algorithm's)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter, e.g. --set lr=0.001 (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -27,9 +27,11 @@ Rows are the typed records of `mas.records`, written by column name.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
@@ -69,6 +71,61 @@ CREATE INDEX IF NOT EXISTS messages_by_episode ON messages (episode, step);
 """
 
 
+#: SQLite's primary result codes for a write the disk refused: SQLITE_FULL (ENOSPC) and
+#: SQLITE_IOERR (what a write failing with EFBIG, a file size limit, becomes)
+_SQLITE_FULL, _SQLITE_IOERR = 13, 10
+_NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+        if code is not None:
+            return code & 0xFF in (_SQLITE_FULL, _SQLITE_IOERR)
+        return any(text in str(exc) for text in ("disk is full", "disk I/O error"))
+    return isinstance(exc, OSError) and exc.errno in _NO_SPACE_ERRNOS
+
+
+def in_flight_lost(unit: str) -> str:
+    """What a refused write costs when each `unit` (episode, match) is one transaction:
+    SQLite rolls it back, so the store keeps every finished one."""
+    return f"the store stays consistent: every {unit} already written is kept, the {unit} in flight is lost"
+
+
+@contextmanager
+def space_errors(path: Path, kept: str) -> Iterator[None]:
+    """Turn a write the disk refused (full, quota, file size limit) into a one-line
+    `StoreError` that ends with `kept`, what the store still holds."""
+    try:
+        yield
+    except (sqlite3.OperationalError, OSError) as exc:
+        if not _out_of_space(exc):
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StoreError(f"{path}: cannot write ({reason}): the disk is full or the file reached a size limit; {kept}") from None
+
+
+@contextmanager
+def creating(path: Path, db: sqlite3.Connection) -> Iterator[None]:
+    """Set up the new database `db` at `path` inside the block. A write the disk refuses
+    closes and removes the half-made file, so it cannot block the same --out."""
+    try:
+        with space_errors(path, "nothing was stored"):
+            yield
+    except StoreError:
+        db.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        raise
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the database file `path`. The path goes into a `file:`
+    URI percent-encoded: a raw '?', '#' or '%' in a directory name would be read as the
+    URI's query, fragment or an escape, and open (or create) some other file."""
+    return sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+
+
 def open_versioned(run_dir: Path, db_name: str, what: str, schema_version: int | Sequence[int],
                    writable: bool = False, setup: str = "") -> tuple[Path, sqlite3.Connection]:
     """Open `run_dir`/`db_name` (or that file itself) and check its schema version, with
@@ -79,7 +136,7 @@ def open_versioned(run_dir: Path, db_name: str, what: str, schema_version: int |
     if not path.is_file():
         raise StoreError(f"{run_dir}: no {what} found (expected {db_name} inside a {what} directory)")
     try:
-        db = sqlite3.connect(path) if writable else sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(path) if writable else connect_readonly(path)
         if writable and setup:
             db.execute(setup)
         version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -118,8 +175,9 @@ class RunStore:
         except OSError as exc:
             raise StoreError(f"{run_dir}: cannot create run directory ({exc.strerror})") from None
         db = sqlite3.connect(path)
-        db.executescript("PRAGMA journal_mode=WAL;" + _SCHEMA)
-        with db:
+        with creating(path, db):
+            db.executescript("PRAGMA journal_mode=WAL;" + _SCHEMA)
+        with creating(path, db), db:
             db.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
                 [
@@ -167,7 +225,7 @@ class RunStore:
     # ----- writing -------------------------------------------------------------------
     def write_episode(self, record: EpisodeRecord) -> None:
         """Write one whole episode atomically."""
-        with self._db:
+        with space_errors(self.path, in_flight_lost("episode")), self._db:
             self._db.execute(
                 "INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?)",
                 (record.episode, record.seed, record.rounds, record.steps, int(record.terminated), int(record.truncated)),

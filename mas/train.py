@@ -322,7 +322,7 @@ def _single_threaded_on(device: Any) -> Iterator[None]:
 def _train(scenario, algo, steps, seed, out_dir, torch_device, resume, eval_every, eval_episodes,  # noqa: ANN001
            final_episodes, learners, overrides, tensorboard, on_progress) -> TrainResult:
     """The body of `train` (same arguments, device resolved)."""
-    from mas.agents.rl.checkpoint import load_checkpoint, make_learner, save_checkpoint
+    from mas.agents.rl.checkpoint import load_checkpoint, load_learner_state, make_learner, save_checkpoint
     from mas.vector import VectorEnv
 
     names = learning_agents(scenario, algo, learners)
@@ -341,7 +341,7 @@ def _train(scenario, algo, steps, seed, out_dir, torch_device, resume, eval_ever
     env = StepLog(VectorEnv(scenario, names, config.num_envs, env_seed, torch_device))
     learner = make_learner(kind, config, env, torch_device, child_seed(seed, "learner", start_steps), steps)
     if start_data is not None:
-        learner.load_state_dict(_to_device(start_data["learner"], torch_device))
+        load_learner_state(learner, _to_device(start_data["learner"], torch_device), f"--resume {resume}")
     eval_every = eval_every or max(1, (steps - start_steps) // 10)
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = {"algorithm": algo, "learners": names, "seed": seed, "steps": steps, "device": str(torch_device),
@@ -402,9 +402,10 @@ def _check_resume(data: dict[str, Any], kind: str, names: Sequence[str], scenari
     if list(data["learners"]) != list(names):
         raise MasError(f"--resume {path}: trained agents {data['learners']}, but this run trains {list(names)}")
     game = registry.make_game(scenario.game, len(scenario.agents))
-    if (data["obs_dim"], data["num_actions"]) != (game.obs_dim, game.num_actions):
-        raise MasError(f"--resume {path}: trained for {data['obs_dim']} observation features and {data['num_actions']} actions, "
-                       f"this scenario has {game.obs_dim} and {game.num_actions}")
+    game_kind = getattr(game, "kind", "")
+    if (data["game_kind"], data["obs_dim"], data["num_actions"]) != (game_kind, game.obs_dim, game.num_actions):
+        raise MasError(f"--resume {path}: trained on a {data['game_kind']} game with {data['obs_dim']} observation features and "
+                       f"{data['num_actions']} actions, this scenario is {game_kind} with {game.obs_dim} and {game.num_actions}")
 
 
 def _to_device(value: Any, device: Any) -> Any:

@@ -160,3 +160,92 @@ def test_cli_errors_are_one_line_and_keep_what_was_written(tmp_path, capsys):
     path.write_text(yaml.safe_dump(bad), encoding="utf-8")
     assert main(["run", str(path), "--episodes", "1", "--out", str(tmp_path / "c"), "--no-progress"]) == 1
     assert "no trained agent 'ghost'" in capsys.readouterr().err
+
+
+def test_a_tabular_checkpoint_with_more_than_64_states_loads_plays_and_resumes(tmp_path, capsys):
+    # the commons has far more observations than a Q table's first 64 rows: loading used to
+    # write into the array that `_add` had just replaced (IndexError at state 64)
+    out = tmp_path / "commons"
+    base = ["train", "commons", "--algo", "iql", "--learners", "greedy_0", "--no-progress", "--no-tensorboard"]
+    assert main([*base, "--steps", "1000", "--episodes", "1", "--out", str(out)]) == 0
+    data = load_checkpoint(out / "checkpoint.pt")
+    saved = data["learner"]["tables"][0]
+    assert len(saved["q"]) > 64
+    table = build_learner(data, CPU).tables[0]
+    assert np.array_equal(table.q[: len(saved["q"])], saved["q"].numpy())
+    assert table.rows(saved["obs"].numpy(), add=False).tolist() == list(range(len(saved["q"])))
+    assert main(["run", str(out / "play.yaml"), "--episodes", "1", "--out", str(tmp_path / "play"), "--no-progress"]) == 0
+    assert main([*base, "--steps", "1500", "--episodes", "0", "--resume", str(out / "checkpoint.pt"), "--out", str(tmp_path / "more")]) == 0
+    assert load_checkpoint(tmp_path / "more" / "checkpoint.pt")["env_steps"] >= 1500
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """A small tabular and a small DQN checkpoint's contents, to damage."""
+    scenario = parse_scenario(pd_data())
+    env = VectorEnv(scenario, ["me"], 4, seed=0)
+    out = {}
+    for variant in ("tabular", "dqn"):
+        learner = make_learner("iql", IQLSpec(type="iql", variant=variant).to_config(num_envs=4), env, CPU, seed=0, total_steps=40)
+        step = env.reset()
+        while learner.env_steps < 40:
+            step, _, _ = learner.collect_and_update(env, step)
+        path = tmp_path_factory.mktemp(variant) / "c.pt"
+        save_checkpoint(path, learner, env, scenario, seed=0)
+        out[variant] = torch.load(path, weights_only=True)
+    return out
+
+
+def _without(key):
+    return lambda d: d.pop(key)
+
+
+DAMAGE = [
+    ("tabular", _without("learner"), "damaged checkpoint: no 'learner' field"),
+    ("tabular", _without("obs_dim"), "no 'obs_dim' field"),
+    ("tabular", _without("env_steps"), "no 'env_steps' field"),
+    ("tabular", lambda d: d.update(obs_dim="seven"), "'obs_dim' should be an integer >= 1, found 'seven'"),
+    ("tabular", lambda d: d.update(learners="me"), "'learners' should be a list, found 'me'"),
+    ("tabular", lambda d: d.update(learners=[]), "'learners' should be a non-empty list"),
+    ("tabular", lambda d: d["config"].update(alpha="x"), "config: alpha: Input should be a valid number"),
+    ("tabular", lambda d: d["config"].update(zzz=1), "config: unknown iql hyperparameter(s) ['zzz']"),
+    ("tabular", lambda d: d["learner"].pop("tables"), "state does not fit its networks or tables (no 'tables')"),
+    ("tabular", lambda d: d["learner"]["tables"][0].update(q=torch.zeros(3, 7)), "a Q table of shape (3, 7)"),
+    ("dqn", lambda d: d["config"].update(hidden=8), "state does not fit its networks or tables (Error(s) in loading state_dict"),
+    ("dqn", lambda d: d["learner"].pop("optimizer"), "state does not fit its networks or tables (no 'optimizer')"),
+]
+
+
+@pytest.mark.parametrize("variant, damage, message", DAMAGE, ids=[m[:40] for _, _, m in DAMAGE])
+def test_a_damaged_checkpoint_is_a_one_line_error_in_play_and_resume(tmp_path, capsys, trained, variant, damage, message):
+    import copy
+
+    from mas.agents.rl import policy
+
+    data = copy.deepcopy(trained[variant])
+    damage(data)
+    path = tmp_path / "damaged.pt"
+    torch.save(data, path)
+    play = pd_data()
+    play["agents"][0]["policy"] = {"type": "checkpoint", "path": str(path), "agent": "me"}
+    (tmp_path / "play.yaml").write_text(yaml.safe_dump(play), encoding="utf-8")
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(pd_data(variant=variant)), encoding="utf-8")
+    policy._CACHE.clear()
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "play.yaml"), "--episodes", "1", "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    assert main(["train", str(tmp_path / "train.yaml"), "--steps", "100", "--resume", str(path), "--out", str(tmp_path / "t"),
+                 "--no-progress", "--no-tensorboard"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all(message in line and "internal error" not in line for line in lines), lines
+    assert not (tmp_path / "r" / "run.sqlite").exists()
+
+
+def test_a_checkpoint_for_another_game_is_refused_even_when_its_shapes_fit(tmp_path, capsys, trained):
+    data = dict(trained["tabular"], game_kind="commons")  # same sizes as the prisoner's dilemma, another game
+    torch.save(data, tmp_path / "other.pt")
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(pd_data()), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "train.yaml"), "--steps", "100", "--resume", str(tmp_path / "other.pt"),
+                 "--out", str(tmp_path / "t"), "--no-progress", "--no-tensorboard"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained on a commons game" in err and "this scenario is normal_form" in err, err

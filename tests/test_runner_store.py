@@ -247,3 +247,26 @@ def test_kill_minus_nine_of_mas_run_then_resume_equals_an_uninterrupted_run(tmp_
     after = _dump(killed)
     assert [row[0] for row in after["episodes"]] == list(range(8))  # nothing lost, nothing twice
     assert after == _dump(tmp_path / "whole")
+
+
+def test_a_run_directory_named_like_a_uri_query_is_read_back(tmp_path: Path, monkeypatch, capsys) -> None:
+    # '?', '#', '%20' and a space in a name: an unescaped file: URI opened (and created)
+    # 'runs/we' instead of the run, so compare failed and left a stray empty file
+    from mas.agents.llm.wrappers import _recorded_calls
+    from mas.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    name = "runs/we?ird#na%20me x"
+    assert main(["run", "prisoners_dilemma", "--episodes", "2", "--seed", "0", "--out", name, "--no-progress"]) == 0
+    assert mas.load_run(name).episodes["episode"].nunique() == 2
+    assert RunStore.open(Path(name)).episodes_done() == [0, 1]
+    with pytest.raises(StoreError, match="recorded no LLM calls"):  # read, and found a scripted run
+        _recorded_calls(Path(name))
+    other = "runs/#b?c=%41"
+    assert main(["run", "prisoners_dilemma", "--episodes", "3", "--out", other, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compare", name, other]) == 0
+    table = capsys.readouterr().out
+    assert "episodes" in table and " 2 " in table and " 3 " in table
+    assert main(["report", name]) == 0 and (tmp_path / name / "report.html").is_file()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["#b?c=%41", "we?ird#na%20me x"]  # no stray file

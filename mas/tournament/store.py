@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mas.errors import StoreError
-from mas.store import _versions, holds_rows, insert_records, open_versioned, remove_database
+from mas.store import _versions, creating, holds_rows, in_flight_lost, insert_records, open_versioned, remove_database, space_errors
 from mas.tournament.play import MatchResult
 
 SCHEMA_VERSION = 1
@@ -98,8 +98,9 @@ class TournamentStore:
         except OSError as exc:
             raise StoreError(f"{run_dir}: cannot create run directory ({exc.strerror})") from None
         db = sqlite3.connect(path)
-        db.executescript("PRAGMA journal_mode=WAL;" + _SCHEMA)
-        db.execute(_DURABILITY)
+        with creating(path, db):
+            db.executescript("PRAGMA journal_mode=WAL;" + _SCHEMA)
+            db.execute(_DURABILITY)
         meta = {
             "schema_version": str(SCHEMA_VERSION),
             "tournament": json.dumps(tournament),
@@ -108,7 +109,7 @@ class TournamentStore:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **{key: json.dumps(value) for key, value in extra_meta.items()},
         }
-        with db:
+        with creating(path, db), db:
             db.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
             db.executemany(
                 "INSERT INTO entrants VALUES (?, ?, ?, ?)",
@@ -135,7 +136,7 @@ class TournamentStore:
     def write_match(self, result: MatchResult) -> None:
         """Write one finished match atomically."""
         m = result.match
-        with self._db:
+        with space_errors(self.path, in_flight_lost("match")), self._db:
             self._db.execute(
                 "INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (m, result.repetition, result.seed, result.rounds, result.steps, int(result.terminated), int(result.truncated)),
@@ -154,7 +155,7 @@ class TournamentStore:
 
     def write_summary(self, payoff: Sequence[tuple], ratings: Sequence[tuple], ecology: Sequence[tuple]) -> None:
         """Replace the summary tables (payoff matrix, ratings, ecology) in one transaction."""
-        with self._db:
+        with space_errors(self.path, "every match is kept; free space and --resume to write the ranking"), self._db:
             for table in ("payoff", "ratings", "ecology"):
                 self._db.execute(f"DELETE FROM {table}")
             self._db.executemany("INSERT INTO payoff VALUES (?, ?, ?, ?)", payoff)

@@ -210,7 +210,7 @@ def _merge_adapter(loaded: LoadedModel, adapter_dir: str) -> LoadedModel:
         raise MissingExtraError("backend.adapter needs the 'peft' package: pip install 'peft>=0.13'") from None
     try:
         merged = PeftModel.from_pretrained(loaded.model, adapter_dir).merge_and_unload()
-    except (OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # peft and safetensors raise many types (TypeError, SafetensorError) for a damaged adapter
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise ModelLoadError(f"backend.adapter: cannot load '{adapter_dir}': {first}") from None
     merged.eval()

@@ -176,13 +176,13 @@ class ReplayBackend(LLMBackend):
 
 def _recorded_calls(run_dir: Path) -> list[dict[str, Any]]:
     """Every call record in a run's `decisions` table, in the order they were written."""
-    from mas.store import DB_NAME
+    from mas.store import DB_NAME, connect_readonly
 
     path = run_dir / DB_NAME if run_dir.is_dir() else run_dir
     if not path.is_file():
         raise StoreError(f"backend.run: no recorded run at '{run_dir}' (expected {DB_NAME} inside a run directory)")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = connect_readonly(path)
         try:
             rows = db.execute("SELECT record FROM decisions ORDER BY rowid").fetchall()
         finally:

@@ -74,18 +74,60 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint format version {data.get('version')}, this mas reads version {VERSION}")
     if data.get("algorithm") not in ALGORITHMS:
         raise CheckpointError(f"{path}: unknown algorithm {data.get('algorithm')!r}; known: {sorted(ALGORITHMS)}")
+    _check_fields(data, path)
     return data
 
 
-def build_learner(data: dict[str, Any], device: torch.device, seed: int = 0, total_steps: int = 0) -> Any:
-    """The learner a checkpoint holds, with its trained state loaded."""
+#: the fields after the marker, version and algorithm, with their types and least values
+_FIELDS: dict[str, tuple[type, int | None]] = {
+    "config": (dict, None), "scenario": (str, None), "learners": (list, None), "obs_dim": (int, 1), "state_dim": (int, 0),
+    "num_actions": (int, 1), "game_kind": (str, None), "seed": (int, 0), "env_steps": (int, 0), "learner": (dict, None),
+}
+
+
+def _check_fields(data: dict[str, Any], path: Path) -> None:
+    """Every field present with its type; the hyperparameters valid as in a scenario file."""
+    for key, (kind, least) in _FIELDS.items():
+        if key not in data:
+            raise CheckpointError(f"{path}: damaged checkpoint: no '{key}' field")
+        value = data[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (least is not None and value < least):
+            shown = repr(value)[:40] if isinstance(value, (int, float, str)) else type(value).__name__
+            expected = f"an integer >= {least}" if least is not None else f"a {kind.__name__}"
+            raise CheckpointError(f"{path}: damaged checkpoint: '{key}' should be {expected}, found {shown}")
+    if not data["learners"] or not all(isinstance(name, str) for name in data["learners"]):
+        raise CheckpointError(f"{path}: damaged checkpoint: 'learners' should be a non-empty list of agent ids")
+    from mas.agents.rl.config import IQLSpec, MAPPOSpec
+
+    spec = {"iql": IQLSpec, "mappo": MAPPOSpec}[data["algorithm"]]
+    try:  # the scenario's rules: types, ranges, known names
+        data["config"] = dataclasses.asdict(spec(type=data["algorithm"]).to_config(**data["config"]))
+    except MasError as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint: config: {exc}") from None
+
+
+def build_learner(data: dict[str, Any], device: torch.device, seed: int = 0, total_steps: int = 0, where: str = "checkpoint") -> Any:
+    """The learner a checkpoint holds, with its trained state loaded; `where` names the
+    checkpoint in errors."""
     config = config_from(ALGORITHMS[data["algorithm"]], dict(data["config"]))
     shape = SimpleNamespace(
         n_learners=len(data["learners"]), obs_dim=data["obs_dim"], state_dim=data["state_dim"], num_actions=data["num_actions"]
     )
     learner = make_learner(data["algorithm"], config, shape, device, seed, total_steps)
-    learner.load_state_dict(data["learner"])
+    load_learner_state(learner, data["learner"], where)
     return learner
+
+
+def load_learner_state(learner: Any, state: dict[str, Any], where: str) -> None:
+    """Load a checkpoint's learner state; a state that does not fit the learner (missing
+    keys, other shapes) is a one-line `CheckpointError`."""
+    try:
+        learner.load_state_dict(state)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:200] or exc.__class__.__name__  # torch's messages span lines
+        if isinstance(exc, KeyError):
+            reason = f"no {reason}"
+        raise CheckpointError(f"{where}: damaged checkpoint: the {learner.algorithm} state does not fit its networks or tables ({reason})") from None
 
 
 def make_learner(algorithm: str, config: Any, env: Any, device: torch.device, seed: int, total_steps: int) -> Any:

@@ -99,7 +99,10 @@ class QTable:
         obs, q = data["obs"].numpy(), data["q"].numpy()
         table = cls(num_actions, obs.shape[1])
         for row, values in zip(obs, q):
-            table.q[table._add(row.astype(np.float32), row.astype(np.float32).tobytes())] = values
+            # add first, then index `table.q`: `_add` may reallocate it (a one-line
+            # `table.q[table._add(...)] = values` writes into the old, full array)
+            index = table._add(row.astype(np.float32), row.astype(np.float32).tobytes())
+            table.q[index] = values
         return table
 
 
@@ -191,7 +194,14 @@ class TabularIQL(_IQLBase):
         return {"tables": [t.state_dict() for t in self.tables], "env_steps": self.env_steps}
 
     def load_state_dict(self, data: dict[str, Any]) -> None:
-        self.tables = [QTable.from_state_dict(t, self.num_actions) for t in data["tables"]]
+        tables = data["tables"]
+        if len(tables) != self.n_learners:
+            raise ValueError(f"{len(tables)} Q tables for {self.n_learners} learners")
+        for t in tables:  # a row per state: [states, obs_dim] keys and [states, actions] values
+            if t["obs"].ndim != 2 or t["obs"].shape[1] != self.obs_dim or tuple(t["q"].shape) != (len(t["obs"]), self.num_actions):
+                raise ValueError(f"a Q table of shape {tuple(t['q'].shape)} over observations {tuple(t['obs'].shape)}, "
+                                 f"expected [states, {self.num_actions}] over [states, {self.obs_dim}]")
+        self.tables = [QTable.from_state_dict(t, self.num_actions) for t in tables]
         self.env_steps = int(data["env_steps"])
         self._pending = None
 

@@ -57,7 +57,7 @@ class CheckpointPolicy(Policy):
             if name not in trained:
                 raise CheckpointError(f"{where}: no trained agent '{name}' (agent {setup.agent}); trained agents: {', '.join(trained)}")
             self.learner_index.append(trained.index(name))
-        self.learner = build_learner(data, torch.device("cpu"))
+        self.learner = build_learner(data, torch.device("cpu"), where=where)
         self.greedy = spec.mode == "greedy"
         self.reset(0)
 
