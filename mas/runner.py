@@ -113,7 +113,12 @@ def run(
     engine = EpisodeEngine(scenario, seed=seed, record_summaries=True)
     fresh_dir = out_dir is not None and not Path(out_dir).exists()
     with nullcontext() if out_dir is None else locked(Path(out_dir), create=not resume):
-        store, done = _open_store(scenario, episodes, seed, out_dir, resume)
+        try:
+            store, done = _open_store(scenario, episodes, seed, out_dir, resume)
+        except BaseException:
+            if fresh_dir:  # the store could not even be made: leave no directory behind
+                _remove_empty_run(Path(out_dir), fresh_dir)
+            raise
         results: list[EpisodeRecord] = []
         try:
             stored = _stored_totals(store, done, scenario.agent_ids) if store is not None else {}

@@ -15,6 +15,6 @@ def test_a_builtin_scenario_that_sends_messages_delivers_some(name):
     # shows talk in the file that never reaches anyone
     records = []
     run(mas.load_scenario(name), 1, 0, on_episode=records.append)
-    delivered = [row[6] for row in records[0].message_rows]
+    delivered = [m.delivered for m in records[0].messages]
     if delivered:
-        assert any(delivered), f"{name}: all {len(delivered)} messages undelivered ({records[0].message_rows[0][7]})"
+        assert any(delivered), f"{name}: all {len(delivered)} messages undelivered ({records[0].messages[0].reason})"
