@@ -393,6 +393,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         cls = registry.policy_class(name)
         doc = (cls.__doc__ or spec.__doc__ or "").strip().splitlines()
         print(f"  {name:<24} {doc[0] if doc else ''}")
+        if getattr(cls, "classifier", None) is not None:  # scripted strategies: Axelrod-style metadata
+            print(f"  {'':<24}   [{cls.classifier.describe()}]")
     return 0
 
 

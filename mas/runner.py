@@ -42,7 +42,7 @@ def build_policies(scenario: Scenario, env: MasParallelEnv) -> list[PolicyGroup]
     for key, members in setups.items():
         spec = specs[key]
         cls = registry.policy_class(spec.type)
-        policy = cls(spec, env.game, members, scenario.agent_ids)
+        policy = cls(spec, env.game.info(), members, scenario.agent_ids)
         groups[key] = PolicyGroup(key=key, policy=policy, agents=[m.agent for m in members])
     return list(groups.values())
 

@@ -98,7 +98,7 @@ class VectorEnv:
             for seats in by_spec.values():
                 spec = self.scenario.agents[seats[0]].policy
                 setups = [AgentSetup(self.agent_ids[s], s, self.scenario.agents[s].persona) for s in seats]
-                groups.append((registry.policy_class(spec.type)(spec, self.game, setups, self.agent_ids), seats))
+                groups.append((registry.policy_class(spec.type)(spec, self.game.info(), setups, self.agent_ids), seats))
             copies.append(groups)
         return copies
 

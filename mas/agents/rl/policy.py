@@ -40,7 +40,7 @@ class CheckpointPolicy(Policy):
         data = cached_checkpoint(spec.path)
         where = f"{spec.path}"
         expected = (data["game_kind"], data["obs_dim"], data["num_actions"])
-        found = (getattr(game, "kind", ""), game.obs_dim, game.num_actions)
+        found = (game.kind, game.obs_dim, game.num_actions)
         if expected != found:
             raise CheckpointError(
                 f"{where}: trained on a {expected[0]} game with {expected[1]} observation features and {expected[2]} actions, "
