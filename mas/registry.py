@@ -20,6 +20,7 @@ GAMES: dict[str, tuple[str, str]] = {
     "commons": ("mas.games.commons:CommonsConfig", "mas.games.commons:CommonsGame"),
     "bargaining": ("mas.games.bargaining:BargainingConfig", "mas.games.bargaining:BargainingGame"),
     "signalling": ("mas.games.signalling:SignallingConfig", "mas.games.signalling:SignallingGame"),
+    "volunteers_dilemma": ("mas.games.volunteer:VolunteerConfig", "mas.games.volunteer:VolunteerGame"),
 }
 
 #: policy type -> (spec model, policy class, optional extra that provides it); scripted
