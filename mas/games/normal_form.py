@@ -58,6 +58,12 @@ class NormalFormConfig(BaseModel):
                 raise ValueError("payoffs: every joint action needs the same number of payoffs (one per player)")
         return self
 
+    @classmethod
+    def example(cls) -> "NormalFormConfig":
+        """The prisoner's dilemma (T=5, R=3, P=1, S=0): a config for tests and docs."""
+        payoffs = {"C,C": [3, 3], "C,D": [0, 5], "D,C": [5, 0], "D,D": [1, 1]}
+        return cls(actions=["C", "D"], payoffs=payoffs, cooperate="C", defect="D")
+
     def n_players(self) -> int:
         """Number of players the payoff table is written for."""
         if isinstance(self.payoffs, dict):
