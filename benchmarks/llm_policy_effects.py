@@ -55,7 +55,7 @@ def main() -> None:
 
     env = mas.make_env("prisoners_dilemma", seed=0)
     view = env.views(text=True)["alice"]
-    builder = PromptBuilder("normal_form")
+    builder = PromptBuilder(env.game.info().task)
     base = PromptContext(agent="alice", round=6, talking=False, rules=view.rules,
                          situation="Rounds played: 5.", options=["C", "D"])
     started = time.perf_counter()

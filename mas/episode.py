@@ -157,7 +157,7 @@ class EpisodeEngine:
         for seats in by_spec.values():
             spec = self.scenario.agents[seats[0]].policy
             setups = [AgentSetup(self.agent_ids[s], s, self._personas[s]) for s in seats]
-            policy = registry.policy_class(spec.type)(spec, self.game, setups, self.agent_ids)
+            policy = registry.policy_class(spec.type)(spec, self.info, setups, self.agent_ids)
             groups.append(PolicyGroup(policy, seats, [self.agent_ids[s] for s in seats]))
         return groups
 

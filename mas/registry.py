@@ -25,33 +25,35 @@ GAMES: dict[str, tuple[str, str]] = {
     "bargaining": ("mas.games.bargaining:BargainingConfig", "mas.games.bargaining:BargainingGame"),
     "signalling": ("mas.games.signalling:SignallingConfig", "mas.games.signalling:SignallingGame"),
     "private_signals": ("mas.games.private_signals:PrivateSignalsConfig", "mas.games.private_signals:PrivateSignalsGame"),
+    "volunteers_dilemma": ("mas.games.volunteer:VolunteerConfig", "mas.games.volunteer:VolunteerGame"),
 }
 
-#: policy type -> (spec model, policy class, optional extra that provides it)
+#: policy type -> (spec model, policy class, optional extra that provides it); scripted
+#: strategies live in mas.agents.scripted.<family>
 POLICIES: dict[str, tuple[str, str, str | None]] = {
-    name: (f"mas.agents.scripted:{cls}Spec", f"mas.agents.scripted:{cls}", None)
-    for name, cls in {
-        "always_cooperate": "AlwaysCooperate",
-        "always_defect": "AlwaysDefect",
-        "random": "RandomPolicy",
-        "tit_for_tat": "TitForTat",
-        "tit_for_two_tats": "TitForTwoTats",
-        "generous_tit_for_tat": "GenerousTitForTat",
-        "grim_trigger": "GrimTrigger",
-        "pavlov": "Pavlov",
-        "suspicious_tit_for_tat": "SuspiciousTitForTat",
-        "alternator": "Alternator",
-        "joss": "Joss",
-        "tester": "Tester",
-        "fixed_action": "FixedAction",
-        "conditional_cooperator": "ConditionalCooperator",
-        "free_rider": "FreeRider",
-        "fixed_quota": "FixedQuota",
-        "sustainable_harvester": "SustainableHarvester",
-        "fair_bargainer": "FairBargainer",
-        "greedy_bargainer": "GreedyBargainer",
-        "honest_speaker": "HonestSpeaker",
-        "literal_listener": "LiteralListener",
+    name: (f"mas.agents.scripted.{family}:{cls}Spec", f"mas.agents.scripted.{family}:{cls}", None)
+    for name, (family, cls) in {
+        "always_cooperate": ("dilemma", "AlwaysCooperate"),
+        "always_defect": ("dilemma", "AlwaysDefect"),
+        "random": ("any_game", "RandomPolicy"),
+        "tit_for_tat": ("dilemma", "TitForTat"),
+        "tit_for_two_tats": ("dilemma", "TitForTwoTats"),
+        "generous_tit_for_tat": ("dilemma", "GenerousTitForTat"),
+        "grim_trigger": ("dilemma", "GrimTrigger"),
+        "pavlov": ("dilemma", "Pavlov"),
+        "suspicious_tit_for_tat": ("dilemma", "SuspiciousTitForTat"),
+        "alternator": ("dilemma", "Alternator"),
+        "joss": ("dilemma", "Joss"),
+        "tester": ("dilemma", "Tester"),
+        "fixed_action": ("any_game", "FixedAction"),
+        "conditional_cooperator": ("public_goods", "ConditionalCooperator"),
+        "free_rider": ("public_goods", "FreeRider"),
+        "fixed_quota": ("commons", "FixedQuota"),
+        "sustainable_harvester": ("commons", "SustainableHarvester"),
+        "fair_bargainer": ("bargaining", "FairBargainer"),
+        "greedy_bargainer": ("bargaining", "GreedyBargainer"),
+        "honest_speaker": ("signalling", "HonestSpeaker"),
+        "literal_listener": ("signalling", "LiteralListener"),
     }.items()
 }
 # the spec is light (pydantic only); the model loads when the policy first acts

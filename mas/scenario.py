@@ -200,7 +200,7 @@ class Scenario(_Frozen):
             raise ValueError(f"game: {exc}") from None
         for i, agent in enumerate(self.agents):
             try:
-                agent.policy.check_game(game)
+                agent.policy.check_game(game.info())
             except ValueError as exc:
                 raise ValueError(f"agents.{i}.policy: {agent.policy.type} cannot play this game: {exc}") from None
         from mas.comms import build_graph  # local: comms imports this module's types

@@ -136,9 +136,9 @@ def evaluate(learner: Any, scenario: Scenario, learners: Sequence[str], episodes
     returns = np.zeros((episodes, len(learners)))
     coop_sum, coop_n = np.zeros(len(learners)), np.zeros(len(learners))
     success_sum = success_n = 0.0
-    signalling = getattr(env.game, "kind", "") == "signalling"
+    scores_success = env.game.capabilities.success_measure
     while running.any():
-        picking = env.raw_state["phase"] == 1 if signalling else None
+        before = env.raw_state
         step = env.step(learner.act_batch(step, greedy=True))
         rewards = step.rewards.cpu().numpy()
         returns[running] += rewards[running]
@@ -146,15 +146,16 @@ def evaluate(learner: Any, scenario: Scenario, learners: Sequence[str], episodes
             coop = step.cooperation[running]
             coop_sum += np.nansum(coop, axis=0)
             coop_n += np.sum(~np.isnan(coop), axis=0)
-        if signalling:
-            counted = running & picking
-            success_sum += float(rewards[counted, 0].sum()) / env.game.config.reward
+        if scores_success:  # the game's own success measure (e.g. a signalling pick)
+            success = env.game.success(before, rewards)
+            counted = running & ~np.isnan(success)
+            success_sum += float(success[counted].sum())
             success_n += float(counted.sum())
         running &= ~(step.terminated | step.truncated).cpu().numpy()
     out = {f"eval_return/{a}": float(returns[:, i].mean()) for i, a in enumerate(learners)}
     if coop_n.sum() > 0:
         out.update({f"eval_cooperation/{a}": float(coop_sum[i] / max(coop_n[i], 1)) for i, a in enumerate(learners)})
-    if signalling:
+    if scores_success:
         out["eval_success"] = success_sum / max(success_n, 1.0)
     return out
 
@@ -207,7 +208,7 @@ def _columns(learner: Any, learners: Sequence[str], scenario: Scenario, game: An
     cols += [f"eval_return/{a}" for a in learners]
     if has_coop:
         cols += [f"eval_cooperation/{a}" for a in learners]
-    if getattr(game, "kind", "") == "signalling":
+    if game.capabilities.success_measure:
         cols.append("eval_success")
     return cols
 

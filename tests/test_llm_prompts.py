@@ -14,7 +14,7 @@ import pytest
 import mas
 from mas.agents.llm.parsing import clean_message, parse_action
 from mas.agents.llm.prompts import (
-    PromptBuilder, PromptContext, PromptError, inbox_entries, option_labels, rotations, untrusted,
+    PromptBuilder, PromptContext, PromptError, inbox_entries, rotations, untrusted,
 )
 from mas.comms import Message
 from mas.errors import MasError, ScenarioError
@@ -27,7 +27,7 @@ def _context(scenario: str = "prisoners_dilemma_talk", agent: str | None = None,
     env = mas.make_env(scenario, seed=0)
     agent = agent or env.possible_agents[0]
     view = env.views(text=True)[agent]
-    options = [option_labels(env.game, view.seat, view.summary)[i] for i in view.legal_actions()]
+    options = [env.game.action_labels(view.seat, view.summary)[i] for i in view.legal_actions()]
     context = PromptContext(
         agent=agent, round=view.round + 1, talking=False, rules=view.rules, situation=view.situation,
         options=options, inbox=inbox_entries(view), message_limit=120,
@@ -40,10 +40,10 @@ def test_default_template_of_every_game_shows_rules_situation_and_only_legal_opt
     env = mas.make_env(scenario, seed=0)
     game = env.game
     for agent, view in env.views(text=True).items():
-        labels = option_labels(game, view.seat, view.summary)
+        labels = game.action_labels(view.seat, view.summary)
         legal = [labels[i] for i in view.legal_actions()]
         context = _context(scenario, agent)
-        system, user = PromptBuilder(game.kind).render(context)
+        system, user = PromptBuilder(game.info().task).render(context)
         assert system["role"] == "system" and user["role"] == "user"
         assert view.rules in system["content"]
         assert view.situation in user["content"]
@@ -57,8 +57,8 @@ def test_default_template_of_every_game_shows_rules_situation_and_only_legal_opt
 def test_public_goods_options_are_named_for_the_phase() -> None:
     env = mas.make_env("public_goods", seed=0)
     view = env.views()["cooperator_0"]
-    contribute = option_labels(env.game, view.seat, {"phase": "contribute"})
-    punish = option_labels(env.game, view.seat, {"phase": "punish"})
+    contribute = env.game.action_labels(view.seat, {"phase": "contribute"})
+    punish = env.game.action_labels(view.seat, {"phase": "punish"})
     assert contribute[:5] == ["contribute 0", "contribute 5", "contribute 10", "contribute 15", "contribute 20"]
     assert punish[0] == "punish nobody" and punish[2] == "punish player 2"
 
@@ -67,14 +67,14 @@ def test_persona_history_inbox_and_talk_task_reach_the_prompt() -> None:
     history = [{"round": 1, "you": "C", "others": [{"agent": "bob", "action": "D"}], "reward": "0"}]
     inbox = [{"sender": "bob", "round": 2, "text": "Let us both play C."}]
     context = _context(persona="A stubborn goat farmer.", history=history, inbox=inbox, last_message="Hello bob")
-    system, user = PromptBuilder("normal_form").render(context)
+    system, user = PromptBuilder().render(context)
     assert "Your persona: A stubborn goat farmer." in system["content"]
     assert "- Round 1: you played C, bob played D; you got 0." in user["content"]
     assert '<message from="bob" round="2">Let us both play C.</message>' in user["content"]
     assert 'You said: <message from="you">Hello bob</message>' in user["content"]
-    _, talk = PromptBuilder("normal_form").render(dataclasses.replace(context, talking=True))
+    _, talk = PromptBuilder().render(dataclasses.replace(context, talking=True))
     assert "at most 120 characters" in talk["content"] and "Reply with exactly one of" not in talk["content"]
-    plain_system, plain_user = PromptBuilder("normal_form").render(_context())
+    plain_system, plain_user = PromptBuilder().render(_context())
     assert "persona" not in plain_system["content"] and "history" not in plain_user["content"]
 
 
@@ -83,7 +83,7 @@ def test_injected_message_stays_inside_its_delimiters() -> None:
     env.step({"alice": {"action": 0, "message": ""}, "bob": {"action": 0, "message": INJECTION}})
     view = env.views(text=True)["alice"]
     assert view.inbox and view.inbox[0].sender == "bob"
-    builder = PromptBuilder("normal_form")
+    builder = PromptBuilder()
     clean = _context()
     attacked = dataclasses.replace(clean, inbox=inbox_entries(view))
     clean_system, clean_user = builder.render(clean)
@@ -105,14 +105,14 @@ def test_untrusted_text_cannot_break_out() -> None:
 
 
 def test_template_override_can_extend_the_default_and_replace_one_block() -> None:
-    builder = PromptBuilder("normal_form", user='{% extends "user" %}{% block task %}Think like a chess player.{% endblock %}')
+    builder = PromptBuilder(user='{% extends "user" %}{% block task %}Think like a chess player.{% endblock %}')
     _, user = builder.render(_context())
     assert user["content"].endswith("Think like a chess player. Reply with exactly one of: C, D.")
     assert "No rounds have been played yet." in user["content"]
 
 
 def test_sandbox_refuses_python_internals() -> None:
-    builder = PromptBuilder("normal_form", system="{{ rules.__class__.__mro__[1].__subclasses__() }}")
+    builder = PromptBuilder(system="{{ rules.__class__.__mro__[1].__subclasses__() }}")
     with pytest.raises(PromptError, match="SecurityError"):
         builder.render(_context())
 

@@ -10,6 +10,7 @@ import pytest
 from mas import registry
 from mas.agents import scripted as S
 from mas.agents.base import AgentSetup, AgentView
+from mas.games.base import Capabilities, GameInfo
 from mas.games.normal_form import NormalFormConfig, NormalFormGame
 
 PD_PAYOFFS = {"C,C": [3, 3], "C,D": [0, 5], "D,C": [5, 0], "D,D": [1, 1]}
@@ -28,9 +29,9 @@ def pd_game(n: int = 2) -> NormalFormGame:
 
 def build(name: str, game, ids: list[str], seats: list[int], **params):
     spec = registry.policy_spec_model(name)(type=name, **params)
-    spec.check_game(game)
+    spec.check_game(game.info())
     cls = registry.policy_class(name)
-    return cls(spec, game, [AgentSetup(ids[s], s) for s in seats], ids)
+    return cls(spec, game.info(), [AgentSetup(ids[s], s) for s in seats], ids)
 
 
 def view_for(game, state, seat, ids, round_, last_actions, last_rewards, talking=False, inbox=()):
@@ -45,7 +46,7 @@ def view_for(game, state, seat, ids, round_, last_actions, last_rewards, talking
         inbox=inbox,
         last_actions=last_actions,
         last_rewards=last_rewards,
-        summary=game.summary(state, 0),
+        summary=game.view_summary(state, 0, seat),
     )
 
 
@@ -106,7 +107,7 @@ def test_every_registered_policy_exists_with_a_typed_spec():
     for name, (spec_path, class_path, _extra) in registry.POLICIES.items():
         spec_model = registry.policy_spec_model(name)
         assert spec_model.model_fields["type"].default == name
-        if class_path.startswith("mas.agents.scripted:"):
+        if class_path.startswith("mas.agents.scripted."):
             assert issubclass(registry.policy_class(name), S.ScriptedPolicy)
         for field, info in spec_model.model_fields.items():
             if field != "type":
@@ -210,14 +211,14 @@ def test_templated_message():
 def test_pd_strategies_reject_games_without_cooperate_and_defect():
     plain = NormalFormGame(NormalFormConfig(actions=["C", "D"], payoffs=PD_PAYOFFS), 2)
     for name in ["tit_for_tat", "always_cooperate", "pavlov", "alternator", "grim_trigger"]:
-        with pytest.raises(ValueError, match="normal_form game with"):
-            registry.policy_spec_model(name)(type=name).check_game(plain)
+        with pytest.raises(ValueError, match="needs a game that offers (distinct cooperate and defect|a cooperate) action"):
+            registry.policy_spec_model(name)(type=name).check_game(plain.info())
     only_c = NormalFormGame(NormalFormConfig(actions=["C", "D"], payoffs=PD_PAYOFFS, cooperate="C"), 2)
-    S.AlwaysCooperateSpec().check_game(only_c)  # needs only the cooperate action
+    S.AlwaysCooperateSpec().check_game(only_c.info())  # needs only the cooperate action
     with pytest.raises(ValueError, match="defect"):
-        S.AlwaysDefectSpec().check_game(only_c)
+        S.AlwaysDefectSpec().check_game(only_c.info())
     # random plays anything: uniform over the legal actions
-    S.RandomPolicySpec().check_game(plain)
+    S.RandomPolicySpec().check_game(plain.info())
     played, _ = play(plain, [build("random", plain, ["p0", "p1"], [s]) for s in range(2)], 200, seed=2)
     assert 60 < played[0].count("C") < 140
 
@@ -227,7 +228,7 @@ def test_fixed_action():
     ids = ["p0", "p1"]
     assert duel("fixed_action", "always_cooperate", a_params={"action": "D"})[0] == "DDDDDD"
     with pytest.raises(ValueError, match="'X' is not an action"):
-        S.FixedActionSpec(action="X").check_game(game)
+        S.FixedActionSpec(action="X").check_game(game.info())
     with pytest.raises(Exception):
         S.FixedActionSpec()  # the action is required
 
@@ -253,11 +254,15 @@ def make(cls, spec, game, n):
     return cls(spec, game, [AgentSetup(a, i) for i, a in enumerate(ids)], ids)
 
 
+def fake_info(kind: str, n: int, n_actions: int, **constants) -> GameInfo:
+    """A game described only by what a policy may know (no rule engine behind it)."""
+    names = tuple(f"a{i}" for i in range(n_actions))
+    return GameInfo(kind=kind, n_agents=n, num_actions=n_actions, obs_dim=1, state_dim=1, action_names=(names,) * n,
+                    rules=("",) * n, capabilities=Capabilities(), constants=constants)
+
+
 def fake_commons(n=3):
-    return SimpleNamespace(
-        kind="commons", n_agents=n, amounts=np.arange(11.0),
-        config=SimpleNamespace(capacity=100.0, growth_rate=1.0, max_harvest=10.0),
-    )
+    return fake_info("commons", n, 11, amounts=tuple(np.arange(11.0)), capacity=100.0)
 
 
 @pytest.mark.parametrize("stock, expected", [(60.0, 3), (80.0, 10), (50.0, 0), (20.0, 0), (100.0, 10), (59.0, 3)])
@@ -274,15 +279,13 @@ def test_fixed_quota():
     for amount, expected in [(3.2, 3), (3.7, 4), (99.0, 10), (0.0, 0)]:
         policy = make(S.FixedQuota, S.FixedQuotaSpec(amount=amount), game, 3)
         assert policy.act([fake_view(0, list(range(11)), {"stock": 5.0}, 11)])[0].action == expected
-    with pytest.raises(ValueError, match="needs a commons game"):
-        S.FixedQuotaSpec(amount=1).check_game(pd_game())
+    with pytest.raises(ValueError, match="needs a game that offers amounts and capacity"):
+        S.FixedQuotaSpec(amount=1).check_game(pd_game().info())
 
 
 def fake_public_goods(n=4):
-    return SimpleNamespace(
-        kind="public_goods", n_agents=n, amounts=np.linspace(0, 10, 5),  # 0, 2.5, 5, 7.5, 10
-        config=SimpleNamespace(endowment=10.0), punishment=True, PUNISH_NOBODY=0,
-    )
+    # amounts 0, 2.5, 5, 7.5, 10
+    return fake_info("public_goods", n, 5, amounts=tuple(np.linspace(0, 10, 5)), endowment=10.0, punish_nobody=0)
 
 
 def test_conditional_cooperator_contributions():
@@ -318,7 +321,7 @@ def test_conditional_cooperator_and_free_rider_punish_steps():
 
 
 def fake_bargaining(units=10):
-    return SimpleNamespace(kind="bargaining", n_agents=2, WAIT=0, ACCEPT=1, REJECT=2, OFFER0=3, config=SimpleNamespace(units=units))
+    return fake_info("bargaining", 2, 4 + units, wait=0, accept=1, reject=2, offer0=3, units=units)
 
 
 OFFERS = [3 + j for j in range(11)]
@@ -357,11 +360,8 @@ def test_fair_bargainer_odd_units_rounds_up_and_greedy_checks_units():
         S.GreedyBargainerSpec(offer=6).check_game(game)
 
 
-def fake_signalling(n=3):
-    return SimpleNamespace(
-        kind="signalling", n_agents=n, WAIT=0, SPEAKER=0,
-        targets=["red", "green", "blue"], vocabulary=["blip", "blop", "blup", "blap"],
-    )
+def fake_signalling(n=3, vocabulary=("blip", "blop", "blup", "blap")):
+    return fake_info("signalling", n, 5, wait=0, speaker=0, targets=("red", "green", "blue"), vocabulary=vocabulary)
 
 
 def test_honest_speaker_and_literal_listener():
@@ -393,11 +393,11 @@ def test_honest_speaker_and_literal_listener():
 
 
 def test_honest_speaker_needs_enough_words():
-    game = SimpleNamespace(**{**vars(fake_signalling()), "vocabulary": ["blip", "blop"]})
+    game = fake_signalling(vocabulary=("blip", "blop"))
     with pytest.raises(ValueError, match="2 words, 3 targets"):
         S.HonestSpeakerSpec().check_game(game)
-    with pytest.raises(ValueError, match="needs a signalling game"):
-        S.LiteralListenerSpec().check_game(pd_game())
+    with pytest.raises(ValueError, match="needs a game that offers speaker and targets and vocabulary and wait"):
+        S.LiteralListenerSpec().check_game(pd_game().info())
 
 
 def test_always_legal_on_masked_choices():
@@ -472,9 +472,9 @@ def test_real_signalling():
     hint = lambda r: [(), (SimpleNamespace(text="pick green"),), ()]
     _, decisions = play(game, rand, 10, seed=5, inbox=hint)
     assert all(step[1].action == 2 for step in decisions[1::2])
-    S.HonestSpeakerSpec().check_game(game)
-    S.FixedActionSpec(action="pick red").check_game(game)
-    S.FixedActionSpec(action="say " + game.vocabulary[0]).check_game(game)
+    S.HonestSpeakerSpec().check_game(game.info())
+    S.FixedActionSpec(action="pick red").check_game(game.info())
+    S.FixedActionSpec(action="say " + game.vocabulary[0]).check_game(game.info())
 
 
 def test_random_plays_every_real_game():

@@ -89,7 +89,7 @@ def test_relative_scenario_path_is_found_beside_the_file(tmp_path: Path) -> None
         ({"entrants": [{"name": "a", "policy": "tit_for_tat"}, {"name": "b", "policy": {"type": "joss", "sneakyness": 0.2}}]},
          ["entrants.1.policy.sneakyness: unknown key", "did you mean 'sneakiness'?"]),
         ({"entrants": [{"name": "a", "policy": "tit_for_tat"}, {"name": "b", "policy": {"type": "fixed_quota", "amount": 1}}]},
-         ["entrants.1.policy: fixed_quota cannot play this game: needs a commons game"]),
+         ["entrants.1.policy: fixed_quota cannot play this game: needs a game that offers amounts and capacity (this normal_form game does not)"]),
         ({"entrants": [{"name": "a", "policy": "pavlov"}, {"name": "a", "policy": "tit_for_tat"}]}, ["entrant names must be unique; repeated: ['a']"]),
         ({"entrants": [{"name": "solo", "policy": "pavlov"}]}, ["entrants: List should have at least 2 items"]),
         ({"entrants": [{"name": "has space", "policy": "pavlov"}, {"name": "b", "policy": "pavlov"}]}, ["entrants.0.name:"]),

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from mas.comms import Message
-    from mas.games.base import Game
+    from mas.games.base import GameInfo
 
 
 class PolicySpec(BaseModel):
@@ -33,9 +33,9 @@ class PolicySpec(BaseModel):
         "$round, $agent and $action are filled in.",
     )
 
-    def check_game(self, game: "Game") -> None:
-        """Raise ValueError (one line, naming the problem) if this policy cannot play
-        `game`; called when a scenario is validated."""
+    def check_game(self, game: "GameInfo") -> None:
+        """Raise ValueError (one line, naming the problem) if this policy cannot play the
+        game `game` describes; called when a scenario is validated."""
 
 
 @dataclass(frozen=True)
@@ -108,15 +108,16 @@ class Policy(ABC):
 
     needs_text: bool = False
 
-    def __init__(self, spec: Any, game: "Game", agents: Sequence[AgentSetup], agent_ids: Sequence[str]) -> None:
+    def __init__(self, spec: Any, game: "GameInfo", agents: Sequence[AgentSetup], agent_ids: Sequence[str]) -> None:
         """Args:
         spec: the validated policy spec from the scenario (a pydantic model).
-        game: the game being played (for action meanings and parameters).
+        game: the read-only description of the game being played (`Game.info()`: action
+            names, rules, capabilities, public constants), never the rule engine.
         agents: the agents this policy controls.
         agent_ids: every agent id in seat order (to read `last_actions` of others).
         """
         self.spec = spec
-        self.game = game
+        self.info = game
         self.agents = list(agents)
         self.agent_ids = list(agent_ids)
 

@@ -18,6 +18,7 @@ from mas.analysis import plots
 from mas.analysis import training as tr
 from mas.analysis import tournaments as tn
 from mas.analysis.load import Run
+from mas.analysis.summary import GameFacts
 from mas.analysis.tournaments import Tournament
 
 #: figure stem -> what it shows (for the report's captions)
@@ -61,11 +62,12 @@ def run_figures(runs: Mapping[str, Run]) -> dict[str, Figure]:
             pairs = m.mutual_cooperation_by_pair(run.steps)
             figures["cooperation_by_pair"] = plots.plot_heatmap(
                 pairs, "mutual cooperation rate (fraction)", "Mutual cooperation by pair", "partner", "agent", limits=(0.0, 1.0))
-    commons = {label: run for label, run in runs.items() if _game_kind(run) == "commons" and len(run.states)}
-    if commons:
-        trajectories = {label: gm.stock_trajectories(run.states, _start_stock(run)) for label, run in commons.items()}
-        config = next(iter(commons.values())).meta["scenario"]["game"]
-        figures["resource_stock"] = plots.plot_stock(trajectories, float(config["capacity"]), float(config.get("collapse_threshold", 0)))
+    resources = {label: _resource(run) for label, run in runs.items()}
+    stocks = {label: run for label, run in runs.items() if resources[label] is not None}
+    if stocks:
+        trajectories = {label: gm.stock_trajectories(run.states, resources[label]["start_stock"]) for label, run in stocks.items()}
+        first = resources[next(iter(stocks))]
+        figures["resource_stock"] = plots.plot_stock(trajectories, first["capacity"], first["collapse_threshold"])
     figures.update(training_figures({label: run.training for label, run in runs.items() if len(run.training)}))
     talkers = {label: run for label, run in runs.items() if len(run.messages)}
     if len(talkers) == 1:
@@ -163,18 +165,19 @@ def _returns_table(run: Run) -> pd.DataFrame:
     return table
 
 
-def _start_stock(run: Run) -> float:
-    game = run.meta["scenario"]["game"]
-    return float(game["capacity"] if game.get("initial_stock") is None else game["initial_stock"])
+def _resource(run: Run) -> dict | None:
+    """The resource constants of a run whose game has a stock (it declares a `capacity`,
+    `collapse_threshold` and `start_stock` and records `stock`), else None."""
+    if not len(run.states) or "stock" not in run.states.columns:
+        return None
+    game = GameFacts(run).game
+    constants = game.constants() if game is not None else {}
+    keys = ("capacity", "collapse_threshold", "start_stock")
+    return {k: float(constants[k]) for k in keys} if all(k in constants for k in keys) else None
 
 
 def _has_cooperation(run: Run) -> bool:
     return len(run.steps) > 0 and run.steps["cooperation"].notna().any()
-
-
-def _game_kind(run: Run) -> str:
-    scenario = run.meta.get("scenario")
-    return str(scenario.get("game", {}).get("kind", "")) if isinstance(scenario, dict) else ""
 
 
 def _stem(label: str) -> str:

@@ -1,5 +1,6 @@
 """The standard metric tables of a run: what `mas report`, `mas compare` and the figures
-show. Picks the metrics that apply to the run's game and computes them from `Run`.
+show. Computes the shared metrics from `Run` and asks the run's game (rebuilt through the
+registry from the stored scenario) for its own: `Game.episode_optimum`, `Game.run_metrics`.
 
 `summarize(run)` returns a `RunSummary`: `overview` (metric name -> Interval over
 episodes, or a single number), `agents` (one row per agent) and `tables` (named
@@ -114,18 +115,12 @@ class _Summarizer:
         self._general()
         self._cooperation()
         self._welfare()
-        kind = self.facts.kind
-        if kind == "commons" and len(self.run.states):
-            self._commons()
-        if kind == "bargaining" and len(self.run.states):
-            self._bargaining()
-        if kind == "signalling" and len(self.run.states):
-            self._signalling()
+        self._game_specific()
         self._communication()
         if len(self.run.training):
             self._training()
         name = str(self.run.meta.get("scenario", {}).get("name", self.run.path.name))
-        return RunSummary(name=name, game_kind=kind, overview=self.overview, agents=self._agents(), tables=self.tables)
+        return RunSummary(name=name, game_kind=self.facts.kind, overview=self.overview, agents=self._agents(), tables=self.tables)
 
     # ----- families ------------------------------------------------------------------
     def _general(self) -> None:
@@ -165,32 +160,8 @@ class _Summarizer:
         self.overview["equality (1 - Gini)"] = m.mean_ci(m.equality(episodes).tolist())
 
     def _optimum(self) -> pd.Series | None:
-        """Social optimum of each episode over the rounds it was played (see game_metrics)."""
-        facts, run = self.facts, self.run
-        per_episode = run.episodes.drop_duplicates("episode").set_index("episode")
-        rounds = per_episode["rounds"].astype(int)
-        n = len(facts.agents)
-        if facts.kind == "normal_form":
-            return rounds * gm.matrix_optimum_per_round(np.asarray(facts.game.table, dtype=float))
-        if facts.kind == "public_goods":
-            scored = run.steps[run.steps["cooperation"].notna()].groupby("episode")["step"].nunique()
-            per_round = gm.public_goods_optimum_per_round(n, facts.config.endowment, facts.config.multiplier)
-            return scored.reindex(rounds.index).fillna(0) * per_round
-        if facts.kind == "bargaining":
-            best = max(facts.config.pie, 2 * facts.config.disagreement)
-            return pd.Series(best, index=rounds.index, dtype=float)
-        if facts.kind == "signalling" and len(run.states):
-            picks = run.states[run.states["phase"] == "signal"].groupby("episode").size()
-            return picks.reindex(rounds.index).fillna(0) * facts.config.reward * n
-        if facts.kind == "commons" and len(run.states):
-            collapse = gm.time_to_collapse(run.states).reindex(rounds.index)
-            limit = gm.round_limit(facts.scenario.get("rounds", 10))
-            horizons = np.where(collapse.notna(), np.maximum(limit, rounds), rounds)
-            c = facts.config
-            best = {h: gm.commons_optimum(c.start_stock, c.capacity, c.growth_rate, facts.game.amounts, n,
-                                          c.collapse_threshold, int(h)) for h in set(horizons.tolist())}
-            return pd.Series([best[h] for h in horizons], index=rounds.index, dtype=float)
-        return None
+        """Social optimum of each episode over the rounds it was played (the game's hook)."""
+        return None if self.facts.game is None else self.facts.game.episode_optimum(self.run)
 
     def _training(self) -> None:
         from mas.analysis import training as tr
@@ -205,42 +176,13 @@ class _Summarizer:
             if column is not None:
                 self.overview[label] = tr.final_value(curves, column)
 
-    def _commons(self) -> None:
-        c, states = self.facts.config, self.run.states
-        collapse = gm.time_to_collapse(states)
-        self.overview["survival rate"] = float(collapse.isna().mean())
-        self.overview["time to collapse (collapsed episodes)"] = m.mean_ci(collapse.dropna().tolist())
-        over = gm.over_harvest(states, c.start_stock, c.capacity)
-        self.overview["over-harvest rate"] = m.mean_ci(over.groupby("episode")["over_harvest"].mean().tolist())
-        final = states.sort_values("step").groupby("episode")["stock"].last()
-        self.overview["final stock"] = m.mean_ci(final.tolist())
-        self.tables["stock"] = gm.stock_trajectories(states, c.start_stock)
-
-    def _bargaining(self) -> None:
-        outcomes = gm.bargaining_outcomes(self.run.states, self.facts.config.pie)
-        self.overview["agreement rate"] = float(outcomes["agreed"].mean())
-        self.overview["bargaining efficiency"] = m.mean_ci(outcomes["efficiency"].tolist())
-        self.overview["bargaining fairness"] = m.mean_ci(outcomes["fairness"].tolist())
-        self.overview["offers made"] = m.mean_ci(outcomes["offers_made"].tolist())
-        self.tables["bargaining outcomes"] = outcomes
-
-    def _signalling(self) -> None:
-        rounds = gm.signalling_rounds(self.run.states)
-        self.overview["signalling success"] = m.mean_ci(rounds.groupby("episode")["success"].mean().tolist())
-        spoken = rounds[rounds["signal"].notna()]
-        self.overview["I(target; signal) bits"] = comm.mutual_information(spoken["target"].tolist(), spoken["signal"].tolist())
-        self.overview["H(target) bits"] = comm.entropy(rounds["target"].tolist())
-        speaker = self.facts.agents[0] if self.facts.agents else None
-        sent = comm.sent_messages(self.run.messages)
-        said = sent[sent["sender"] == speaker].set_index(["episode", "step"])["text"]
-        if len(said):
-            # the speaker's free-text message sent in the signal step, paired with that step's target
-            frame = self.run.states[self.run.states["phase"] == "pick"]
-            pairs = [(t, said.get((e, s))) for e, s, t in zip(frame["episode"], frame["step"], frame["target"])]
-            pairs = [(t, text) for t, text in pairs if text is not None]
-            if pairs:
-                self.overview["I(target; message) bits"] = comm.mutual_information(*zip(*pairs))
-        self.tables["signalling rounds"] = rounds
+    def _game_specific(self) -> None:
+        """The metrics the run's game defines for itself (its `run_metrics` hook)."""
+        if self.facts.game is None:
+            return
+        overview, tables = self.facts.game.run_metrics(self.run)
+        self.overview.update(overview)
+        self.tables.update(tables)
 
     def _communication(self) -> None:
         messages = self.run.messages

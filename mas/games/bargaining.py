@@ -23,16 +23,21 @@ mover, offers made / max_offers, at the deadline, fraction of the pie left].
 Rewards: 0 while bargaining; on acceptance the acceptor gets j/units of the shrunk pie and
 the proposer the rest; on rejection at the deadline both get `disagreement`. Terminated
 when an offer is accepted or the last one is rejected.
+Capabilities: sequential, roles (proposer, responder: who offers first). `constants` hold
+the action indices `wait`, `accept`, `reject`, `offer0` and the `units`. Analysis hooks:
+the episode optimum is max(pie, 2 x disagreement); run metrics are the agreement rate,
+efficiency, fairness and offers made.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from mas.games.base import Game, State, StepResult
+from mas.games.base import Capabilities, Game, State, StepResult
 
 
 class BargainingConfig(BaseModel):
@@ -174,6 +179,39 @@ class BargainingGame(Game):
         return np.concatenate([mover, rest], axis=-1).astype(np.float32)
 
     # ----- meaning, for metrics and text ---------------------------------------------
+    @functools.cached_property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(simultaneous=False, roles=("proposer", "responder"))
+
+    def constants(self) -> dict[str, Any]:
+        return {"wait": self.WAIT, "accept": self.ACCEPT, "reject": self.REJECT, "offer0": self.OFFER0, "units": self.units}
+
+    def task_text(self) -> str:
+        return "Choose your move."
+
+    def episode_optimum(self, run: Any) -> Any:
+        import pandas as pd
+
+        if run.episodes.empty:
+            return None
+        episodes = run.episodes.drop_duplicates("episode").set_index("episode").index
+        return pd.Series(max(self.config.pie, 2 * self.config.disagreement), index=episodes, dtype=float)
+
+    def run_metrics(self, run: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        from mas.analysis import game_metrics as gm
+        from mas.analysis import metrics as m
+
+        if not len(run.states):
+            return {}, {}
+        outcomes = gm.bargaining_outcomes(run.states, self.config.pie)
+        overview = {
+            "agreement rate": float(outcomes["agreed"].mean()),
+            "bargaining efficiency": m.mean_ci(outcomes["efficiency"].tolist()),
+            "bargaining fairness": m.mean_ci(outcomes["fairness"].tolist()),
+            "offers made": m.mean_ci(outcomes["offers_made"].tolist()),
+        }
+        return overview, {"bargaining outcomes": outcomes}
+
     def cooperation(self, state: State, actions: np.ndarray) -> np.ndarray | None:
         return None
 

@@ -55,6 +55,10 @@ class Capabilities:
         hidden_information: some seat's observation lacks what another's holds.
         cooperation_measure: `Game.cooperation` defines how cooperative actions are.
         social_optimum: `Game.social_optimum` gives the best total payoff per round.
+        competitive: winning is what counts (tournament reports show Elo); False for a
+            non-constant-sum social dilemma, where beating the partner is not the point.
+        success_measure: `Game.success` scores each step as a success or a failure (e.g.
+            the signalling game's pick); trainers then report a success rate.
     """
 
     cooperate: int | None = None
@@ -66,6 +70,8 @@ class Capabilities:
     hidden_information: bool = False
     cooperation_measure: bool = False
     social_optimum: bool = False
+    competitive: bool = True
+    success_measure: bool = False
 
     @property
     def has_cooperate_defect(self) -> bool:
@@ -88,6 +94,9 @@ class GameInfo:
         constants: derived public values a strategy may use (e.g. the harvest `amounts`).
         labels: (seat, summary) -> the action names as they apply in that state (e.g. the
             public goods game's punish step renames its actions).
+        task: the sentence that asks an agent for its action (LLM prompts end with it).
+        aliases: per seat, every name its actions go by in any state (for checking names
+            a scenario gives, e.g. an LLM agent's fallback action).
     """
 
     kind: str
@@ -101,6 +110,8 @@ class GameInfo:
     config: Any = None
     constants: Mapping[str, Any] = field(default_factory=dict)
     labels: Callable[[int, Mapping[str, Any]], list[str]] | None = None
+    task: str = "Choose your action."
+    aliases: tuple[tuple[str, ...], ...] = ()
 
     def action_labels(self, seat: int, summary: Mapping[str, Any]) -> list[str]:
         """Seat `seat`'s action names as they apply in the state described by `summary`."""
@@ -183,7 +194,46 @@ class Game(ABC):
 
     def action_labels(self, seat: int, summary: Mapping[str, Any]) -> list[str]:
         """Seat `seat`'s action names as they apply in the state `summary` describes."""
+        labeller = self.labeller()
+        return self.action_names(seat) if labeller is None else list(labeller(seat, summary))
+
+    def labeller(self) -> Callable[[int, Mapping[str, Any]], list[str]] | None:
+        """A function (seat, summary) -> action labels for `GameInfo.labels`, holding only
+        plain data (never the game), or None when the labels are the action names."""
+        return None
+
+    def action_aliases(self, seat: int) -> list[str]:
+        """Every name an action of seat `seat` goes by in any state (default: its names)."""
         return self.action_names(seat)
+
+    def task_text(self) -> str:
+        """The sentence that asks an agent for its action (the end of an LLM prompt)."""
+        return "Choose your action."
+
+    def social_optimum(self) -> float | None:
+        """The best total payoff of all agents in one round, or None when the game cannot
+        say it in closed form (declare `Capabilities.social_optimum` when it can)."""
+        return None
+
+    def success(self, state: State, rewards: np.ndarray) -> np.ndarray | None:
+        """Per copy, 1.0/0.0 whether the step taken in `state` (which earned `rewards`
+        [B, N]) succeeded, NaN where no success is scored; None without a success measure."""
+        return None
+
+    # ----- analysis hooks (read a stored run; the analysis finds them through the registry)
+    def episode_optimum(self, run: Any) -> Any:
+        """The social optimum of each episode of a stored `run` (pandas Series by episode,
+        over the rounds it was played), or None. Default: rounds x `social_optimum()`."""
+        per_round = self.social_optimum()
+        if per_round is None or run.episodes.empty:
+            return None
+        rounds = run.episodes.drop_duplicates("episode").set_index("episode")["rounds"].astype(int)
+        return rounds * per_round
+
+    def run_metrics(self, run: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Game-specific overview metrics (name -> Interval or number) and tables (name ->
+        DataFrame) of a stored `run`, shown by `mas report` after the shared ones."""
+        return {}, {}
 
     def view_summary(self, state: State, index: int, seat: int) -> dict[str, Any]:
         """The part of `summary` that seat `seat` may know: keys the capabilities declare
@@ -199,7 +249,6 @@ class Game(ABC):
         cached = self.__dict__.get("_info")
         if cached is None:
             seats = range(self.n_agents)
-            relabels = type(self).action_labels is not Game.action_labels
             cached = GameInfo(
                 kind=self.kind,
                 n_agents=self.n_agents,
@@ -211,7 +260,9 @@ class Game(ABC):
                 capabilities=self.capabilities,
                 config=getattr(self, "config", None),
                 constants=self.constants(),
-                labels=self.action_labels if relabels else None,
+                labels=self.labeller(),
+                task=self.task_text(),
+                aliases=tuple(tuple(self.action_aliases(s)) for s in seats),
             )
             self.__dict__["_info"] = cached
         return cached

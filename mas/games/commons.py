@@ -21,16 +21,21 @@ Cooperation: 1 if the agent's request is at most its sustainable share
   max(0, S - K / 2) / N, i.e. if everyone asking that much would leave the stock at or
   above the maximum-sustainable-yield level K / 2; else 0. Measured on the stock S the
   request was made against.
+Capabilities: symmetric; cooperation measure. `constants` hold the harvest `amounts`, the
+`capacity` and the `collapse_threshold`. Analysis hooks: the episode optimum is the
+largest total catch over the episode's horizon (dynamic programming); run metrics are
+survival, time to collapse, over-harvesting and the final stock.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mas.games.base import Game, State, StepResult
+from mas.games.base import Capabilities, Game, State, StepResult
 
 #: slack for comparing float harvests with the sustainable share (amounts come from linspace)
 _EPS = 1e-9
@@ -156,6 +161,53 @@ class CommonsGame(Game):
     def sustainable_share(self, stock: np.ndarray) -> np.ndarray:
         """Per-agent harvest that leaves the stock at the maximum-sustainable-yield level K/2."""
         return np.maximum(0.0, stock - self.config.capacity / 2) / self.n_agents
+
+    @functools.cached_property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(symmetric=True, cooperation_measure=True)
+
+    def constants(self) -> dict[str, Any]:
+        c = self.config
+        return {"amounts": tuple(float(a) for a in self.amounts), "capacity": float(c.capacity),
+                "collapse_threshold": float(c.collapse_threshold), "start_stock": float(c.start_stock)}
+
+    def task_text(self) -> str:
+        return "Decide how many tons to fish this round."
+
+    def episode_optimum(self, run: Any) -> Any:
+        import pandas as pd
+
+        from mas.analysis import game_metrics as gm
+
+        if run.episodes.empty or not len(run.states):
+            return None
+        rounds = run.episodes.drop_duplicates("episode").set_index("episode")["rounds"].astype(int)
+        collapse = gm.time_to_collapse(run.states).reindex(rounds.index)
+        limit = gm.round_limit(run.meta.get("scenario", {}).get("rounds", 10))
+        horizons = np.where(collapse.notna(), np.maximum(limit, rounds), rounds)
+        c = self.config
+        best = {h: gm.commons_optimum(c.start_stock, c.capacity, c.growth_rate, self.amounts, self.n_agents,
+                                      c.collapse_threshold, int(h)) for h in set(horizons.tolist())}
+        return pd.Series([best[h] for h in horizons], index=rounds.index, dtype=float)
+
+    def run_metrics(self, run: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        from mas.analysis import game_metrics as gm
+        from mas.analysis import metrics as m
+
+        states = run.states
+        if not len(states):
+            return {}, {}
+        c = self.config
+        collapse = gm.time_to_collapse(states)
+        over = gm.over_harvest(states, c.start_stock, c.capacity)
+        final = states.sort_values("step").groupby("episode")["stock"].last()
+        overview = {
+            "survival rate": float(collapse.isna().mean()),
+            "time to collapse (collapsed episodes)": m.mean_ci(collapse.dropna().tolist()),
+            "over-harvest rate": m.mean_ci(over.groupby("episode")["over_harvest"].mean().tolist()),
+            "final stock": m.mean_ci(final.tolist()),
+        }
+        return overview, {"stock": gm.stock_trajectories(states, c.start_stock)}
 
     def cooperation(self, state: State, actions: np.ndarray) -> np.ndarray | None:
         share = self.sustainable_share(state["stock"])[:, None]

@@ -9,6 +9,9 @@ the others in seat order, plus a "first round" flag (1 until a round has been pl
 State (global): the same history in seat order, plus the flag.
 Rewards: the table entry of the joint action, per agent.
 Cooperation: 1 when the agent plays the game's `cooperate` action (if named), else 0.
+Capabilities: cooperate/defect are the named actions; symmetric when the table is unchanged
+by every exchange of players; competitive when it is constant-sum; social optimum: the
+best summed payoff of any joint action.
 
 Payoffs are given either as a mapping from a joint action written "C,D" to the list of N
 payoffs, or as a nested list of shape [A]*N + [N] (row player first).
@@ -16,13 +19,14 @@ payoffs, or as a nested list of shape [A]*N + [N] (row player first).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mas.games.base import Game, State, StepResult, one_hot
+from mas.games.base import Capabilities, Game, State, StepResult, one_hot
 
 
 class NormalFormConfig(BaseModel):
@@ -53,6 +57,12 @@ class NormalFormConfig(BaseModel):
             if len(lengths) != 1:
                 raise ValueError("payoffs: every joint action needs the same number of payoffs (one per player)")
         return self
+
+    @classmethod
+    def example(cls) -> "NormalFormConfig":
+        """The prisoner's dilemma (T=5, R=3, P=1, S=0): a config for tests and docs."""
+        payoffs = {"C,C": [3, 3], "C,D": [0, 5], "D,C": [5, 0], "D,D": [1, 1]}
+        return cls(actions=["C", "D"], payoffs=payoffs, cooperate="C", defect="D")
 
     def n_players(self) -> int:
         """Number of players the payoff table is written for."""
@@ -149,6 +159,34 @@ class NormalFormGame(Game):
         encoded = one_hot(state["history"], self.num_actions).reshape(batch, -1)
         first = (state["played"] == 0).astype(np.float32)[:, None]
         return np.concatenate([encoded, first], axis=-1)
+
+    @functools.cached_property
+    def capabilities(self) -> Capabilities:
+        totals = self.table.astype(float).sum(axis=-1)
+        return Capabilities(
+            cooperate=self.cooperate,
+            defect=self.defect,
+            symmetric=self.is_symmetric(),
+            cooperation_measure=self.cooperate is not None,
+            social_optimum=True,
+            competitive=bool(np.allclose(totals, totals.flat[0])),
+        )
+
+    def is_symmetric(self) -> bool:
+        """Whether the payoff table is unchanged by every exchange of players."""
+        table = self.table.astype(float)
+        n = self.n_agents
+        for p in range(n - 1):  # adjacent exchanges generate every permutation of players
+            swapped = np.swapaxes(table, p, p + 1)[..., [*range(p), p + 1, p, *range(p + 2, n)]]
+            if not np.array_equal(swapped, table):
+                return False
+        return True
+
+    def social_optimum(self) -> float | None:
+        return float(self.table.astype(float).sum(axis=-1).max())
+
+    def task_text(self) -> str:
+        return "Choose your move for this round."
 
     def cooperation(self, state: State, actions: np.ndarray) -> np.ndarray | None:
         if self.cooperate is None:

@@ -30,16 +30,22 @@ State (global): [punish-phase flag, every agent's last contribution in seat orde
 Cooperation: the contributed fraction c_i / endowment in contribute steps; NaN in punish
 steps (punishing is not scored as cooperation). Measured on the state the action was
 taken in.
+Capabilities: symmetric; cooperation measure; social optimum N x endowment x max(1,
+multiplier) per contribute step. `action_labels` names each index by its meaning in the
+phase the summary gives ("contribute 0" or "punish nobody"); `constants` hold the
+contribution `amounts` and `punish_nobody`.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from mas.games.base import Game, State, StepResult
+from mas.games.base import Capabilities, Game, State, StepResult
 
 CONTRIBUTE, PUNISH = 0, 1
 
@@ -179,6 +185,36 @@ class PublicGoodsGame(Game):
         return self._masks[state["phase"]]  # fancy indexing copies
 
     # ----- meaning, for metrics and text ---------------------------------------------
+    @functools.cached_property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(symmetric=True, cooperation_measure=True, social_optimum=True, competitive=True)
+
+    def constants(self) -> dict[str, Any]:
+        return {"amounts": tuple(float(a) for a in self.amounts), "punish_nobody": self.PUNISH_NOBODY,
+                "endowment": float(self.config.endowment)}
+
+    def labeller(self) -> Callable[[int, Mapping[str, Any]], list[str]]:
+        contribute = tuple(tuple(self.phase_action_names(s, CONTRIBUTE)) for s in range(self.n_agents))
+        punish = tuple(tuple(self.phase_action_names(s, PUNISH)) for s in range(self.n_agents))
+        names = tuple(tuple(self.action_names(s)) for s in range(self.n_agents))
+        return functools.partial(_phase_labels, names, contribute, punish)
+
+    def action_aliases(self, seat: int) -> list[str]:
+        return self.action_names(seat) + [n for p in (CONTRIBUTE, PUNISH) for n in self.phase_action_names(seat, p) if n]
+
+    def task_text(self) -> str:
+        return "Choose your action for this step."
+
+    def social_optimum(self) -> float | None:
+        # sum_i reward_i = N e + (m - 1) sum_j c_j: all give everything when m > 1, else nothing
+        return self.n_agents * self.config.endowment * max(1.0, self.config.multiplier)
+
+    def episode_optimum(self, run: Any) -> Any:
+        # only contribute steps (the scored ones) earn the optimum; punish steps cost
+        rounds = run.episodes.drop_duplicates("episode").set_index("episode")["rounds"]
+        scored = run.steps[run.steps["cooperation"].notna()].groupby("episode")["step"].nunique()
+        return scored.reindex(rounds.index).fillna(0) * self.social_optimum()
+
     def cooperation(self, state: State, actions: np.ndarray) -> np.ndarray | None:
         fraction = self.amounts[np.clip(actions, 0, self.config.levels - 1)] / self.config.endowment
         return np.where(state["phase"][:, None] == PUNISH, np.nan, fraction)
@@ -243,6 +279,12 @@ class PublicGoodsGame(Game):
         names = self.phase_action_names(agent, phase)
         lines.append("Legal actions: " + ", ".join(f"{i} = {name}" for i, name in enumerate(names) if name) + ".")
         return "\n".join(lines)
+
+
+def _phase_labels(names: tuple, contribute: tuple, punish: tuple, seat: int, summary: Mapping[str, Any]) -> list[str]:
+    """Seat `seat`'s labels in the phase `summary` names (an unused index keeps its full name)."""
+    phase = punish if summary.get("phase") == "punish" else contribute
+    return [name or names[seat][i] for i, name in enumerate(phase[seat])]
 
 
 def _per_agent(flag: np.ndarray, n_agents: int) -> np.ndarray:

@@ -16,10 +16,17 @@ flag].
 State (global): [pick-step flag, one-hot target, one-hot word said (zeros before one)].
 Rewards: a team reward shared by every agent at the pick step, `reward` times the fraction
 of listeners who picked the target; 0 at signal steps. The game never terminates itself.
+Capabilities: sequential, roles (speaker, listeners), hidden information: the summary's
+`target` is private to the speaker (a listener's view never holds it); success measure
+(the fraction of listeners who picked the target, at pick steps). `constants` hold the
+`targets`, the `vocabulary`, the `speaker` seat and `wait`. Analysis hooks: the episode
+optimum is `reward` x N per pick step; run metrics are the signalling success and the
+mutual information between target and signal (and the speaker's messages).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, Literal
 
@@ -167,7 +174,7 @@ class SignallingGame(Game):
         return np.concatenate([phase, target, word], axis=-1).astype(np.float32)
 
     # ----- meaning, for metrics and text ---------------------------------------------
-    @property
+    @functools.cached_property
     def capabilities(self) -> Capabilities:
         # the target is the speaker's alone: a listener's view never holds it
         return Capabilities(
@@ -175,10 +182,47 @@ class SignallingGame(Game):
             roles=("speaker",) + ("listener",) * (self.n_agents - 1),
             private={"target": frozenset({self.SPEAKER})},
             hidden_information=True,
+            success_measure=True,
         )
 
     def constants(self) -> dict[str, Any]:
-        return {"targets": tuple(self.targets), "vocabulary": tuple(self.vocabulary), "speaker": self.SPEAKER}
+        return {"targets": tuple(self.targets), "vocabulary": tuple(self.vocabulary), "speaker": self.SPEAKER, "wait": self.WAIT}
+
+    def success(self, state: State, rewards: np.ndarray) -> np.ndarray | None:
+        # the team reward of a pick step is `reward` x the fraction of listeners who were right
+        return np.where(state["phase"] == 1, rewards[:, 0] / self.config.reward, np.nan)
+
+    def episode_optimum(self, run: Any) -> Any:
+        if run.episodes.empty or not len(run.states):
+            return None
+        rounds = run.episodes.drop_duplicates("episode").set_index("episode")["rounds"]
+        picks = run.states[run.states["phase"] == "signal"].groupby("episode").size()
+        return picks.reindex(rounds.index).fillna(0) * self.config.reward * self.n_agents
+
+    def run_metrics(self, run: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        from mas.analysis import communication as comm
+        from mas.analysis import game_metrics as gm
+        from mas.analysis import metrics as m
+
+        if not len(run.states):
+            return {}, {}
+        rounds = gm.signalling_rounds(run.states)
+        overview: dict[str, Any] = {"signalling success": m.mean_ci(rounds.groupby("episode")["success"].mean().tolist())}
+        spoken = rounds[rounds["signal"].notna()]
+        overview["I(target; signal) bits"] = comm.mutual_information(spoken["target"].tolist(), spoken["signal"].tolist())
+        overview["H(target) bits"] = comm.entropy(rounds["target"].tolist())
+        agents = list(run.agents["agent"]) if len(run.agents) else []
+        speaker = agents[self.SPEAKER] if agents else None
+        sent = comm.sent_messages(run.messages)
+        said = sent[sent["sender"] == speaker].set_index(["episode", "step"])["text"]
+        if len(said):
+            # the speaker's free-text message sent in the signal step, paired with that step's target
+            frame = run.states[run.states["phase"] == "pick"]
+            pairs = [(t, said.get((e, s))) for e, s, t in zip(frame["episode"], frame["step"], frame["target"])]
+            pairs = [(t, text) for t, text in pairs if text is not None]
+            if pairs:
+                overview["I(target; message) bits"] = comm.mutual_information(*zip(*pairs))
+        return overview, {"signalling rounds": rounds}
 
     def cooperation(self, state: State, actions: np.ndarray) -> np.ndarray | None:
         return None

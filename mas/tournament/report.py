@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from rich import box
 from rich.table import Table
 
 from mas.tournament.run import TournamentResults
-from mas.tournament.schedule import swaps_seats
+from mas.tournament.schedule import game_capabilities, swaps_seats
 from mas.tournament.spec import Tournament
 
 
@@ -23,14 +22,10 @@ def _number(value: float | None) -> str:
 
 
 def is_competitive(tournament: Tournament) -> bool:
-    """Whether wins are what counts: a constant-sum normal-form game, or any other game
-    family (where Elo is shown; for a non-zero-sum matrix game like the prisoner's
-    dilemma it is stored but not shown, since beating the partner is not the point)."""
-    config = tournament.base.game
-    if config.kind != "normal_form":
-        return True
-    totals = np.asarray(config.table(tournament.group_size), dtype=float).sum(axis=-1)
-    return bool(np.allclose(totals, totals.flat[0]))
+    """Whether wins are what counts (the game declares it): e.g. a constant-sum matrix game,
+    where Elo is shown; for a non-zero-sum dilemma like the prisoner's dilemma it is stored
+    but not shown, since beating the partner is not the point."""
+    return game_capabilities(tournament).competitive
 
 
 def summary_line(results: TournamentResults) -> str:

@@ -20,12 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mas import registry
+from mas.games.base import Capabilities
 from mas.seeding import child_seed, rng
 from mas.tournament.spec import Tournament
-
-#: game kinds whose rules treat every seat alike (normal_form is checked from its table)
-SYMMETRIC_KINDS = frozenset({"public_goods", "commons"})
-
 
 @dataclass(frozen=True)
 class Match:
@@ -38,21 +36,14 @@ class Match:
     seed: int
 
 
+def game_capabilities(tournament: Tournament) -> Capabilities:
+    """The capabilities of the tournament's game, played by `group_size` entrants."""
+    return registry.make_game(tournament.base.game, tournament.group_size).capabilities
+
+
 def is_symmetric(tournament: Tournament) -> bool:
-    """Whether exchanging seats cannot change anything: a normal-form table symmetric
-    under every exchange of players, or a game family with identical seats."""
-    game_config = tournament.base.game
-    if game_config.kind in SYMMETRIC_KINDS:
-        return True
-    if game_config.kind != "normal_form":
-        return False
-    table = np.asarray(game_config.table(tournament.group_size), dtype=float)
-    n = tournament.group_size
-    for p in range(n - 1):  # adjacent exchanges generate every permutation of players
-        swapped = np.swapaxes(table, p, p + 1)[..., [*range(p), p + 1, p, *range(p + 2, n)]]
-        if not np.array_equal(swapped, table):
-            return False
-    return True
+    """Whether exchanging seats cannot change anything (the game declares it)."""
+    return game_capabilities(tournament).symmetric
 
 
 def swaps_seats(tournament: Tournament) -> bool:

@@ -279,7 +279,7 @@ def _fit_problems(tournament: Tournament) -> list[str]:
         return [f"group_size: the game cannot be played by {k} players ({exc})"]
     for i, entrant in enumerate(spec.entrants):
         try:
-            entrant.policy.check_game(game)
+            entrant.policy.check_game(game.info())
         except ValueError as exc:
             problems.append(f"entrants.{i}.policy: {entrant.policy.type} cannot play this game: {exc}")
     if k > n:

@@ -39,13 +39,12 @@ from mas.agents.llm.config import BackendConfig, LocalBackendConfig
 from mas.agents.llm.narrator import Narrator, NarratorConfig
 from mas.agents.llm.parsing import clean_message, parse_action
 from mas.agents.llm.prompts import (
-    SYSTEM_VARIABLES, USER_VARIABLES, PromptBuilder, PromptContext, check_template, inbox_entries,
-    option_labels, rotations, untrusted,
+    SYSTEM_VARIABLES, USER_VARIABLES, PromptBuilder, PromptContext, check_template, inbox_entries, rotations, untrusted,
 )
 
 if TYPE_CHECKING:
     from mas.agents.llm.wrappers import RecordingBackend
-    from mas.games.base import Game
+    from mas.games.base import GameInfo
 
 
 class TemplateSpec(BaseModel):
@@ -97,20 +96,13 @@ class LLMSpec(PolicySpec):
     template: TemplateSpec = Field(default_factory=TemplateSpec, description="Prompt template overrides.")
     narrator: NarratorConfig | None = Field(None, description="A game master that retells each situation as a story.")
 
-    def check_game(self, game: "Game") -> None:
+    def check_game(self, game: "GameInfo") -> None:
         if self.fallback_action is None:
             return
-        names = {name for seat in range(game.n_agents) for name in _all_names(game, seat)}
+        # every name an action goes by in any state (e.g. a public goods phase's names)
+        names = {name for seat in game.aliases for name in seat}
         if self.fallback_action not in names:
             raise ValueError(f"fallback_action '{self.fallback_action}' is not an action of this game; actions: {sorted(names)}")
-
-
-def _all_names(game: "Game", seat: int) -> list[str]:
-    """Every name an action of `seat` goes by (phase names included)."""
-    names = list(game.action_names(seat))
-    for phase in ({"phase": "contribute"}, {"phase": "punish"}):
-        names += option_labels(game, seat, phase)
-    return names
 
 
 @dataclass(eq=False)  # turns are compared by identity
@@ -147,9 +139,9 @@ class LLMPolicy(Policy):
 
     needs_text = True
 
-    def __init__(self, spec: LLMSpec, game: "Game", agents: Sequence[AgentSetup], agent_ids: Sequence[str]) -> None:
+    def __init__(self, spec: LLMSpec, game: "GameInfo", agents: Sequence[AgentSetup], agent_ids: Sequence[str]) -> None:
         super().__init__(spec, game, agents, agent_ids)
-        self.prompts = PromptBuilder(getattr(game, "kind", ""), spec.template.system, spec.template.user)
+        self.prompts = PromptBuilder(game.task, spec.template.system, spec.template.user)
         self.narrator = Narrator(spec.narrator) if spec.narrator else None
         self._seats = {agent: seat for seat, agent in enumerate(agent_ids)}
         descriptions = getattr(getattr(game, "config", None), "action_descriptions", None) or {}
@@ -225,13 +217,13 @@ class LLMPolicy(Policy):
             self._history[agent].append(self._history_entry(view))
         self._seen_round[agent] = view.round
         self._last_summary[agent] = view.summary
-        labels = option_labels(self.game, view.seat, view.summary)
+        labels = self.info.action_labels(view.seat, view.summary)
         return _Turn(view=view, labels=labels, legal=view.legal_actions())
 
     def _history_entry(self, view: AgentView) -> dict[str, Any]:
         """The last round from the agent's side: its action, the others', its reward."""
         summary = self._last_summary.get(view.agent, view.summary)
-        names = {a: option_labels(self.game, seat, summary) for a, seat in self._seats.items()}
+        names = {a: self.info.action_labels(seat, summary) for a, seat in self._seats.items()}
         actions = view.last_actions or {}
         reward = (view.last_rewards or {}).get(view.agent, 0.0)
         return {

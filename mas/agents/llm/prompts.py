@@ -9,12 +9,13 @@ cannot reach Python objects, and undefined variables are errors rather than blan
 Messages from other agents are untrusted. `untrusted` flattens each one onto one line and
 replaces `<` and `>`, so a message cannot close its `<message>` tag, open a new turn or
 pose as the environment; it is labelled with its sender and round. The legal actions never
-come from text: they are the view's action mask, turned into names by `option_labels`.
+come from text: they are the view's action mask, turned into names by the game's
+`GameInfo.action_labels`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,11 @@ from mas.errors import MasError
 
 if TYPE_CHECKING:
     from mas.agents.base import AgentView
-    from mas.games.base import Game
 
 ChatMessage = dict[str, str]
+
+#: the task sentence of a game that does not name its own
+DEFAULT_TASK = "Choose your action."
 
 SYSTEM_VARIABLES = frozenset({"rules", "persona", "agent", "json"})
 USER_VARIABLES = frozenset(
@@ -42,21 +45,6 @@ def untrusted(text: str) -> str:
     """Another agent's (or a model's) text made safe to place between tags: one line, no
     `<`/`>` (they become `‹`/`›`), so it cannot close its delimiter or start a new block."""
     return " ".join(str(text).split()).replace("<", "‹").replace(">", "›")
-
-
-def option_labels(game: "Game", seat: int, summary: Mapping[str, Any]) -> list[str]:
-    """Names of every action index of seat `seat` as they apply in the state `summary`.
-
-    Public goods names each index with both of its meanings ("contribute 0 / punish
-    nobody"); the phase in the summary picks the one that applies.
-    """
-    names = list(game.action_names(seat))
-    if getattr(game, "kind", "") == "public_goods" and hasattr(game, "phase_action_names"):
-        from mas.games.public_goods import CONTRIBUTE, PUNISH
-
-        phase = PUNISH if summary.get("phase") == "punish" else CONTRIBUTE
-        return [name or names[i] for i, name in enumerate(game.phase_action_names(seat, phase))]
-    return names
 
 
 @dataclass(frozen=True)
@@ -83,11 +71,11 @@ def inbox_entries(view: "AgentView") -> list[dict[str, Any]]:
     return [{"sender": m.sender, "round": m.round + 1, "text": untrusted(m.text)} for m in view.inbox]
 
 
-def _environment(kind: str, system: str | None, user: str | None) -> Any:
+def _environment(task: str, system: str | None, user: str | None) -> Any:
     from jinja2 import DictLoader, StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    sources = {"system": templates.SYSTEM, "generic_user": templates.USER, "user": templates.user_template(kind)}
+    sources = {"system": templates.SYSTEM, "generic_user": templates.USER, "user": templates.user_template(task)}
     if system is not None:
         sources["custom_system"] = system
     if user is not None:
@@ -100,7 +88,7 @@ def check_template(source: str, allowed: frozenset[str], what: str) -> None:
     is not in `allowed`; called when a scenario is validated, before any model is loaded."""
     from jinja2 import TemplateSyntaxError, meta
 
-    env = _environment("", None, None)
+    env = _environment(DEFAULT_TASK, None, None)
     try:
         ast = env.parse(source)
     except TemplateSyntaxError as exc:
@@ -117,15 +105,15 @@ class PromptBuilder:
     """Renders the chat prompt of one agent-step from a `PromptContext`.
 
     Args:
-        kind: the game kind, which picks the default user template's task block.
+        task: the game's task sentence (`GameInfo.task`), the default user template's task block.
         system: a scenario's system template (None: the default).
-        user: a scenario's user template (None: the default of `kind`).
+        user: a scenario's user template (None: the default with `task`).
     """
 
-    def __init__(self, kind: str, system: str | None = None, user: str | None = None) -> None:
+    def __init__(self, task: str = DEFAULT_TASK, system: str | None = None, user: str | None = None) -> None:
         from jinja2 import TemplateError
 
-        env = _environment(kind, system, user)
+        env = _environment(task, system, user)
         try:
             self._system = env.get_template("custom_system" if system is not None else "system")
             self._user = env.get_template("custom_user" if user is not None else "user")

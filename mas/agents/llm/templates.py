@@ -1,4 +1,5 @@
-"""Default prompt templates: one system and one user template, with a task block per game.
+"""Default prompt templates: one system and one user template, whose task block is the
+game's own sentence (`Game.task_text`, given to policies as `GameInfo.task`).
 
 These are Jinja2 templates rendered in a sandbox by `mas.agents.llm.prompts`. The system
 template holds only trusted text (the game's rules and the scenario's persona); everything
@@ -56,19 +57,6 @@ Messages received:
 {% else %}Reply with exactly one of: {{ options | join(', ') }}.{% endif %}{% endif %}\
 """
 
-#: the task sentence of each game kind (the rest of the user template is shared)
-TASKS: dict[str, str] = {
-    "normal_form": "Choose your move for this round.",
-    "public_goods": "Choose your action for this step.",
-    "commons": "Decide how many tons to fish this round.",
-    "bargaining": "Choose your move.",
-    "signalling": "Choose your action.",
-}
-
-
-def user_template(kind: str) -> str:
-    """The default user template of a game kind (the generic task for unknown kinds)."""
-    task = TASKS.get(kind)
-    if task is None:
-        return USER
-    return '{% extends "generic_user" %}{% block task %}' + task + "{% endblock %}"
+def user_template(task: str) -> str:
+    """The default user template with `task` (the game's `task_text()`, verbatim) as its task block."""
+    return '{% extends "generic_user" %}{% block task %}{% raw %}' + task + "{% endraw %}{% endblock %}"

@@ -43,7 +43,7 @@ class CheckpointPolicy(Policy):
         self.channel = LearnerChannel.from_dict(data.get("channel"))
         extra = self.channel.extra_obs if self.channel is not None else 0
         expected = (data["game_kind"], data["obs_dim"], data["num_actions"])
-        found = (getattr(game, "kind", ""), game.obs_dim + extra,
+        found = (game.kind, game.obs_dim + extra,
                  self.channel.num_actions if self.channel is not None else game.num_actions)
         if expected != found:
             raise CheckpointError(

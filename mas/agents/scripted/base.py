@@ -1,0 +1,166 @@
+"""What every scripted strategy shares: the policy base, its classifier and small helpers.
+
+A scripted strategy is a `ScriptedPolicy` whose `choose(view) -> action index` applies one
+fixed rule. Conventions shared by all of them:
+
+- Legal moves: a rule names the action it wants; if that action is masked out (an idle
+  turn, a phase where it means nothing) the first legal action is played instead, so
+  e.g. an agent whose turn it is not plays WAIT.
+- Messages: every decision carries `render_message(spec.message, view, action)`; in a
+  talk-only step the policy returns its usual choice, so "$action" names what it will do.
+- Randomness: one `numpy.random.default_rng(seed)` per policy, re-made by `reset(seed)`.
+  A rule draws at most one uniform number per agent per round, in the order of the views,
+  and that draw is reused by every step of the same round (talk steps and the action
+  step), so what an agent announces is what it then plays.
+- What it knows of the game: the read-only `GameInfo` (`self.info`): capabilities (e.g.
+  the cooperate and defect actions) and public constants (e.g. harvest amounts), never
+  the rule engine.
+
+Every strategy class carries a `Classifier` (like the Axelrod library's): how many past
+rounds it remembers, whether it is random, and what the game must offer (`needs`). A
+spec's `check_game` is derived from `needs`, so a strategy plays every game that offers
+what it needs, whatever the game's kind.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from mas.agents.base import AgentSetup, AgentView, Decision, Policy, PolicySpec, render_message
+
+if TYPE_CHECKING:
+    from mas.games.base import GameInfo
+
+#: a `needs` entry that asks for both a cooperate and a distinct defect action
+COOPERATE_DEFECT = "cooperate_defect"
+#: how a missing need reads in an error
+_WORDS = {COOPERATE_DEFECT: "distinct cooperate and defect actions", "cooperate": "a cooperate action", "defect": "a defect action"}
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """What a strategy is, in the Axelrod library's terms.
+
+    Attributes:
+        memory_depth: how many past rounds the rule looks back on (0: none, `math.inf`:
+            the whole game). What the current state shows (the stock, the offer on the
+            table, the heard word) is not memory.
+        stochastic: whether the rule draws random numbers (False: the same views give the
+            same actions under every seed).
+        needs: what the game must offer: capability names of `Capabilities` (e.g.
+            "cooperate", "defect"), `COOPERATE_DEFECT` (both, distinct), or keys of the
+            game's public `constants` (e.g. "amounts").
+        family: the game family the rule was written for ("dilemma", "any", ...).
+        makes_use_of: which parts of a view it reads besides the last actions, e.g.
+            "summary", "inbox", "round".
+    """
+
+    memory_depth: float
+    stochastic: bool
+    needs: frozenset[str] = frozenset()
+    family: str = "any"
+    makes_use_of: frozenset[str] = frozenset()
+
+    def missing(self, info: "GameInfo") -> list[str]:
+        """The entries of `needs` that `info`'s game does not offer, sorted."""
+        caps = info.capabilities
+        out = []
+        for name in sorted(self.needs):
+            if name == COOPERATE_DEFECT:
+                offered = caps.has_cooperate_defect
+            elif hasattr(caps, name):
+                value = getattr(caps, name)
+                offered = value is not None and value is not False and value != ()
+            else:
+                offered = name in info.constants
+            if not offered:
+                out.append(name)
+        return out
+
+    def describe(self) -> str:
+        """One line for `mas list`: memory, stochastic, needs."""
+        depth = "inf" if math.isinf(self.memory_depth) else f"{self.memory_depth:g}"
+        needs = ", ".join(sorted(self.needs)) or "nothing"
+        return f"memory {depth}, {'stochastic' if self.stochastic else 'deterministic'}, needs {needs}"
+
+
+class ScriptedSpec(PolicySpec):
+    """Base of every scripted strategy's spec: the game must offer what the strategy's
+    classifier `needs` (the strategy class is found through the registry by `type`)."""
+
+    def classifier(self) -> Classifier:
+        from mas import registry
+
+        return registry.policy_class(self.type).classifier  # type: ignore[attr-defined]
+
+    def check_game(self, game: "GameInfo") -> None:
+        missing = self.classifier().missing(game)
+        if missing:
+            words = [_WORDS.get(n, n) for n in missing]
+            raise ValueError(f"needs a game that offers {' and '.join(words)} (this {game.kind} game does not)")
+
+
+def legal_or_first(view: AgentView, action: int) -> int:
+    """`action` if it is legal in `view`, else the first legal action."""
+    mask = view.action_mask
+    if 0 <= action < len(mask) and mask[action]:
+        return int(action)
+    legal = np.flatnonzero(mask)
+    return int(legal[0]) if len(legal) else 0
+
+
+def nearest_level(amounts: Sequence[float], target: float, view: AgentView) -> int:
+    """The legal action whose amount is nearest `target` (ties: the smaller amount)."""
+    options = [a for a in view.legal_actions() if a < len(amounts)]
+    if not options:
+        return -1
+    return min(options, key=lambda a: (abs(float(amounts[a]) - target), float(amounts[a])))
+
+
+class ScriptedPolicy(Policy):
+    """Base of every scripted policy: subclasses write `choose(view) -> action index` and
+    declare a `classifier`."""
+
+    classifier: ClassVar[Classifier]
+
+    def __init__(self, spec: Any, game: "GameInfo", agents: Sequence[AgentSetup], agent_ids: Sequence[str]) -> None:
+        super().__init__(spec, game, agents, agent_ids)
+        self.reset(0)
+
+    def reset(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self._draws: dict[str, tuple[int, float]] = {}  # agent -> (round, uniform draw)
+        self._memory: dict[str, Any] = {}  # agent -> whatever the rule remembers
+
+    def act(self, views: Sequence[AgentView]) -> list[Decision]:
+        decisions = []
+        for view in views:
+            action = legal_or_first(view, self.choose(view))
+            decisions.append(Decision(action, render_message(self.spec.message, view, action)))
+        return decisions
+
+    @abstractmethod
+    def choose(self, view: AgentView) -> int:
+        """The action the rule wants (it may be illegal; `act` falls back to a legal one)."""
+
+    def uniform(self, view: AgentView) -> float:
+        """This agent's uniform draw in [0, 1) for this round (drawn on first use)."""
+        cached = self._draws.get(view.agent)
+        if cached is None or cached[0] != view.round:
+            cached = (view.round, float(self.rng.random()))
+            self._draws[view.agent] = cached
+        return cached[1]
+
+    def pick(self, view: AgentView, options: Sequence[int]) -> int:
+        """One of `options` uniformly at random (no draw when there is one option)."""
+        if not options:
+            return -1
+        if len(options) == 1:
+            return int(options[0])
+        return int(options[min(int(self.uniform(view) * len(options)), len(options) - 1)])

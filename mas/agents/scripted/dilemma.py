@@ -1,0 +1,246 @@
+"""Prisoner's-dilemma strategies: they play any game whose capabilities name a cooperate
+and a defect action (the prisoner's dilemma, the volunteer's dilemma, ...).
+
+A player "defects" when it plays anything but the cooperate action. With more than two
+players the "partner" is everybody else: the partner counts as having defected when the
+fraction of the others who defected is greater than the spec's `tolerance` (default 0: a
+single defector counts). With two players this is the plain textbook rule whatever the
+tolerance below 1. Only grim trigger, tit-for-two-tats and tester remember anything (the
+partner's past moves); it is recorded once per round and cleared by `reset`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from mas.agents.base import AgentSetup, AgentView
+from mas.agents.scripted.base import COOPERATE_DEFECT, Classifier, ScriptedPolicy, ScriptedSpec
+
+if TYPE_CHECKING:
+    from mas.games.base import GameInfo
+
+BOTH = frozenset({COOPERATE_DEFECT})
+
+
+def _dilemma(memory_depth: float, stochastic: bool = False, needs: frozenset[str] = BOTH, **extra: Any) -> Classifier:
+    return Classifier(memory_depth=memory_depth, stochastic=stochastic, needs=needs, family="dilemma", **extra)
+
+
+class _ReactiveSpec(ScriptedSpec):
+    """Parameters of the strategies that react to the partner's moves."""
+
+    tolerance: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="With more than two players, the others count as having defected when more "
+        "than this fraction of them did not cooperate.",
+    )
+
+
+class _PDPolicy(ScriptedPolicy):
+    """Helpers for the prisoner's-dilemma strategies: C/D indices and the partner's moves."""
+
+    def __init__(self, spec: Any, game: "GameInfo", agents: Sequence[AgentSetup], agent_ids: Sequence[str]) -> None:
+        super().__init__(spec, game, agents, agent_ids)
+        self.C = game.capabilities.cooperate
+        self.D = game.capabilities.defect
+
+    def play(self, cooperate: bool) -> int:
+        return self.C if cooperate else self.D
+
+    def partner_defected(self, view: AgentView) -> bool | None:
+        """Whether the partner (the others, by `tolerance`) defected last round; None in round 0."""
+        if view.last_actions is None:
+            return None
+        others = [a for a in self.agent_ids if a != view.agent]
+        if not others:
+            return False
+        defectors = sum(1 for a in others if view.last_actions[a] != self.C)
+        return defectors / len(others) > getattr(self.spec, "tolerance", 0.0)
+
+    def history(self, view: AgentView) -> list[bool]:
+        """The partner's past moves as defected-flags, oldest first (recorded once a round)."""
+        seen_round, flags = self._memory.get(view.agent, (-1, []))
+        if view.round != seen_round:
+            defected = self.partner_defected(view)
+            if defected is not None:
+                flags = flags + [defected]
+            self._memory[view.agent] = (view.round, flags)
+        return flags
+
+
+class AlwaysCooperateSpec(ScriptedSpec):
+    type: Literal["always_cooperate"] = "always_cooperate"
+
+
+class AlwaysCooperate(_PDPolicy):
+    """Always cooperate (ALLC)."""
+
+    classifier = _dilemma(0, needs=frozenset({"cooperate"}))
+
+    def choose(self, view: AgentView) -> int:
+        return self.C
+
+
+class AlwaysDefectSpec(ScriptedSpec):
+    type: Literal["always_defect"] = "always_defect"
+
+
+class AlwaysDefect(_PDPolicy):
+    """Always defect (ALLD)."""
+
+    classifier = _dilemma(0, needs=frozenset({"defect"}))
+
+    def choose(self, view: AgentView) -> int:
+        return self.D
+
+
+class TitForTatSpec(_ReactiveSpec):
+    type: Literal["tit_for_tat"] = "tit_for_tat"
+
+
+class TitForTat(_PDPolicy):
+    """Tit for tat (Rapoport): cooperate first, then copy the partner's last move."""
+
+    classifier = _dilemma(1)
+
+    def choose(self, view: AgentView) -> int:
+        return self.play(not self.partner_defected(view))
+
+
+class TitForTwoTatsSpec(_ReactiveSpec):
+    type: Literal["tit_for_two_tats"] = "tit_for_two_tats"
+
+
+class TitForTwoTats(_PDPolicy):
+    """Tit for two tats: cooperate unless the partner defected in each of the last two rounds."""
+
+    classifier = _dilemma(2)
+
+    def choose(self, view: AgentView) -> int:
+        past = self.history(view)
+        return self.play(not (len(past) >= 2 and past[-1] and past[-2]))
+
+
+class GenerousTitForTatSpec(_ReactiveSpec):
+    type: Literal["generous_tit_for_tat"] = "generous_tit_for_tat"
+    generosity: float = Field(0.1, ge=0.0, le=1.0, description="Probability of forgiving a defection (cooperating anyway).")
+
+
+class GenerousTitForTat(_PDPolicy):
+    """Generous tit for tat (Nowak & Sigmund): tit for tat, but answer a defection with
+    cooperation with probability `generosity`."""
+
+    classifier = _dilemma(1, stochastic=True)
+
+    def choose(self, view: AgentView) -> int:
+        if not self.partner_defected(view):
+            return self.C
+        return self.play(self.uniform(view) < self.spec.generosity)
+
+
+class GrimTriggerSpec(_ReactiveSpec):
+    type: Literal["grim_trigger"] = "grim_trigger"
+
+
+class GrimTrigger(_PDPolicy):
+    """Grim trigger: cooperate until the partner defects once, then defect for ever."""
+
+    classifier = _dilemma(math.inf)
+
+    def choose(self, view: AgentView) -> int:
+        return self.play(not any(self.history(view)))
+
+
+class PavlovSpec(_ReactiveSpec):
+    type: Literal["pavlov"] = "pavlov"
+
+
+class Pavlov(_PDPolicy):
+    """Pavlov, win-stay lose-shift (Nowak & Sigmund): cooperate first; then cooperate if
+    both players made the same move last round (CC or DD), else defect (CD or DC)."""
+
+    classifier = _dilemma(1)
+
+    def choose(self, view: AgentView) -> int:
+        partner_defected = self.partner_defected(view)
+        if partner_defected is None:
+            return self.C
+        i_defected = view.last_actions[view.agent] != self.C
+        return self.play(i_defected == partner_defected)
+
+
+class SuspiciousTitForTatSpec(_ReactiveSpec):
+    type: Literal["suspicious_tit_for_tat"] = "suspicious_tit_for_tat"
+
+
+class SuspiciousTitForTat(_PDPolicy):
+    """Suspicious tit for tat: defect first, then copy the partner's last move."""
+
+    classifier = _dilemma(1)
+
+    def choose(self, view: AgentView) -> int:
+        defected = self.partner_defected(view)
+        return self.play(defected is not None and not defected)
+
+
+class AlternatorSpec(ScriptedSpec):
+    type: Literal["alternator"] = "alternator"
+
+
+class Alternator(_PDPolicy):
+    """Alternator: C, D, C, D, ... (cooperate in even rounds, defect in odd ones)."""
+
+    classifier = _dilemma(0, makes_use_of=frozenset({"round"}))
+
+    def choose(self, view: AgentView) -> int:
+        return self.play(view.round % 2 == 0)
+
+
+class JossSpec(_ReactiveSpec):
+    type: Literal["joss"] = "joss"
+    sneakiness: float = Field(0.1, ge=0.0, le=1.0, description="Probability of defecting after the partner cooperated.")
+
+
+class Joss(_PDPolicy):
+    """Joss (Axelrod's first tournament): cooperate first; after the partner cooperated,
+    cooperate with probability 1 - `sneakiness` (0.9), else defect; after the partner
+    defected, always defect (a sneaky tit for tat)."""
+
+    classifier = _dilemma(1, stochastic=True)
+
+    def choose(self, view: AgentView) -> int:
+        if self.partner_defected(view):
+            return self.D
+        if view.last_actions is None:
+            return self.C
+        return self.play(self.uniform(view) >= self.spec.sneakiness)
+
+
+class TesterSpec(_ReactiveSpec):
+    type: Literal["tester"] = "tester"
+
+
+class Tester(_PDPolicy):
+    """Tester (Axelrod, The Evolution of Cooperation, ch. 2): defect on the first move to
+    probe. If the partner ever defects, apologise by cooperating once, then play tit for
+    tat for the rest of the game. Otherwise cooperate on moves 2 and 3 and then defect on
+    every other move (moves 4, 6, 8, ...: rounds 3, 5, 7, ... counted from 0), exploiting
+    a partner that never retaliates."""
+
+    classifier = _dilemma(math.inf, makes_use_of=frozenset({"round"}))
+
+    def choose(self, view: AgentView) -> int:
+        past = self.history(view)
+        if True in past:
+            if view.round == past.index(True) + 1:
+                return self.C  # the apology, right after the first defection seen
+            return self.play(not past[-1])
+        if view.round == 0:
+            return self.D
+        return self.play(view.round < 3 or view.round % 2 == 0)
