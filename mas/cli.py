@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mas.errors import MasError, ScenarioError
+from mas.training.registry import ALGORITHMS
 
 EXIT_USAGE = 2
 EXIT_INPUT = 1
@@ -102,9 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     tournament.add_argument("--seed", type=_seed, help="master seed (default: the file's)")
     tournament.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    train = sub.add_parser("train", help="train a scenario's learning agents (iql, mappo, ippo, llm-ppo, llm-mappo)")
+    train = sub.add_parser("train", help=f"train a scenario's learning agents ({', '.join(ALGORITHMS)})")
     train.add_argument("scenario", help="scenario YAML file or built-in scenario name")
-    train.add_argument("--algo", choices=["iql", "mappo", "ippo", "llm-ppo", "llm-mappo"],
+    train.add_argument("--algo", choices=list(ALGORITHMS),
                        help="algorithm (default: the scenario's learner type, or the checkpoint's); llm-ppo/llm-mappo fine-tune LLM agents")
     train.add_argument("--steps", type=_positive_int, default=100_000, help="total environment steps (default 100000)")
     train.add_argument("--seed", type=_seed, help="master seed (default: the scenario's)")
@@ -402,7 +403,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from mas.scenario import load_scenario
-    from mas.train import infer_algo, train
+    from mas.training.learners import infer_algo
+    from mas.training.run import train
 
     scenario = load_scenario(args.scenario)
     overrides = {}

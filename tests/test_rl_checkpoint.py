@@ -14,7 +14,7 @@ import yaml
 torch = pytest.importorskip("torch")
 
 import mas  # noqa: E402
-from mas.agents.rl.checkpoint import CheckpointError, build_learner, load_checkpoint, make_learner, save_checkpoint  # noqa: E402
+from mas.training.checkpoint import CheckpointError, build_learner, load_checkpoint, make_learner, save_checkpoint  # noqa: E402
 from mas.agents.rl.config import IQLSpec, MAPPOSpec  # noqa: E402
 from mas.cli import main  # noqa: E402
 from mas.scenario import parse_scenario  # noqa: E402
