@@ -249,34 +249,31 @@ def _print_summary(scenario: Any, results: list, seed: int, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mas.analysis.metrics import mean_ci
+    from mas.analysis.run_summary import summarise_run
 
-    rounds = mean_ci([r.rounds for r in results])
-    table = Table(title=f"{scenario.name}: {len(results)} episodes, seed {seed}, mean rounds {rounds.mean:.3g}")
+    summary = summarise_run(scenario, results)
+    table = Table(title=f"{scenario.name}: {summary.episodes} episodes, seed {seed}, mean rounds {summary.rounds.mean:.3g}")
     table.add_column("agent")
     table.add_column("policy")
     table.add_column("return ± 95% CI", justify="right")
-    has_coop = any(v is not None for r in results for v in r.cooperation.values())
-    if has_coop:
+    if summary.has_cooperation:
         table.add_column("cooperation ± 95% CI", justify="right")
-    usage = _usage_totals(results)
-    if usage:
+    if summary.has_usage:
         table.add_column("tokens", justify="right")
         table.add_column("invalid replies", justify="right")
         table.add_column("fallbacks", justify="right")
-    for agent in scenario.agents:
-        row = [agent.id, agent.policy.type, str(mean_ci([r.returns[agent.id] for r in results]))]
-        if has_coop:
-            row.append(str(mean_ci([r.cooperation[agent.id] for r in results if r.cooperation[agent.id] is not None])))
-        if usage:
-            used = usage.get(agent.id)
+    for agent in summary.agents:
+        row = [agent.agent, agent.policy, str(agent.returns)]
+        if summary.has_cooperation:
+            row.append(str(agent.cooperation))
+        if summary.has_usage:
+            used = agent.usage
             row += [f"{used['tokens']:,}", _rate(used["invalid"], used["outputs"]), _rate(used["fallbacks"], used["decisions"])] if used else ["", "", ""]
         table.add_row(*row)
     console = Console()
     console.print(table)
-    terminated = sum(r.terminated for r in results)
-    if terminated:
-        console.print(f"{terminated} of {len(results)} episodes ended by the game itself (termination)")
+    if summary.terminated:
+        console.print(f"{summary.terminated} of {summary.episodes} episodes ended by the game itself (termination)")
     console.print(f"run stored in {out}")
 
 
@@ -333,17 +330,6 @@ def _cmd_tournament(args: argparse.Namespace) -> int:
     stdout.print(legend(results), style="dim", highlight=False)
     stdout.print(f"tournament stored in {out} ({results.matches} matches, {results.played_now} played now)")
     return 0
-
-
-def _usage_totals(results: list) -> dict[str, dict[str, int]]:
-    """Per agent, the LLM usage counts (tokens, invalid replies, fallbacks) over all episodes."""
-    totals: dict[str, dict[str, int]] = {}
-    for result in results:
-        for agent, counts in getattr(result, "usage", {}).items():
-            into = totals.setdefault(agent, dict.fromkeys(counts, 0))
-            for key, value in counts.items():
-                into[key] = into.get(key, 0) + value
-    return totals
 
 
 def _rate(count: int, total: int) -> str:
