@@ -56,7 +56,7 @@ def main() -> None:
     import torch
 
     from mas.scenario import load_scenario
-    from mas.train import train
+    from mas.training.run import train
 
     torch.set_num_threads(1)  # a shared 2-core machine: more threads only fight (training does the same)
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from mas.agents.rl.checkpoint import make_learner
+from mas.training.checkpoint import make_learner
 from mas.agents.rl.config import IQLConfig, MAPPOConfig
 from mas.scenario import parse_scenario
 from mas.vector import VectorEnv

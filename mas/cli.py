@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mas.errors import MasError, ScenarioError
+from mas.training.registry import ALGORITHMS
 
 EXIT_USAGE = 2
 EXIT_INPUT = 1
@@ -137,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     tournament.add_argument("--seed", type=_seed, help="master seed (default: the file's)")
     tournament.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    train = sub.add_parser("train", help="train a scenario's learning agents (iql, mappo, ippo, llm-ppo, llm-mappo)")
+    train = sub.add_parser("train", help=f"train a scenario's learning agents ({', '.join(ALGORITHMS)})")
     train.add_argument("scenario", help="scenario YAML file or built-in scenario name")
-    train.add_argument("--algo", choices=["iql", "mappo", "ippo", "llm-ppo", "llm-mappo"],
+    train.add_argument("--algo", choices=list(ALGORITHMS),
                        help="algorithm (default: the scenario's learner type, or the checkpoint's); llm-ppo/llm-mappo fine-tune LLM agents")
     train.add_argument("--steps", type=_positive_int, default=100_000, help="total environment steps (default 100000)")
     train.add_argument("--seed", type=_seed, help="master seed (default: the scenario's)")
@@ -319,34 +320,31 @@ def _print_summary(scenario: Any, results: list, seed: int, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mas.analysis.metrics import mean_ci
+    from mas.analysis.run_summary import summarise_run
 
-    rounds = mean_ci([r.rounds for r in results])
-    table = Table(title=f"{scenario.name}: {len(results)} episodes, seed {seed}, mean rounds {rounds.mean:.3g}")
+    summary = summarise_run(scenario, results)
+    table = Table(title=f"{scenario.name}: {summary.episodes} episodes, seed {seed}, mean rounds {summary.rounds.mean:.3g}")
     table.add_column("agent")
     table.add_column("policy")
     table.add_column("return ± 95% CI", justify="right")
-    has_coop = any(v is not None for r in results for v in r.cooperation.values())
-    if has_coop:
+    if summary.has_cooperation:
         table.add_column("cooperation ± 95% CI", justify="right")
-    usage = _usage_totals(results)
-    if usage:
+    if summary.has_usage:
         table.add_column("tokens", justify="right")
         table.add_column("invalid replies", justify="right")
         table.add_column("fallbacks", justify="right")
-    for agent in scenario.agents:
-        row = [agent.id, agent.policy.type, str(mean_ci([r.returns[agent.id] for r in results]))]
-        if has_coop:
-            row.append(str(mean_ci([r.cooperation[agent.id] for r in results if r.cooperation[agent.id] is not None])))
-        if usage:
-            used = usage.get(agent.id)
+    for agent in summary.agents:
+        row = [agent.agent, agent.policy, str(agent.returns)]
+        if summary.has_cooperation:
+            row.append(str(agent.cooperation))
+        if summary.has_usage:
+            used = agent.usage
             row += [f"{used['tokens']:,}", _rate(used["invalid"], used["outputs"]), _rate(used["fallbacks"], used["decisions"])] if used else ["", "", ""]
         table.add_row(*row)
     console = Console()
     console.print(table)
-    terminated = sum(r.terminated for r in results)
-    if terminated:
-        console.print(f"{terminated} of {len(results)} episodes ended by the game itself (termination)")
+    if summary.terminated:
+        console.print(f"{summary.terminated} of {summary.episodes} episodes ended by the game itself (termination)")
     console.print(f"run stored in {out}")
 
 
@@ -491,7 +489,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from mas.scenario import load_scenario
-    from mas.train import infer_algo, train
+    from mas.training.learners import infer_algo
+    from mas.training.run import train
 
     scenario = load_scenario(args.scenario)
     overrides = {}

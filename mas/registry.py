@@ -98,6 +98,10 @@ def doc_line(target: str) -> str:
 def _module_source_tree(module_name: str) -> ast.Module | None:
     """The parsed source of a module (many policies share one), or None without a source."""
     try:
+        if module_name.startswith("mas."):  # read our own sources by path: find_spec would import parent packages
+            base = Path(__file__).resolve().parent.joinpath(*module_name.split(".")[1:])
+            path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+            return ast.parse(path.read_text(encoding="utf-8"))
         spec = importlib.util.find_spec(module_name)
         return ast.parse(Path(spec.origin).read_text(encoding="utf-8")) if spec and spec.origin else None
     except (ImportError, OSError, SyntaxError, ValueError):

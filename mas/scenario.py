@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
@@ -274,7 +274,11 @@ def _did_you_mean_key(err: dict[str, Any], data: Any) -> str:
     for kind in registry.GAMES:
         candidates.update(_fields_of(registry.game_config_model(kind)))
     for name in registry.POLICIES:
-        candidates.update(_fields_of(registry.policy_spec_model(name)))
+        spec = registry.policy_spec_model(name)
+        candidates.update(_fields_of(spec))
+        for info in spec.model_fields.values():  # nested blocks: an LLM agent's train:, template:, ...
+            for inner in (info.annotation, *get_args(info.annotation)):
+                candidates.update(_fields_of(inner))
     close = difflib.get_close_matches(bad, sorted(candidates), n=1, cutoff=0.7)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

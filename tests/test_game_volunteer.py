@@ -102,7 +102,7 @@ def test_an_llm_agent_validates_and_its_prompt_renders_without_a_model() -> None
 @pytest.mark.parametrize("algo, policy, steps", [("iql", {"type": "iql", "gamma": 0.5}, 2_000), ("mappo", {"type": "mappo"}, 4_000)])
 def test_learners_train_on_it(tmp_path: Path, algo: str, policy: dict, steps: int) -> None:
     pytest.importorskip("torch")
-    from mas.train import train
+    from mas.training.run import train
 
     # against a player who never volunteers, volunteering (3 - 1) beats nobody doing it (0)
     data = scenario([{"id": "me", "policy": policy}, {"id": "them", "policy": "always_defect"}], rounds=10)

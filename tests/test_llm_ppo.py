@@ -42,7 +42,8 @@ def trained():
     from mas.agents.llm.backend import ScoreRequest
     from mas.agents.llm.models import load_model
     from mas.agents.rl.llm_model import LoraSettings, ScoringBackend, TrainableLM
-    from mas.agents.rl.llm_ppo import LLMPPO, LLMPPOConfig, Rollouts, mixture
+    from mas.agents.rl.config import LLMPPOConfig
+    from mas.agents.rl.llm_ppo import LLMPPO, Rollouts, mixture
 
     torch.set_num_threads(1)
     lm = TrainableLM(load_model("default", "cpu", "float32"), LoraSettings(), seed=1)
@@ -93,9 +94,9 @@ def test_adapters_save_load_and_play_the_same_distribution(trained, tmp_path: Pa
     """Saved adapters, loaded by the local backend through a play scenario (as `mas run`
     does), give the trained model's action distribution; the base model's differs."""
     from mas.agents.rl.llm_ppo import mixture
-    from mas.agents.rl.llm_train import write_llm_play_scenario
     from mas.episode import EpisodeEngine
     from mas.runner import play_episode
+    from mas.training.rundir import write_llm_play_scenario
 
     lm, first = trained["lm"], trained["first"]
     lm.save(tmp_path / "adapter")
@@ -122,7 +123,7 @@ def _curves(path: Path) -> list[dict[str, str]]:
 
 
 def test_seeded_llm_ppo_runs_are_reproducible(tmp_path: Path) -> None:
-    from mas.train import train
+    from mas.training.run import train
 
     overrides = {"episodes_per_update": 2, "epochs": 1, "minibatch": 4}
     runs = [train(scenario(), "llm-ppo", 8, 11, tmp_path / f"run{i}", device="cpu", eval_episodes=1, final_episodes=0,
@@ -135,7 +136,7 @@ def test_seeded_llm_ppo_runs_are_reproducible(tmp_path: Path) -> None:
 
 
 def test_llm_mappo_trains_two_agents_with_a_central_critic(tmp_path: Path) -> None:
-    from mas.train import train
+    from mas.training.run import train
 
     data = {
         "name": "llm_coord_tiny",
@@ -159,7 +160,7 @@ def test_llm_mappo_trains_two_agents_with_a_central_critic(tmp_path: Path) -> No
     ("llm-ppo", {"choice": "argmax"}, "choice: sample"),
 ])
 def test_bad_input_is_a_one_line_error(algo: str, change: dict | None, fragment: str, tmp_path: Path) -> None:
-    from mas.train import train
+    from mas.training.run import train
 
     if change is None:
         sc = load_scenario("scenarios/prisoners_dilemma.yaml")
@@ -173,11 +174,11 @@ def test_bad_input_is_a_one_line_error(algo: str, change: dict | None, fragment:
 
 def test_unknown_hyperparameter_and_missing_adapter_are_named(tmp_path: Path) -> None:
     from mas.agents.llm.models import load_model
-    from mas.agents.rl.llm_ppo import LLMPPOConfig
+    from mas.training.learners import resolve_config
 
-    with pytest.raises(MasError, match="unknown llm-ppo hyperparameter"):
-        LLMPPOConfig.from_overrides({"learning_rate": 0.1})
+    with pytest.raises(MasError, match="unknown llm-ppo hyperparameter 'learning_rate'"):
+        resolve_config(scenario(), "llm-ppo", ["llm"], {"learning_rate": 0.1})
     with pytest.raises(MasError, match="estimator"):
-        LLMPPOConfig.from_overrides({"estimator": "a2c"})
+        resolve_config(scenario(), "llm-ppo", ["llm"], {"estimator": "a2c"})
     with pytest.raises(MasError, match="backend.adapter"):
         load_model("default", "cpu", "float32", str(tmp_path / "nowhere"))

@@ -14,7 +14,7 @@ import yaml
 torch = pytest.importorskip("torch")
 
 import mas  # noqa: E402
-from mas.agents.rl.checkpoint import CheckpointError, build_learner, load_checkpoint, make_learner, save_checkpoint  # noqa: E402
+from mas.training.checkpoint import CheckpointError, build_learner, load_checkpoint, make_learner, save_checkpoint  # noqa: E402
 from mas.agents.rl.config import IQLSpec, MAPPOSpec  # noqa: E402
 from mas.cli import main  # noqa: E402
 from mas.scenario import parse_scenario  # noqa: E402
@@ -207,8 +207,8 @@ DAMAGE = [
     ("tabular", lambda d: d.update(obs_dim="seven"), "'obs_dim' should be an integer >= 1, found 'seven'"),
     ("tabular", lambda d: d.update(learners="me"), "'learners' should be a list, found 'me'"),
     ("tabular", lambda d: d.update(learners=[]), "'learners' should be a non-empty list"),
-    ("tabular", lambda d: d["config"].update(alpha="x"), "config: alpha: Input should be a valid number"),
-    ("tabular", lambda d: d["config"].update(zzz=1), "config: unknown iql hyperparameter(s) ['zzz']"),
+    ("tabular", lambda d: d["config"].update(alpha="x"), "config: iql hyperparameter alpha: Input should be a valid number"),
+    ("tabular", lambda d: d["config"].update(zzz=1), "config: unknown iql hyperparameter 'zzz'"),
     ("tabular", lambda d: d["learner"].pop("tables"), "state does not fit its networks or tables (no 'tables')"),
     ("tabular", lambda d: d["learner"]["tables"][0].update(q=torch.zeros(3, 7)), "a Q table of shape (3, 7)"),
     ("dqn", lambda d: d["config"].update(hidden=8), "state does not fit its networks or tables (Error(s) in loading state_dict"),

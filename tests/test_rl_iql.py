@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 
 from mas.scenario import parse_scenario  # noqa: E402
-from mas.train import train  # noqa: E402
+from mas.training.run import train  # noqa: E402
 from tests.conftest import PD  # noqa: E402
 
 ROUNDS = 10
@@ -72,7 +72,7 @@ def test_parameter_shared_dqn_learns_to_defect_against_always_cooperate(tmp_path
 
 def test_who_learns_and_with_which_hyperparameters():
     from mas.errors import MasError
-    from mas.train import learning_agents, resolve_config
+    from mas.training.learners import learning_agents, resolve_config
 
     plain = parse_scenario(PD)  # no learner in the scenario: everybody learns (self-play)
     assert learning_agents(plain, "iql") == ["a", "b"]

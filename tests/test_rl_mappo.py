@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 
 import mas  # noqa: E402
 from mas.store import RunStore  # noqa: E402
-from mas.train import train  # noqa: E402
+from mas.training.run import train  # noqa: E402
 
 
 def curve(path: Path) -> list[dict[str, str]]:
@@ -42,7 +42,7 @@ def test_ippo_with_separate_actors_also_solves_it(tmp_path):
     result = train(scenario, "ippo", 30_000, 1, tmp_path / "run", device="cpu", eval_episodes=64, final_episodes=0,
                    overrides={"shared_actor": False}, tensorboard=False)
     assert result.final_eval["eval_success"] >= 0.95
-    from mas.agents.rl.checkpoint import build_learner, load_checkpoint
+    from mas.training.checkpoint import build_learner, load_checkpoint
 
     learner = build_learner(load_checkpoint(result.checkpoint), __import__("torch").device("cpu"))
     assert learner.config.centralised_critic is False and learner.actor.heads == 2

@@ -70,7 +70,7 @@ def test_tensorboard_scalars_are_read_when_there_is_no_csv(tmp_path: Path) -> No
 def test_a_real_training_run_loads_with_curves_and_evaluation_episodes(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     import mas
-    from mas.train import train
+    from mas.training.run import train
 
     out = tmp_path / "train"
     train(mas.load_scenario("prisoners_dilemma"), "iql", steps=800, seed=1, out_dir=out, final_episodes=2, eval_episodes=2,

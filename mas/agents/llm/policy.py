@@ -41,6 +41,7 @@ from mas.agents.llm.parsing import clean_message, parse_action
 from mas.agents.llm.prompts import (
     SYSTEM_VARIABLES, USER_VARIABLES, PromptBuilder, PromptContext, check_template, inbox_entries, rotations, untrusted,
 )
+from mas.agents.rl.config import LLMTrainSpec
 
 if TYPE_CHECKING:
     from mas.agents.llm.wrappers import RecordingBackend
@@ -95,6 +96,9 @@ class LLMSpec(PolicySpec):
     history_rounds: int = Field(5, ge=0, le=1000, description="How many past rounds the prompt lists.")
     template: TemplateSpec = Field(default_factory=TemplateSpec, description="Prompt template overrides.")
     narrator: NarratorConfig | None = Field(None, description="A game master that retells each situation as a story.")
+    train: LLMTrainSpec | None = Field(  # type: ignore[valid-type]
+        None, description="Hyperparameters of `mas train --algo llm-ppo | llm-mappo` for this agent (default: the documented defaults)."
+    )
 
     def check_game(self, game: "GameInfo") -> None:
         if self.fallback_action is None:

@@ -4,8 +4,11 @@ Each algorithm's hyperparameters are one frozen dataclass with documented defaul
 single source of truth). The scenario spec of the policy type (`iql`, `mappo`) is a
 pydantic model generated from that dataclass, so every hyperparameter can be set in a
 scenario file (`policy: {type: mappo, lr: 0.001}`) and a mistyped or out-of-range one is
-named like any other scenario error. This module imports no torch: scenario files are
-validated without it.
+named like any other scenario error. LLM agents are trained by `llm-ppo`/`llm-mappo` with
+`LLMPPOConfig`, set in the agent's optional `train:` block (`policy: {type: llm, train:
+{lr: 0.0005}}`), since the spec's own fields are those of play. `mas train --set key=value`
+overrides either, validated by the same rules. The algorithms themselves are registered in
+`mas.training.registry`. This module imports no torch: scenario files are validated without it.
 
 Policy types:
 - `iql`, `mappo`: an agent that *learns* in `mas train`. `mas run` refuses to play an
@@ -18,12 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_type_hints
+from typing import Any, ClassVar, Literal, get_type_hints
 
-from pydantic import Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from mas.agents.base import Policy, PolicySpec
 from mas.errors import MasError
+from mas.registry import suggest
 
 
 def hp(default: Any, doc: str, **bounds: Any) -> Any:
@@ -80,49 +84,98 @@ class MAPPOConfig:
     centralised_critic: bool = hp(True, "Critic on the game's global state (MAPPO); false: on each agent's own observation (IPPO).")
 
 
-ALGORITHMS: dict[str, type] = {"iql": IQLConfig, "mappo": MAPPOConfig}
+@dataclass(frozen=True)
+class LLMPPOConfig:
+    """LLM-PPO and LLM-MAPPO (`mas train --algo llm-ppo | llm-mappo`): PPO on the LLM
+    policy's distribution over legal actions, through LoRA adapters. The sampling
+    temperature is the agent spec's `temperature` (the policy trained is the policy played)."""
+
+    estimator: Literal["ppo", "reinforce"] = hp("ppo", "ppo: GAE advantages, clipped objective, several epochs; reinforce: Monte-Carlo return minus the baseline, one epoch, no clip.")
+    episodes_per_update: int = hp(4, "Episodes played between two updates.", ge=1)
+    epochs: int = hp(4, "Passes over each batch (ppo).", ge=1)
+    minibatch: int = hp(16, "Decisions per gradient step.", ge=1)
+    lr: float = hp(1e-3, "Adam learning rate of the adapters.", gt=0.0)
+    critic_lr: float = hp(3e-3, "Adam learning rate of the value head or centralised critic.", gt=0.0)
+    gamma: float = hp(0.95, "Discount factor.", ge=0.0, le=1.0)
+    gae_lambda: float = hp(0.95, "GAE lambda (ppo).", ge=0.0, le=1.0)
+    clip: float = hp(0.2, "PPO ratio clip.", gt=0.0)
+    kl_coef: float = hp(0.0, "Weight of the exact KL(policy || base model) penalty per decision.", ge=0.0)
+    entropy_coef: float = hp(0.0, "Entropy bonus weight.", ge=0.0)
+    max_grad_norm: float = hp(1.0, "Gradient-norm clip of the adapters.", gt=0.0)
+    normalize_advantages: bool = hp(True, "Normalise advantages per batch.")
+    lora_rank: int = hp(8, "LoRA rank of the adapters.", ge=1)
+    lora_alpha: float = hp(16.0, "LoRA alpha (the adapters' scale is alpha / rank).", gt=0.0)
+    centralised_critic: bool = hp(False, "A critic on the game's global state, one value per learner (llm-mappo); false: a value head on the model's hidden state (llm-ppo).")
+    critic_hidden: int = hp(64, "Hidden units of the centralised critic.", ge=1)
+    prefix_grad: bool = hp(True, "Gradient through the shared system prompt; false: exact scores, cheaper steps.")
 
 
-def config_from(cls: type, values: dict[str, Any]) -> Any:
-    """A config dataclass from plain values; unknown keys raise MasError naming them."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise MasError(f"{cls.__name__}: unknown hyperparameter(s) {unknown}; known: {sorted(names)}")
-    return cls(**values)
+def validated_config(model: type[BaseModel], values: dict[str, Any], algo: str) -> Any:
+    """The frozen config of `model` (a spec or `train:` block generated from a config
+    dataclass) from plain values, checked by the scenario file's rules: an unknown key or a
+    bad value is a one-line `MasError` naming it."""
+    cls = model.config_class  # type: ignore[attr-defined]
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in known:
+            raise MasError(f"unknown {algo} hyperparameter '{key}'{suggest(key, known)}; known: {', '.join(known)}")
+    try:
+        merged = model.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise MasError(f"{algo} hyperparameter {where}: {message}" if where else f"{algo} hyperparameters: {message}") from None
+    return cls(**_values(merged))
 
 
 # ----- scenario specs ------------------------------------------------------------------
 class LearnerSpec(PolicySpec):
     """Base of the learner specs: the hyperparameters, as scenario fields."""
 
+    config_class: ClassVar[type]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """This spec's hyperparameter values (every config field)."""
+        return _values(self)
+
     def to_config(self, **overrides: Any) -> Any:
         """The algorithm's frozen config from this spec (plus CLI overrides)."""
-        cls = ALGORITHMS[self.type]  # type: ignore[attr-defined]
-        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise MasError(f"unknown {self.type} hyperparameter(s) {unknown}; known: {sorted(f.name for f in dataclasses.fields(cls))}")
-        try:  # validate the overrides with the same rules as the scenario file
-            merged = type(self).model_validate({**self.model_dump(), **overrides})
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or self.type
-            raise MasError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
-        return cls(**{f.name: getattr(merged, f.name) for f in dataclasses.fields(cls)})
+        return validated_config(type(self), {**self.hyperparameters(), **overrides}, self.type)  # type: ignore[attr-defined]
 
 
-def _spec_from_config(name: str, cls: type, doc: str, check: Any = None) -> type[LearnerSpec]:
+class LLMTrainBlock(BaseModel):
+    """Base of an LLM agent's `train:` block."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    config_class: ClassVar[type]
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """This block's hyperparameter values (every config field)."""
+        return _values(self)
+
+
+def _values(model: Any) -> dict[str, Any]:
+    return {f.name: getattr(model, f.name) for f in dataclasses.fields(model.config_class)}
+
+
+def _model_from_config(name: str, cls: type, base: type[BaseModel], doc: str, check: Any = None, **extra: Any) -> Any:
+    """A pydantic model with one field per hyperparameter of `cls` (its doc and bounds)."""
     hints = get_type_hints(cls)
-    fields: dict[str, Any] = {"type": (Literal[name], name)}  # type: ignore[valid-type]
+    fields: dict[str, Any] = dict(extra)
     for f in dataclasses.fields(cls):
         meta = dict(f.metadata)
         fields[f.name] = (hints[f.name], Field(f.default, description=meta.pop("doc"), **meta))
     validators = {"_check": model_validator(mode="after")(check)} if check else None
-    model = create_model(
-        f"{cls.__name__.removesuffix('Config')}Spec", __base__=LearnerSpec, __module__=__name__, __validators__=validators, **fields
-    )
+    model = create_model(name, __base__=base, __module__=__name__, __validators__=validators, **fields)
     model.__doc__ = doc
+    model.config_class = cls
     return model
+
+
+def _spec_from_config(name: str, cls: type, doc: str, check: Any = None) -> type[LearnerSpec]:
+    spec_name = f"{cls.__name__.removesuffix('Config')}Spec"
+    return _model_from_config(spec_name, cls, LearnerSpec, doc, check, type=(Literal[name], name))  # type: ignore[valid-type]
 
 
 def _check_iql(spec: Any) -> Any:
@@ -135,6 +188,10 @@ def _check_iql(spec: Any) -> Any:
 
 IQLSpec = _spec_from_config("iql", IQLConfig, "Independent Q-learner (tabular or DQN); trained by `mas train --algo iql`.", _check_iql)
 MAPPOSpec = _spec_from_config("mappo", MAPPOConfig, "MAPPO/IPPO learner; trained by `mas train --algo mappo` (or ippo).")
+LLMTrainSpec = _model_from_config(
+    "LLMTrainSpec", LLMPPOConfig, LLMTrainBlock,
+    "Hyperparameters of `mas train --algo llm-ppo | llm-mappo` for this LLM agent (`--set` overrides them).",
+)
 
 
 class CheckpointSpec(PolicySpec):

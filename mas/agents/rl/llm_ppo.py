@@ -14,7 +14,7 @@ recorded prompts with gradients through LoRA adapters (`llm_model.TrainableLM`).
   prompt's last token. It reads that state detached, so the critic's loss does not pull on
   the adapters the policy uses.
 - `llm-mappo`: a separate critic (MLP) on the game's global state `env.state()`, one value
-  per learner (centralised training, decentralised play).
+  per learner (centralised training, decentralised play); `centralised_critic: true`.
 
 All learners share one set of adapters (parameter sharing). Advantages come from GAE over
 each agent's decisions in an episode (`estimator: ppo`, clipped objective, several epochs),
@@ -25,106 +25,17 @@ model with the adapters disabled) keeps the policy near the base's distribution.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from mas.agents.rl.common import gae
+from mas.agents.rl.config import LLMPPOConfig
 from mas.errors import MasError
 from mas.seeding import child_seed
-
-LLM_ALGOS = ("llm-ppo", "llm-mappo")
-
-
-@dataclass(frozen=True)
-class LLMPPOConfig:
-    """Hyperparameters of llm-ppo / llm-mappo (override any with `--set key=value`)."""
-
-    estimator: Literal["ppo", "reinforce"] = "ppo"  # reinforce: MC return - baseline, 1 epoch, no clip
-    episodes_per_update: int = 4  # episodes played between two updates
-    epochs: int = 4  # passes over a batch (ppo)
-    minibatch: int = 16  # decisions per gradient step
-    lr: float = 1e-3  # adapters (Adam)
-    critic_lr: float = 3e-3  # value head or centralised critic (Adam)
-    gamma: float = 0.95
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    kl_coef: float = 0.0  # penalty on KL(policy || base model) per decision
-    entropy_coef: float = 0.0
-    max_grad_norm: float = 1.0
-    normalize_advantages: bool = True
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    critic_hidden: int = 64  # llm-mappo critic width
-    prefix_grad: bool = True  # false: no gradient through the shared system prompt (exact scores, cheaper steps)
-
-    @classmethod
-    def from_overrides(cls, overrides: dict[str, Any]) -> LLMPPOConfig:
-        """The defaults with `overrides`; unknown keys and bad values are one-line errors."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in overrides.items():
-            if key not in known:
-                raise MasError(f"--set {key}: unknown llm-ppo hyperparameter; known: {', '.join(known)}")
-            default = getattr(cls, key)
-            if key == "estimator":
-                if value not in ("ppo", "reinforce"):
-                    raise MasError(f"--set estimator={value}: expected ppo or reinforce")
-            elif isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise MasError(f"--set {key}={value}: expected true or false")
-            elif isinstance(default, int) and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-                raise MasError(f"--set {key}={value}: expected a positive integer")
-            elif isinstance(default, float):
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    raise MasError(f"--set {key}={value}: expected a non-negative number")
-                value = float(value)
-            values[key] = value
-        return cls(**values)
-
-
-# ----- who learns ------------------------------------------------------------------------------
-def llm_learners(scenario: Any, algo: str, learners: list[str] | None) -> list[str]:
-    """The LLM agents trained by `algo`, checked to be trainable (one-line errors otherwise)."""
-    by_id = {a.id: a for a in scenario.agents}
-    if learners:
-        unknown = [a for a in learners if a not in by_id]
-        if unknown:
-            raise MasError(f"--learners: unknown agent(s) {unknown}; agents: {', '.join(by_id)}")
-        names = [a for a in by_id if a in learners]
-    else:
-        names = [a.id for a in scenario.agents if a.policy.type == "llm"]
-    if not names:
-        raise MasError(f"--algo {algo}: the scenario has no LLM agent (policy type llm) to fine-tune; "
-                       "use --algo iql, mappo or ippo for numeric learners")
-    models = set()
-    for name in names:
-        spec = by_id[name].policy
-        where = f"agents.{name}.policy"
-        if spec.type != "llm":
-            raise MasError(f"--learners: agent {name} has policy type {spec.type}; --algo {algo} trains only type llm")
-        if spec.mode != "score":
-            raise MasError(f"{where}.mode: --algo {algo} needs mode: score (the policy is the distribution over "
-                           f"legal actions), found '{spec.mode}'")
-        if spec.backend.kind != "local":
-            raise MasError(f"{where}.backend.kind: --algo {algo} fine-tunes a local model, found '{spec.backend.kind}'")
-        if spec.temperature <= 0 or spec.choice != "sample":
-            raise MasError(f"{where}: --algo {algo} samples actions; needs temperature > 0 and choice: sample")
-        if spec.narrator is not None:
-            raise MasError(f"{where}.narrator: --algo {algo} does not train with a narrator; remove it")
-        if scenario.comms.mode != "off" and spec.talk and not spec.message:
-            raise MasError(f"{where}.talk: --algo {algo} trains actions only; set talk: false or comms mode: off")
-        models.add((spec.backend.model, spec.backend.adapter))
-    if len(models) > 1:
-        raise MasError(f"--algo {algo}: the learners share one set of adapters, so they must use one backend model; found {sorted(map(str, models))}")
-    if algo == "llm-mappo" and len(names) < 2:
-        raise MasError(f"--algo llm-mappo: needs two or more LLM learners, found {len(names)} ({', '.join(names)}); use --algo llm-ppo")
-    return names
-
 
 # ----- rollouts ------------------------------------------------------------------------------------
 @dataclass

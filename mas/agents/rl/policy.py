@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy, render_message
-from mas.agents.rl.checkpoint import CheckpointError, build_learner, load_checkpoint
+from mas.training.checkpoint import CheckpointError, build_learner, load_checkpoint
 from mas.vocabulary import LearnerChannel
 
 _CACHE: dict[tuple[str, float], dict[str, Any]] = {}

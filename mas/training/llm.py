@@ -1,12 +1,13 @@
-"""The training loop of `mas train --algo llm-ppo | llm-mappo` (the update is in `llm_ppo`).
+"""The training loop of `mas train --algo llm-ppo | llm-mappo` (the update is in
+`mas.agents.rl.llm_ppo`).
 
-It writes what every training run writes (see `mas.train`): `train.json`, `curves.csv`
-(+ TensorBoard) through the same `CurveWriter`, a checkpoint, `play.yaml` and the final
-evaluation store `eval/run.sqlite`. The checkpoint is a peft adapter directory
+It writes what every training run writes (see `mas.training.run`): `train.json`,
+`curves.csv` (+ TensorBoard) through the same `CurveWriter`, a checkpoint, `play.yaml` and
+the final evaluation store `eval/run.sqlite`. The checkpoint is a peft adapter directory
 `adapter/` (what `backend.adapter` loads for play) plus `checkpoint.pt` with the critic, the
 optimisers and the run's identity. `play.yaml` keeps each learner's LLM spec and only adds
 `backend.adapter`, so `mas run` and tournaments play the tuned model through the normal
-local backend.
+local backend. Hyperparameters: `LLMPPOConfig`, from the learners' `train:` block and `--set`.
 
 Steps are environment (action) steps: rounds played in training episodes. Evaluation rows
 play `eval_episodes` episodes with the current adapters (sampling, as play does) on their
@@ -16,35 +17,37 @@ episode, every sampled action and the minibatch order, so on CPU a seed gives on
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import yaml
 
 from mas.errors import MasError
 from mas.seeding import child_seed
+from mas.training.checkpoint import save_llm_checkpoint
+from mas.training.curves import CurveWriter, curve_columns
+from mas.training.learners import llm_learners, resolve_config
+from mas.training.rundir import TrainResult, play_final_episodes, write_llm_play_scenario, write_resolved
 
 
 def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, device: Any, resume: Path | None,
               eval_every: int | None, eval_episodes: int, final_episodes: int, learners: Sequence[str] | None,
               overrides: dict[str, Any], tensorboard: bool,
-              on_progress: Callable[[int, dict[str, float]], None] | None) -> Any:
-    """Fine-tune the scenario's LLM agents; arguments as `mas.train.train` (device resolved)."""
+              on_progress: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
+    """Fine-tune the scenario's LLM agents; arguments as `mas.training.run.train` (device resolved)."""
     from mas.agents.llm.models import load_model
     from mas.agents.rl.llm_model import LoraSettings, ScoringBackend, TrainableLM
-    from mas.agents.rl.llm_ppo import LLMPPO, LLMPPOConfig, Rollouts, llm_learners
-    from mas.train import CurveWriter, TrainResult, play_final_episodes
+    from mas.agents.rl.llm_ppo import LLMPPO, Rollouts
 
     if resume is not None:
         raise MasError(f"--resume: not supported for --algo {algo} yet; start a new run")
     names = llm_learners(scenario, algo, list(learners) if learners else None)
-    config = LLMPPOConfig.from_overrides(overrides)
+    config = resolve_config(scenario, algo, names, overrides)
+    if config.centralised_critic and len(names) < 2:
+        raise MasError(f"--algo {algo}: a centralised critic needs two or more LLM learners, found {len(names)} "
+                       f"({', '.join(names)}); use --algo llm-ppo")
     backend_spec = next(a.policy.backend for a in scenario.agents if a.id == names[0])
     # float32 for training whatever the play dtype: bf16 gradients on small updates are noise
     loaded = load_model(backend_spec.model, str(device), "float32", backend_spec.adapter)
@@ -52,18 +55,10 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
     backend = ScoringBackend(lm, f"{loaded.name}+lora", base_scores=True)
     rollouts = Rollouts(scenario, names, backend)
     state_dim = int(rollouts.engine.game.state_dim)
-    learner = LLMPPO(lm, config, algo == "llm-mappo", state_dim, names, seed)
+    learner = LLMPPO(lm, config, config.centralised_critic, state_dim, names, seed)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {"algorithm": algo, "learners": names, "seed": seed, "steps": steps, "device": str(device), "resumed_from": None,
-                "config": dataclasses.asdict(config), "scenario": scenario.to_dict()}
-    (out_dir / "train.json").write_text(json.dumps(resolved, indent=2), encoding="utf-8")
-    has_coop = _has_cooperation(rollouts.engine)
-    columns = ["step", "seed", "wall_s", "episodes", "episode_return_mean"] + [f"return/{a}" for a in names]
-    columns += ["cooperation_rate"] if has_coop else []
-    columns += list(LLMPPO.METRICS) + [f"eval_return/{a}" for a in names]
-    columns += [f"eval_cooperation/{a}" for a in names] if has_coop else []
-    writer = CurveWriter(out_dir, columns, tensorboard)
+    write_resolved(out_dir, algo, names, seed, steps, device, config, scenario)
+    writer = CurveWriter(out_dir, curve_columns(LLMPPO.METRICS, names, rollouts.engine.game, success=False), tensorboard)
     adapter_dir, checkpoint = out_dir / "adapter", out_dir / "checkpoint.pt"
     eval_every = eval_every or max(1, steps // 5)
     started = time.perf_counter()
@@ -108,12 +103,6 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
                        eval_run=eval_run)
 
 
-def _has_cooperation(env: Any) -> bool:
-    game = env.game
-    state = game.reset(1, np.random.default_rng(0))
-    return game.cooperation(state, np.zeros((1, game.n_agents), dtype=np.int64)) is not None
-
-
 def evaluate_llm(rollouts: Any, names: Sequence[str], episodes: int, seed: int) -> dict[str, float]:
     """Mean return and cooperation per learner over `episodes` episodes with the current model."""
     returns = np.zeros((episodes, len(names)))
@@ -130,28 +119,3 @@ def evaluate_llm(rollouts: Any, names: Sequence[str], episodes: int, seed: int) 
     if coop[1] > 0:  # learners pooled (they share adapters)
         out.update({f"eval_cooperation/{a}": coop[0] / coop[1] for a in names})
     return out
-
-
-def save_llm_checkpoint(lm: Any, learner: Any, adapter_dir: Path, path: Path, algo: str, names: Sequence[str],
-                        env_steps: int, seed: int) -> None:
-    """The adapters (peft directory) and everything else the run holds (torch file)."""
-    lm.save(adapter_dir)
-    data = {"algorithm": algo, "learners": list(names), "env_steps": env_steps, "seed": seed,
-            "config": dataclasses.asdict(learner.config), "adapter": str(adapter_dir.resolve()), **learner.state_dict()}
-    tmp = path.with_suffix(".tmp")
-    torch.save(data, tmp)
-    tmp.replace(path)
-
-
-def write_llm_play_scenario(scenario: Any, learners: Sequence[str], adapter_dir: Path, path: Path) -> Any:
-    """The scenario with each learner's LLM backend loading the trained adapters; as YAML."""
-    from mas.scenario import parse_scenario
-
-    data = scenario.to_dict()
-    for agent in data["agents"]:
-        if agent["id"] in learners:
-            agent["policy"]["backend"] = {**agent["policy"]["backend"], "adapter": str(Path(adapter_dir).resolve())}
-    data["name"] = f"{scenario.name}-trained"[:64]
-    play = parse_scenario(json.loads(json.dumps(data)), source=str(path))
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return play

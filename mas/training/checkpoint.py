@@ -1,4 +1,4 @@
-"""Checkpoints: a small dict of plain values and tensors, written atomically.
+"""Checkpoints of training runs: a small dict of plain values and tensors, written atomically.
 
 Loading uses `torch.load(weights_only=True)`, which refuses arbitrary pickled objects, so
 a checkpoint file cannot run code. Contents (format version 1):
@@ -8,6 +8,9 @@ a checkpoint file cannot run code. Contents (format version 1):
     scenario: the training scenario (JSON text); learners: trained agent ids in order
     obs_dim, state_dim, num_actions, game_kind: what the networks were built for
     seed, env_steps: for resuming; learner: the learner's state dict (tensors, numbers)
+
+LLM learners (`save_llm_checkpoint`) write a peft adapter directory (what `backend.adapter`
+loads for play) and a torch file with the critic, the optimisers and the run's identity.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import torch
 
-from mas.agents.rl.config import ALGORITHMS, config_from
 from mas.errors import MasError
+from mas.training import registry
 
 FORMAT = "mas-checkpoint"
 VERSION = 1
@@ -72,8 +76,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a mas checkpoint (no '{FORMAT}' marker)")
     if data.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {data.get('version')}, this mas reads version {VERSION}")
-    if data.get("algorithm") not in ALGORITHMS:
-        raise CheckpointError(f"{path}: unknown algorithm {data.get('algorithm')!r}; known: {sorted(ALGORITHMS)}")
+    known = registry.checkpoint_algorithms()
+    if data.get("algorithm") not in known:
+        raise CheckpointError(f"{path}: unknown algorithm {data.get('algorithm')!r}; known: {sorted(known)}")
     _check_fields(data, path)
     return data
 
@@ -109,7 +114,7 @@ def _check_fields(data: dict[str, Any], path: Path) -> None:
 def build_learner(data: dict[str, Any], device: torch.device, seed: int = 0, total_steps: int = 0, where: str = "checkpoint") -> Any:
     """The learner a checkpoint holds, with its trained state loaded; `where` names the
     checkpoint in errors."""
-    config = config_from(ALGORITHMS[data["algorithm"]], dict(data["config"]))
+    config = registry.make_config(registry.get(data["algorithm"]), dict(data["config"]))
     shape = SimpleNamespace(
         n_learners=len(data["learners"]), obs_dim=data["obs_dim"], state_dim=data["state_dim"], num_actions=data["num_actions"]
     )
@@ -131,11 +136,16 @@ def load_learner_state(learner: Any, state: dict[str, Any], where: str) -> None:
 
 
 def make_learner(algorithm: str, config: Any, env: Any, device: torch.device, seed: int, total_steps: int) -> Any:
-    """A fresh learner of `algorithm` ("iql" or "mappo") for an env's shapes."""
-    if algorithm == "iql":
-        from mas.agents.rl.iql import make_iql
+    """A fresh learner of `algorithm` (a registered numeric learner) for an env's shapes."""
+    return registry.learner_factory(registry.get(algorithm))(config, env, device, seed, total_steps)
 
-        return make_iql(config, env, device, seed, total_steps)
-    from mas.agents.rl.mappo import MAPPO
 
-    return MAPPO(config, env, device, seed, total_steps)
+def save_llm_checkpoint(lm: Any, learner: Any, adapter_dir: Path, path: Path, algo: str, names: Sequence[str],
+                        env_steps: int, seed: int) -> None:
+    """The adapters (peft directory) and everything else an LLM training run holds (torch file)."""
+    lm.save(adapter_dir)
+    data = {"algorithm": algo, "learners": list(names), "env_steps": env_steps, "seed": seed,
+            "config": dataclasses.asdict(learner.config), "adapter": str(adapter_dir.resolve()), **learner.state_dict()}
+    tmp = path.with_suffix(".tmp")
+    torch.save(data, tmp)
+    tmp.replace(path)
