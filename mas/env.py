@@ -29,7 +29,7 @@ from pettingzoo import ParallelEnv
 
 from mas import registry
 from mas.agents.base import AgentView
-from mas.comms import CHARSET, Message, build_graph, deliver, inbox_capacity, render_inbox
+from mas.comms import CHARSET, Message, build_graph, deliver, inbox_capacity, one_line, render_inbox
 from mas.games.base import sanitize_actions
 from mas.scenario import ContinuationRounds, Scenario
 
@@ -272,7 +272,7 @@ class MasParallelEnv(ParallelEnv):
                 lines.append(f"  {agent}: {self._action_names[agent][action]} -> {reward:g}")
         for message in self.message_log[-len(self.possible_agents) * 2:]:
             if message.step == self.steps - 1 and message.delivered:
-                lines.append(f"  {message.sender} -> {message.recipient}: {message.text}")
+                lines.append(f"  {message.sender} -> {message.recipient}: {one_line(message.text, {})}")
         return "\n".join(lines)
 
     def close(self) -> None:
