@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     serve.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights' precision (auto: bf16 on CUDA, fp32 on CPU)")
+    serve.add_argument("--api-key-env", metavar="VAR", help="require 'Authorization: Bearer <key>', the key read from this environment variable (never printed)")
 
     validate = sub.add_parser("validate", help="check scenario files and name every problem")
     validate.add_argument("files", nargs="+", help="scenario or tournament YAML files, or built-in names")
@@ -252,19 +253,25 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
     from mas.agents.llm.local import TransformersBackend
     from mas.agents.llm.models import load_model
     from mas.agents.llm.server import ModelServer
 
     if not 0 <= args.port <= 65535:
         raise MasError(f"--port: expected 0..65535, got {args.port}")
+    key = os.environ.get(args.api_key_env, "").strip() if args.api_key_env else None
+    if args.api_key_env and not key:
+        raise MasError(f"--api-key-env: the environment variable '{args.api_key_env}' is not set (or empty)")
     loaded = load_model(args.model, args.device, args.dtype)
     try:
-        server = ModelServer(TransformersBackend(loaded), args.name or loaded.name, args.host, args.port)
+        server = ModelServer(TransformersBackend(loaded), args.name or loaded.name, args.host, args.port, api_key=key)
     except OSError as exc:
         raise MasError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    guard = f"; API key from ${args.api_key_env} required" if key else ""
     print(f"mas serve: model '{server.model_name}' on {server.address}/v1 ({loaded.device}, "
-          f"{str(loaded.dtype).removeprefix('torch.')}); Ctrl-C stops", flush=True)
+          f"{str(loaded.dtype).removeprefix('torch.')}){guard}; Ctrl-C stops", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

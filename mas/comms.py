@@ -27,6 +27,7 @@ CHARSET = "".join(c for c in string.printable if c not in "\x0b\x0c\r")
 
 _ADDRESS = re.compile(r"^\s*@([A-Za-z][A-Za-z0-9_\-]*)[\s:,]*(.*)$", re.DOTALL)
 _ALLOWED = frozenset(CHARSET)
+_QUOTE = {'"': "'"}  # an inbox line's delimiter, and its stand-in inside a message
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,16 @@ def clean_text(text: str, max_length: int) -> str:
     normalised = unicodedata.normalize("NFKD", str(text))
     kept = "".join(c if c in _ALLOWED else ("" if unicodedata.combining(c) else "?") for c in normalised)
     return kept[:max_length]
+
+
+def one_line(text: str, delimiters: Mapping[str, str]) -> str:
+    """Untrusted text (another agent's, a model's) made safe to place between delimiters:
+    every run of whitespace, newlines included, becomes one space, and each delimiter
+    character is replaced (`delimiters`: character -> stand-in), so the text can neither
+    close its delimiter nor start a line that looks like the environment's. Never longer
+    than `text` when each stand-in is one character."""
+    flat = " ".join(str(text).split())
+    return flat.translate(str.maketrans(dict(delimiters))) if delimiters else flat
 
 
 def build_graph(topology: object, agent_ids: Sequence[str]) -> nx.DiGraph:
@@ -159,9 +170,10 @@ def render_inbox(messages: Sequence[Message]) -> str:
     """The inbox as text: one labelled, delimited line per message (for the Text obs).
 
     Messages from other agents are untrusted; the label and quotes keep them apart from
-    anything the environment says.
+    anything the environment says, and `one_line` (newlines to spaces, double quotes to
+    single) keeps a message inside its own line and quotes.
     """
-    return "\n".join(f'[round {m.round + 1}] {m.sender}: "{m.text}"' for m in messages)
+    return "\n".join(f'[round {m.round + 1}] {m.sender}: "{one_line(m.text, _QUOTE)}"' for m in messages)
 
 
 def inbox_capacity(graph: nx.DiGraph, agent: str, max_length: int) -> int:

@@ -28,7 +28,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from mas.agents.base import AgentView
-from mas.comms import CHARSET, Message, inbox_capacity, render_inbox
+from mas.comms import CHARSET, Message, inbox_capacity, one_line, render_inbox
 from mas.episode import EpisodeEngine
 from mas.scenario import Scenario
 
@@ -224,7 +224,7 @@ class MasParallelEnv(ParallelEnv):
                 lines.append(f"  {agent}: {self._action_names[agent][action]} -> {float(rewards[seat]):g}")
         for message in self.message_log[-len(self.possible_agents) * 2:]:
             if message.step == self.steps - 1 and message.delivered:
-                lines.append(f"  {message.sender} -> {message.recipient}: {message.text}")
+                lines.append(f"  {message.sender} -> {message.recipient}: {one_line(message.text, {})}")
         return "\n".join(lines)
 
     def close(self) -> None:

@@ -71,6 +71,38 @@ def test_bad_model_names_and_devices_give_one_line_errors(tmp_path: Path) -> Non
         assert "\n" not in str(error.value)
 
 
+def test_a_model_directory_with_custom_code_is_refused_without_running_or_asking(tmp_path: Path, monkeypatch) -> None:
+    import io
+    import sys
+
+    marker = tmp_path / "ran"
+    model = tmp_path / "evil"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "model_type": "evil_lm", "architectures": ["EvilLM"],
+        "auto_map": {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilLM"},
+    }))
+    (model / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('code ran')\n")
+    # transformers asks "run the custom code? [y/N]" on stdin: someone answers y
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n" * 5))
+    with pytest.raises(ModelLoadError, match=r"backend.model: '.*evil' needs custom code \(config.json has an auto_map\)") as error:
+        load_model(str(model))
+    assert "\n" not in str(error.value) and not marker.exists()
+    assert sys.stdin.read() == "y\n" * 5  # nothing was asked
+
+
+@pytest.mark.parametrize("config, weights", [
+    ('{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "task_type": "CAUSAL_LM"}', b"\x10garbage"),
+    ("[1, 2]", b""),
+])
+def test_a_malformed_lora_adapter_is_a_one_line_error(tmp_path: Path, config: str, weights: bytes) -> None:
+    (tmp_path / "adapter_config.json").write_text(config)
+    (tmp_path / "adapter_model.safetensors").write_bytes(weights)
+    with pytest.raises(ModelLoadError, match=f"backend.adapter: cannot load '{tmp_path}': [A-Za-z]+") as error:
+        load_model(adapter=str(tmp_path))
+    assert "\n" not in str(error.value)
+
+
 # ----- score ------------------------------------------------------------------------------
 def test_score_agrees_with_full_recomputation_through_every_reuse_path(backend: TransformersBackend) -> None:
     rounds = ["Round 1. Your move?", "Round 1: you COOPERATE, they DEFECT.\nRound 2. Your move?"]

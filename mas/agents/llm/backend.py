@@ -11,12 +11,20 @@ as the start of the assistant's reply.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 ChatMessage = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+#: How far above 0 a candidate's total log-probability may be and still count as one.
+#: A log-probability is at most 0; a near-certain candidate comes out a hair above it by
+#: rounding (float32 log-softmax: ~1e-6; servers that reduce in half precision: ~1e-4).
+#: 1e-3 nats (a probability 0.1% above 1) is rounding; anything beyond is not a
+#: log-probability, and a policy must not turn it into a decision.
+LOGPROB_SLACK = 1e-3
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,21 @@ class Scores:
     logprobs: tuple[float, ...]
     candidate_tokens: tuple[int, ...]
     prompt_tokens: int
+
+    def problem(self, candidates: Sequence[str] = ()) -> str:
+        """Why these are not log-probabilities of the candidates ("" when they are): a
+        value that is not a finite number <= LOGPROB_SLACK (NaN, +-inf, positive), or a
+        count that differs from the candidates'. Any backend can send such values (a model
+        overflowing in half precision, a broken server, an edited record)."""
+        if candidates and len(self.logprobs) != len(candidates):
+            return f"{len(self.logprobs)} log-probabilities for {len(candidates)} candidates"
+        for i, value in enumerate(self.logprobs):
+            number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+            if not math.isfinite(number) or number > LOGPROB_SLACK:
+                name = repr(candidates[i][:40]) if i < len(candidates) else f"#{i}"
+                shown = f"{number:g}" if isinstance(value, (int, float)) else type(value).__name__
+                return f"log-probability {shown} for candidate {name} (must be a finite number <= 0)"
+        return ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ reads the candidates' log-probabilities from /v1/completions with `echo` and `lo
 So a remote score is the same quantity as a local one. Servers without these endpoints
 (hosted chat APIs, Ollama) can still play in `generate` mode.
 
+Replies are checked, not trusted: what is not the JSON asked for is a one-line
+`LLMServerError`; scores that are not log-probabilities (NaN, infinite, positive) are passed
+on as they came, and the policy records a fallback instead of a decision (`Scores.problem`).
+
 Failures: each request has a time-out; time-outs, connection errors, 429 and 5xx are
 retried with exponential back-off (honouring Retry-After); at most `concurrency` requests
 are in flight. What cannot be retried becomes a one-line `LLMServerError` that names the
@@ -26,6 +30,7 @@ from typing import Any
 import httpx
 
 from mas.agents.llm.backend import (
+    LOGPROB_SLACK,
     BackendInfo,
     GenerateRequest,
     Generation,
@@ -37,6 +42,7 @@ from mas.agents.llm.config import OpenAIBackendConfig
 from mas.errors import MasError
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+MAX_REPLY = 64 * 1024 * 1024  # bytes; a score reply echoing a few thousand prompt tokens is ~1 MiB
 
 
 class LLMServerError(MasError):
@@ -98,6 +104,8 @@ class OpenAIBackend(LLMBackend):
         try:
             choice = reply["choices"][0]
             text = choice["message"]["content"] or ""
+            if not isinstance(text, str):
+                raise TypeError
             usage = reply.get("usage") or {}
             return Generation(
                 text=text,
@@ -105,7 +113,7 @@ class OpenAIBackend(LLMBackend):
                 completion_tokens=int(usage.get("completion_tokens", 0)),
                 finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
             )
-        except (KeyError, IndexError, TypeError, ValueError):
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError, AttributeError):
             raise LLMServerError(f"LLM server at {self.base_url} sent a chat completion without choices[0].message.content") from None
 
     # ----- score ----------------------------------------------------------------------
@@ -129,12 +137,15 @@ class OpenAIBackend(LLMBackend):
             totals = []
             for cand, choice in zip(candidates, choices):
                 values = choice["logprobs"]["token_logprobs"][len(prompt) : len(prompt) + len(cand)]
-                if len(values) != len(cand) or any(v is None for v in values):
+                if len(values) != len(cand) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                     raise ValueError
-                totals.append(float(sum(values)))
+                # NaN and infinities carry through the sum; a token scored above 0 could hide
+                # in it, so it stands for the candidate: the policy then rejects the scores
+                # (`Scores.problem`) and records a fallback instead of a decision
+                totals.append(float(max(values)) if max(values, default=0.0) > LOGPROB_SLACK else float(sum(values)))
             if len(totals) != len(candidates):
                 raise ValueError
-        except (KeyError, IndexError, TypeError, ValueError):
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError, AttributeError):
             raise LLMServerError(
                 f"LLM server at {self.base_url} did not return prompt log-probabilities from /completions with "
                 "echo; score mode needs a server that does (mas serve, vLLM), or use mode: generate"
@@ -178,7 +189,7 @@ class OpenAIBackend(LLMBackend):
         while True:
             retry_after = None
             try:
-                response = self._client.post(url, json=body)
+                response = self._exchange(url, body)
             except httpx.TimeoutException:
                 cause = f"no answer within {self.config.timeout:g} s"
             except httpx.TransportError as exc:
@@ -201,10 +212,26 @@ class OpenAIBackend(LLMBackend):
             self.retries += 1
             time.sleep(min(delay, 30.0))
 
+    def _exchange(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        """POST and read the whole reply within `timeout` seconds and MAX_REPLY bytes: httpx's
+        time-out bounds each read, so a server dripping bytes, or sending without end, would
+        otherwise hold the run (and its memory) forever."""
+        deadline = time.monotonic() + self.config.timeout
+        with self._client.stream("POST", url, json=body) as response:
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > MAX_REPLY:
+                    raise LLMServerError(f"LLM server at {self.base_url} answered {url} with more than {MAX_REPLY >> 20} MiB")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("reply not finished in time", request=response.request)
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]  # decoded already
+        return httpx.Response(response.status_code, headers=headers, content=bytes(data), request=response.request)
+
     def _json(self, response: httpx.Response, url: str) -> dict[str, Any]:
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
             raise LLMServerError(f"LLM server at {self.base_url} answered {url} with something that is not JSON") from None
         if not isinstance(data, dict):
             raise LLMServerError(f"LLM server at {self.base_url} answered {url} with JSON that is not an object")

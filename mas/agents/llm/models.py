@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
@@ -148,9 +149,9 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     transformers = _import_transformers()
     try:
         with _quiet(transformers):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
             model = transformers.AutoModelForCausalLM.from_pretrained(
-                str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, trust_remote_code=False
             )
     except ModuleNotFoundError as exc:
         raise MissingExtraError(f"reading GGUF models needs '{exc.name}': pip install gguf accelerate") from None
@@ -210,12 +211,32 @@ def _merge_adapter(loaded: LoadedModel, adapter_dir: str) -> LoadedModel:
         raise MissingExtraError("backend.adapter needs the 'peft' package: pip install 'peft>=0.13'") from None
     try:
         merged = PeftModel.from_pretrained(loaded.model, adapter_dir).merge_and_unload()
-    except Exception as exc:  # peft and safetensors raise many types (TypeError, SafetensorError) for a damaged adapter
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ModelLoadError(f"backend.adapter: cannot load '{adapter_dir}': {first}") from None
+    except Exception as exc:  # noqa: BLE001 (a malformed file fails deep inside peft or safetensors in many ways)
+        raise ModelLoadError(f"backend.adapter: cannot load '{adapter_dir}': {_first_line(exc)}") from None
     merged.eval()
     return LoadedModel(name=f"{loaded.name}+{Path(adapter_dir).name}", model=merged, tokenizer=loaded.tokenizer,
                        device=loaded.device, dtype=loaded.dtype)
+
+
+CUSTOM_CODE_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
+
+
+def _refuse_custom_code(directory: Path, name: str) -> None:
+    """Refuse a model directory whose configs name Python code of their own (`auto_map`):
+    no scenario field may run code, and transformers would otherwise load or offer to run it."""
+    for file in CUSTOM_CODE_FILES:
+        path = directory / file
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ModelLoadError(f"backend.model: cannot read '{path}' ({exc.__class__.__name__})") from None
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise ModelLoadError(
+                f"backend.model: '{name}' needs custom code ({file} has an auto_map); mas never runs code from a "
+                "model directory: use a model that transformers supports natively"
+            )
 
 
 def _load(name: str, device: Any, dtype: Any) -> LoadedModel:
@@ -226,18 +247,27 @@ def _load(name: str, device: Any, dtype: Any) -> LoadedModel:
         source = str(Path(name).expanduser())
         if not Path(source).is_dir():
             raise ModelLoadError(f"backend.model: no model directory at '{name}'")
+        _refuse_custom_code(Path(source), name)
     else:  # a hub id: transformers finds it in the local cache (or downloads it)
         source = name
     try:
         with _quiet(transformers):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-            model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+            # never run code that ships with a model (and never ask on stdin whether to)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+            model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=False)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ModelLoadError(f"backend.model: cannot load '{name}': {first}") from None
+        raise ModelLoadError(f"backend.model: cannot load '{name}': {_first_line(exc)}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)
     model.eval()
     return LoadedModel(name=EMBEDDED_NAME if name == DEFAULT_MODEL else name, model=model, tokenizer=tokenizer,
                        device=device, dtype=dtype)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception as one short line, with its class where the text alone says little."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    if isinstance(exc, (OSError, ValueError, RuntimeError)) and text:
+        return text
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__

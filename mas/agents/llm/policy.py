@@ -8,7 +8,9 @@ situation, own history, inbox; see `prompts` and `templates`) and asks its backe
   `temperature` turns them into a distribution, which is stored; the action is drawn from
   it (`choice: sample`) or is its most likely entry (`choice: argmax`). With `debias: true`
   every cyclic order of the listed options is scored and the distributions are averaged,
-  because small models pick by position as much as by meaning.
+  because small models pick by position as much as by meaning. Scores that are not
+  log-probabilities (NaN, infinite or positive: `Scores.problem`) never become a choice:
+  the agent falls back, and the record says why (asking again would give the same scores).
 - `mode: generate`: free text (optionally JSON), parsed into a legal action by
   `parsing.parse_action`. An invalid reply is answered with a correction and retried, up to
   `retries` times, in batched calls; then the policy falls back to `fallback_action` (or the
@@ -286,9 +288,19 @@ class LLMPolicy(Policy):
                 owners.append(turn)
         replies = self._call("score", requests, owners)
         by_order: dict[_Turn, list[np.ndarray]] = {turn: [] for turn in turns}
+        invalid: dict[_Turn, str] = {}
         for turn, request, reply in zip(owners, requests, replies):
             turn.record.setdefault("prompt", list(request.messages))
-            by_order[turn].append(softmax(np.array(reply.logprobs), self.spec.temperature))
+            problem = reply.problem(request.candidates)
+            if problem:  # NaN or positive scores must not become a (confident) choice
+                invalid.setdefault(turn, f"invalid scores from the backend: {problem}")
+            else:
+                by_order[turn].append(softmax(np.array(reply.logprobs), self.spec.temperature))
+        for turn, reason in invalid.items():
+            # asking again gives the same scores (deterministic, cached), so no retry: fall back
+            turn.action = self._fallback(turn)
+            turn.record.update(status="fallback", action=turn.labels[turn.action], parsed=None, error=reason)
+            del by_order[turn]
         for turn, distributions in by_order.items():
             probs = np.mean(distributions, axis=0)
             if self.spec.choice == "argmax":
@@ -404,7 +416,13 @@ def _describe_round(entry: dict[str, Any]) -> str:
 
 
 def softmax(logprobs: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities from log-likelihoods at a temperature; 0 gives the one-hot argmax."""
+    """Probabilities from log-likelihoods at a temperature; 0 gives the one-hot argmax.
+
+    Raises:
+        ValueError: a value is not finite (np.argmax would pick a NaN's index as certain).
+    """
+    if not np.all(np.isfinite(logprobs)):
+        raise ValueError(f"log-likelihoods must be finite, got {logprobs.tolist()}")
     if temperature <= 0:
         out = np.zeros_like(logprobs, dtype=np.float64)
         out[int(np.argmax(logprobs))] = 1.0

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mas.agents.llm import templates
+from mas.comms import one_line
 from mas.errors import MasError
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class PromptError(MasError):
 def untrusted(text: str) -> str:
     """Another agent's (or a model's) text made safe to place between tags: one line, no
     `<`/`>` (they become `‹`/`›`), so it cannot close its delimiter or start a new block."""
-    return " ".join(str(text).split()).replace("<", "‹").replace(">", "›")
+    return one_line(text, {"<": "‹", ">": "›"})
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,24 @@ Endpoints (the subset of the OpenAI and vLLM APIs that mas uses):
 - POST /tokenize              vLLM's: {"messages", "add_generation_prompt"} or {"prompt"} -> tokens
 
 Errors use OpenAI's shape: {"error": {"message", "type", "code"}} with a 4xx/5xx status.
+Whatever a client sends gets an answer of this shape: malformed bodies, headers and
+parameters are a 400, never a 500 (which means a bug in this module).
+
+Hardening: with `api_key` set (`mas serve --api-key-env VAR`), every request but /health
+needs `Authorization: Bearer <key>` (else 401); the key is compared in constant time and
+never printed or logged. A connection that sends nothing for `read_timeout` seconds is
+closed (a stalled upload holds its thread no longer), bodies are at most 16 MiB, and the
+listen backlog holds `BACKLOG` connections, so bursts of clients queue instead of being reset.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
+import math
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -31,6 +43,20 @@ from mas.agents.llm.backend import GenerateRequest
 from mas.agents.llm.local import TransformersBackend
 
 MAX_BODY = 16 * 1024 * 1024
+BACKLOG = 256  # listen queue (socketserver's default of 5 resets clients in bursts of ~32)
+SEED_RANGE = (-(2**63), 2**63)
+MAX_PROMPTS = 1024  # per /v1/completions request (a score request sends one per candidate)
+MAX_TOKENS = 4096  # generated tokens per request (a small model's replies are tens)  # int64, as OpenAI's API documents it (torch takes no more)
+
+
+class _Listener(ThreadingHTTPServer):
+    request_queue_size = BACKLOG
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # a client that hung up or went silent: no traceback
+            return
+        super().handle_error(request, client_address)
 
 
 class RequestError(Exception):
@@ -52,20 +78,23 @@ class ModelServer:
         delay_s, delay_first: answer the first `delay_first` requests `delay_s` seconds late;
         fail_first: answer the first `fail_first` requests "503 busy" (both for testing
             clients' time-outs and retries).
+        api_key: when set, requests must carry `Authorization: Bearer <api_key>`.
+        read_timeout: seconds a connection may stay silent (mid-request or idle) before it is closed.
     """
 
     def __init__(self, backend: TransformersBackend, model_name: str, host: str = "127.0.0.1", port: int = 8000,
-                 delay_s: float = 0.0, delay_first: int = 0, fail_first: int = 0) -> None:
+                 delay_s: float = 0.0, delay_first: int = 0, fail_first: int = 0,
+                 api_key: str | None = None, read_timeout: float = 30.0) -> None:
         self.backend = backend
         self.model_name = model_name
+        self._api_key = api_key.encode() if api_key else None
         self.delay_s = delay_s
         self._delays_left = delay_first
         self._failures_left = fail_first
         self._count_lock = threading.Lock()
         self.requests_served = 0
-        handler = type("Handler", (_Handler,), {"app": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        handler = type("Handler", (_Handler,), {"app": self, "timeout": read_timeout})
+        self.httpd = _Listener((host, port), handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -99,6 +128,13 @@ class ModelServer:
             time.sleep(self.delay_s)
         return fail
 
+    def authorized(self, header: str | None) -> bool:
+        """Whether a request's Authorization header carries the key (always, without one)."""
+        if self._api_key is None:
+            return True
+        scheme, _, token = (header or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._api_key)
+
     def check_model(self, body: dict[str, Any]) -> None:
         model = body.get("model")
         if model != self.model_name:
@@ -120,8 +156,9 @@ class ModelServer:
         request = GenerateRequest(
             messages=tuple({"role": m["role"], "content": m["content"]} for m in messages),
             **_sampling(body),
-            json=(body.get("response_format") or {}).get("type") == "json_object",
+            json=isinstance(body.get("response_format"), dict) and body["response_format"].get("type") == "json_object",
         )
+        self._check_context([self.backend.prompt_ids(request.messages)], request.max_tokens)
         generation = self.backend.generate([request])[0]
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
@@ -135,6 +172,7 @@ class ModelServer:
         self.check_model(body)
         prompts = self._prompt_tokens(body.get("prompt"))
         params = _sampling(body)
+        self._check_context(prompts, params["max_tokens"])
         echo = bool(body.get("echo", False))
         want_logprobs = body.get("logprobs") is not None
         generations = (
@@ -178,6 +216,16 @@ class ModelServer:
         return {"tokens": tokens, "count": len(tokens), "max_model_len": _max_len(self.backend)}
 
     # ----- helpers ----------------------------------------------------------------------
+    def _check_context(self, prompts: list[list[int]], max_tokens: int) -> None:
+        """Refuse what the model cannot hold (its memory and time grow with the length)."""
+        limit = _max_len(self.backend)
+        longest = max((len(p) for p in prompts), default=0)
+        if limit and longest + max_tokens > limit:
+            raise RequestError(f"a prompt of {longest} tokens plus max_tokens {max_tokens} exceeds the model's context "
+                               f"of {limit} tokens")
+        if len(prompts) > MAX_PROMPTS:
+            raise RequestError(f"at most {MAX_PROMPTS} prompts per request, got {len(prompts)}")
+
     def _prompt_tokens(self, prompt: Any) -> list[list[int]]:
         """OpenAI allows a string, a list of strings, a token list or a list of token lists."""
         if isinstance(prompt, str):
@@ -218,12 +266,14 @@ def _sampling(body: dict[str, Any]) -> dict[str, Any]:
     temperature = body.get("temperature", 1.0)
     seed = body.get("seed")
     stop = body.get("stop") or ()
-    if not isinstance(max_tokens, int) or max_tokens < 0:
-        raise RequestError("'max_tokens' must be a whole number >= 0")
-    if not isinstance(temperature, (int, float)) or temperature < 0:
-        raise RequestError("'temperature' must be a number >= 0")
-    if seed is not None and not isinstance(seed, int):
-        raise RequestError("'seed' must be an integer")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 0 <= max_tokens <= MAX_TOKENS:
+        raise RequestError(f"'max_tokens' must be a whole number 0 .. {MAX_TOKENS}")
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 <= temperature < math.inf:
+        raise RequestError("'temperature' must be a finite number >= 0")  # NaN fails the comparison too
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not SEED_RANGE[0] <= seed < SEED_RANGE[1]):
+        raise RequestError("'seed' must be an integer that fits in 64 bits")
+    if not isinstance(stop, (str, list, tuple)):
+        raise RequestError("'stop' must be a string or a list of strings")
     stop = (stop,) if isinstance(stop, str) else tuple(stop)
     if not all(isinstance(s, str) for s in stop):
         raise RequestError("'stop' must be a string or a list of strings")
@@ -245,7 +295,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per error only
         pass
 
+    def _refuse_unauthorized(self) -> bool:
+        """Answer 401 (True) unless the request carries the server's key or asks for /health."""
+        if self.path.rstrip("/") in ("/health", "/v1/health") or self.app.authorized(self.headers.get("Authorization")):
+            return False
+        with contextlib.suppress(RequestError, OSError):
+            self._body(required=False)  # read it, so the answer is not lost to a reset
+        self._error(RequestError("missing or wrong API key: send the header 'Authorization: Bearer <key>'",
+                                 status=401, code="invalid_api_key"))
+        return True
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self._refuse_unauthorized():
+            return
         if self.app.injected_fault():
             self._error(RequestError("busy (injected fault)", status=503, code="busy"))
         elif self.path.rstrip("/") in ("/v1/models", "/models"):
@@ -256,8 +318,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(RequestError(f"no such endpoint: GET {self.path}", status=404, code="not_found"))
 
     def do_POST(self) -> None:  # noqa: N802
+        if self._refuse_unauthorized():
+            return
         if self.app.injected_fault():
-            with contextlib.suppress(RequestError):
+            with contextlib.suppress(RequestError, OSError):
                 self._body()  # read it, so the connection stays usable
             self._error(RequestError("busy (injected fault)", status=503, code="busy"))
             return
@@ -274,18 +338,33 @@ class _Handler(BaseHTTPRequestHandler):
             payload = route(self._body())
         except RequestError as exc:
             self._error(exc)
+        except OSError:  # the client went silent mid-body (read_timeout) or away: nobody to answer
+            self.close_connection = True
         except Exception as exc:  # a server bug: answer 500 so clients fail clearly, keep serving
             self._error(RequestError(f"internal error: {exc.__class__.__name__}: {exc}", status=500, code="internal_error"))
         else:
             self._send(HTTPStatus.OK, payload)
 
-    def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length <= 0 or length > MAX_BODY:
-            raise RequestError("expected a JSON body (Content-Length 1 .. 16 MiB)")
+    def _body(self, required: bool = True) -> dict[str, Any]:
+        """The request's JSON object. A body that cannot be read to its end (no, a bad or an
+        oversize Content-Length, chunked) leaves the connection unusable, so it is closed."""
+        header = self.headers.get("Content-Length")
+        digits = (header or "").strip()
+        length = int(digits) if digits.isascii() and digits.isdigit() else -1
+        if header is None and not required:
+            return {}
+        if not 0 < length <= MAX_BODY:
+            self.close_connection = True
+            if header is not None and length == -1:
+                raise RequestError(f"Content-Length must be a whole number of bytes, got {header[:40]!r}")
+            raise RequestError(f"expected a JSON body (Content-Length 1 .. {MAX_BODY >> 20} MiB)")
+        data = self.rfile.read(length)
+        if len(data) < length:
+            self.close_connection = True
+            raise RequestError(f"the body ended after {len(data)} of {length} bytes")
         try:
-            body = json.loads(self.rfile.read(length))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise RequestError("the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise RequestError("the body must be a JSON object")
@@ -298,11 +377,29 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Retry-After", "0")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         try:
             self.end_headers()
             self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (its time-out): nothing to tell
+            if self.close_connection:
+                self._linger()
+        except OSError:  # the client gave up (its time-out) or went silent: nothing to tell
             self.close_connection = True
+
+    def _linger(self) -> None:
+        """Before closing a connection whose request was not read to its end: say we are done
+        writing and discard what the client still sends for a moment, because closing a socket
+        with unread data resets it, and the client would lose the answer just written."""
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_WR)
+        self.connection.settimeout(1.0)
+        deadline, left = time.monotonic() + 2.0, MAX_BODY
+        while left > 0 and time.monotonic() < deadline:
+            chunk = self.connection.recv(min(left, 65536))
+            if not chunk:
+                break
+            left -= len(chunk)
 
     def _error(self, exc: RequestError) -> None:
         self._send(exc.status, {"error": {"message": str(exc), "type": "invalid_request_error" if exc.status < 500 else "server_error", "code": exc.code}})
