@@ -29,7 +29,7 @@ from pettingzoo import ParallelEnv
 
 from mas import registry
 from mas.agents.base import AgentView
-from mas.comms import CHARSET, Message, build_graph, deliver, inbox_capacity, render_inbox
+from mas.comms import CHARSET, Message, build_graph, deliver, empty_graph, inbox_capacity, render_inbox
 from mas.games.base import sanitize_actions
 from mas.scenario import ContinuationRounds, Scenario
 
@@ -56,8 +56,11 @@ class MasParallelEnv(ParallelEnv):
         self.possible_agents = scenario.agent_ids
         self.agents: list[str] = []
         self.game = registry.make_game(scenario.game, len(self.possible_agents))
-        self.graph = build_graph(scenario.comms.topology, self.possible_agents)
         self.comms_mode = scenario.comms.mode
+        # comms off: nobody talks, so no edges (a complete graph of 1000 agents is ~250 MB)
+        self.graph = (
+            build_graph(scenario.comms.topology, self.possible_agents) if self.comms_mode != "off" else empty_graph(self.possible_agents)
+        )
         self.talk_rounds = scenario.comms.talk_rounds if self.comms_mode != "off" else 0
         self.max_length = scenario.comms.max_length
         self._personas = {a.id: a.persona for a in scenario.agents}

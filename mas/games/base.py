@@ -20,11 +20,21 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import ConfigDict, StringConstraints
 
 State = dict[str, np.ndarray]
+
+#: pydantic settings of every game config: unknown keys, NaN and inf are errors naming the field
+CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+#: the most actions (or choice levels) a game config may give one agent
+MAX_ACTIONS = 1001
+#: the longest action, target or word name (characters)
+MAX_NAME = 64
+#: an action, target or word name
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME)]
 
 
 @dataclass(frozen=True)

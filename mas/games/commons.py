@@ -28,9 +28,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from mas.games.base import Game, State, StepResult
+from mas.games.base import CONFIG, MAX_ACTIONS, Game, State, StepResult
 
 #: slack for comparing float harvests with the sustainable share (amounts come from linspace)
 _EPS = 1e-9
@@ -39,14 +39,16 @@ _EPS = 1e-9
 class CommonsConfig(BaseModel):
     """Scenario parameters of a common-pool resource game."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG
 
     kind: Literal["commons"] = "commons"
     capacity: float = Field(100.0, gt=0, description="Largest stock the resource can hold (logistic carrying capacity).")
     initial_stock: float | None = Field(None, description="Stock at the start (default: the capacity).")
     growth_rate: float = Field(1.0, gt=0, description="Logistic growth rate r of the remaining stock.")
     max_harvest: float = Field(10.0, gt=0, description="Largest amount one agent may request per round.")
-    levels: int = Field(11, ge=2, description="Number of harvest choices, evenly spaced from 0 to max_harvest.")
+    levels: int = Field(
+        11, ge=2, le=MAX_ACTIONS, description=f"Number of harvest choices, evenly spaced from 0 to max_harvest (at most {MAX_ACTIONS})."
+    )
     collapse_threshold: float = Field(5.0, ge=0, description="The game ends when the stock after regrowth is below this.")
 
     @model_validator(mode="after")

@@ -37,9 +37,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from mas.games.base import Game, State, StepResult
+from mas.games.base import CONFIG, MAX_ACTIONS, Game, State, StepResult
 
 CONTRIBUTE, PUNISH = 0, 1
 
@@ -47,11 +47,13 @@ CONTRIBUTE, PUNISH = 0, 1
 class PublicGoodsConfig(BaseModel):
     """Scenario parameters of a public goods game."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = CONFIG
 
     kind: Literal["public_goods"] = "public_goods"
     endowment: float = Field(10.0, gt=0, description="What each agent holds at the start of every round.")
-    levels: int = Field(5, ge=2, description="Number of contribution choices, evenly spaced from 0 to the endowment.")
+    levels: int = Field(
+        5, ge=2, le=MAX_ACTIONS, description=f"Number of contribution choices, evenly spaced from 0 to the endowment (at most {MAX_ACTIONS})."
+    )
     multiplier: float = Field(1.6, gt=0, description="Factor the pot is multiplied by before it is shared equally.")
     punishment: bool = Field(False, description="Follow every contribution step with a peer-punishment step.")
     punish_cost: float = Field(1.0, ge=0, description="What punishing someone costs the punisher.")
