@@ -61,7 +61,7 @@ Rounds = Annotated[
     ],
     Discriminator(_rounds_kind),
 ]
-_UNION_TAGS = {"fixed", "continuation"}
+_UNION_TAGS = {"fixed", "continuation", "round_robin", "ecological"}  # rounds; tournament formats
 
 
 # ----- communication ----------------------------------------------------------------
@@ -250,10 +250,11 @@ def error_path(loc: tuple[Any, ...], data: Any) -> list[str]:
     each part cut to `MAX_ECHO` characters)."""
     cleaned: list[str] = []
     node = data
-    for part in loc:
+    for i, part in enumerate(loc):
         # pydantic puts union labels in the location ("game.normal_form.actions",
         # "game.payoffs.dict[str,list[float]].C,C"): drop them unless the data has that key
-        if _is_union_label(part) and not (isinstance(node, dict) and part in node):
+        # and the rest of the location goes on inside it ({continuation: 0.5, max: 1e9})
+        if _is_union_label(part) and not (isinstance(node, dict) and part in node and _continues(node[part], loc[i + 1:], node)):
             continue
         cleaned.append(clip(part))
         if isinstance(node, dict):
@@ -263,6 +264,15 @@ def error_path(loc: tuple[Any, ...], data: Any) -> list[str]:
         else:
             node = None
     return cleaned
+
+
+def _continues(child: Any, rest: tuple[Any, ...], node: Any) -> bool:
+    """Whether the location `rest` goes on inside `child` rather than beside it in `node`."""
+    if not rest:
+        return True
+    inside = isinstance(child, dict) and rest[0] in child or isinstance(child, list) and isinstance(rest[0], int)
+    beside = isinstance(node, dict) and rest[0] in node
+    return inside or not beside
 
 
 def _describe_error(err: dict[str, Any], data: Any) -> str:

@@ -1,7 +1,7 @@
 """Strict, bounded YAML loading for scenario and tournament files.
 
 `yaml.safe_load` accepts duplicate keys (the last one silently wins), recurses once per
-nesting level (a few thousand `[` give a RecursionError) and expands aliases into trees
+nesting level when it builds nodes (a few thousand `[` give a RecursionError) and expands aliases into trees
 that can be exponentially larger than the file ("billion laughs"). Every file mas reads
 goes through `load_yaml`, which refuses all three with a one-line `ScenarioError` naming
 the line, and bounds the file size, the nesting depth and the number of values before
@@ -34,25 +34,12 @@ def clip(value: Any, limit: int = MAX_ECHO) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that rejects duplicate keys and nesting deeper than `MAX_DEPTH`."""
+#: libyaml's parser when installed (pure-Python PyYAML reads about 1 MB a second)
+_BASE: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if yaml.__with_libyaml__ else yaml.SafeLoader
 
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self._depth = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        # the composer recurses once per level: refuse before Python's stack runs out
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"nesting deeper than {MAX_DEPTH} levels", mark
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+class StrictLoader(_BASE):  # type: ignore[misc, valid-type]
+    """A safe loader that rejects duplicate keys (merge keys `<<` excepted)."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -73,27 +60,54 @@ class StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than `MAX_DEPTH` from the event stream, which is read
+    without recursion (the composer that builds nodes recurses once per level)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_BASE):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise yaml.constructor.ConstructorError(None, None, f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def _check_tree(data: Any, source: str) -> None:
-    """Count the values (aliases expanded) and reject non-finite numbers, iteratively."""
+    """Count the values (aliases expanded) and reject non-finite numbers, iteratively
+    (paths are only worked out for the error: counting a million values stays cheap)."""
     count = 0
-    stack: list[tuple[Any, str]] = [(data, "")]
+    stack: list[Any] = [data]
     while stack:
-        node, path = stack.pop()
+        node = stack.pop()
         count += 1
         if count > MAX_NODES:
             raise ScenarioError(f"{source}: more than {MAX_NODES:,} values (aliases expanded); the file is too large")
         if isinstance(node, dict):
-            stack.extend((v, f"{path}.{clip(k, 40)}" if path else clip(k, 40)) for k, v in node.items())
+            stack.extend(node.values())
         elif isinstance(node, list):
-            stack.extend((v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(node))
+            stack.extend(node)
         elif isinstance(node, float) and not math.isfinite(node):
-            raise ScenarioError(f"{source}: {path or '(top level)'}: numbers must be finite, found {node}")
+            raise ScenarioError(f"{source}: {_path_to(data, node) or '(top level)'}: numbers must be finite, found {node}")
+
+
+def _path_to(data: Any, target: float) -> str:
+    """The dotted path of the first non-finite number equal (or NaN) like `target`."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend((v, f"{path}.{clip(k, 40)}" if path else clip(k, 40)) for k, v in reversed(list(items)))
+    return ""
 
 
 def load_yaml(text: str, source: str) -> Any:
     """Parse YAML text strictly; every problem is a one-line `ScenarioError`."""
     try:
-        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        _check_depth(text)
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a safe loader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

@@ -30,15 +30,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from mas.games.base import CONFIG, Game, State, StepResult
+from mas.games.base import Game, GameConfigBase, State, StepResult
 
 
-class BargainingConfig(BaseModel):
+class BargainingConfig(GameConfigBase):
     """Scenario parameters of an alternating-offers bargaining game."""
-
-    model_config = CONFIG
 
     kind: Literal["bargaining"] = "bargaining"
     pie: float = Field(10.0, gt=0, description="Worth of the whole pie at the first offer.")

@@ -28,18 +28,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from mas.games.base import CONFIG, MAX_ACTIONS, Game, State, StepResult
+from mas.games.base import MAX_ACTIONS, Game, GameConfigBase, State, StepResult
 
 #: slack for comparing float harvests with the sustainable share (amounts come from linspace)
 _EPS = 1e-9
 
 
-class CommonsConfig(BaseModel):
+class CommonsConfig(GameConfigBase):
     """Scenario parameters of a common-pool resource game."""
-
-    model_config = CONFIG
 
     kind: Literal["commons"] = "commons"
     capacity: float = Field(100.0, gt=0, description="Largest stock the resource can hold (logistic carrying capacity).")

@@ -21,9 +21,9 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from mas.games.base import CONFIG, MAX_NAME, Game, Name, State, StepResult, one_hot
+from mas.games.base import MAX_NAME, Game, GameConfigBase, Name, State, StepResult, one_hot
 
 #: the most entries of a payoff table (joint actions x players, i.e. A^N x N): checked
 #: before the table is allocated (two actions: at most 15 players)
@@ -32,10 +32,8 @@ MAX_TABLE_ENTRIES = 1_000_000
 MAX_NF_ACTIONS = 64
 
 
-class NormalFormConfig(BaseModel):
+class NormalFormConfig(GameConfigBase):
     """Scenario parameters of a normal-form game."""
-
-    model_config = CONFIG
 
     kind: Literal["normal_form"] = "normal_form"
     actions: list[Name] = Field(

@@ -37,17 +37,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from mas.games.base import CONFIG, MAX_ACTIONS, Game, State, StepResult
+from mas.games.base import MAX_ACTIONS, Game, GameConfigBase, State, StepResult
 
 CONTRIBUTE, PUNISH = 0, 1
 
 
-class PublicGoodsConfig(BaseModel):
+class PublicGoodsConfig(GameConfigBase):
     """Scenario parameters of a public goods game."""
-
-    model_config = CONFIG
 
     kind: Literal["public_goods"] = "public_goods"
     endowment: float = Field(10.0, gt=0, description="What each agent holds at the start of every round.")

@@ -24,9 +24,9 @@ import itertools
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from mas.games.base import CONFIG, MAX_ACTIONS, MAX_NAME, Game, Name, State, StepResult, one_hot
+from mas.games.base import MAX_ACTIONS, MAX_NAME, Game, GameConfigBase, Name, State, StepResult, one_hot
 
 _ONSETS = ["bl", "gl", "fl", "sn", "tr", "kr", "zw", "pl"]
 _VOWELS = ["i", "o", "u", "e", "a"]
@@ -45,10 +45,8 @@ def default_vocabulary(n: int) -> list[str]:
     return out
 
 
-class SignallingConfig(BaseModel):
+class SignallingConfig(GameConfigBase):
     """Scenario parameters of a referential signalling game."""
-
-    model_config = CONFIG
 
     kind: Literal["signalling"] = "signalling"
     targets: list[Name] = Field(

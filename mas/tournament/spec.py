@@ -218,7 +218,7 @@ def _describe(err: dict[str, Any], data: Any) -> str:
         candidates = {f for model in _MODELS for f in _fields_of(model)}
         candidates.update(f for name in registry.POLICIES for f in _fields_of(registry.policy_spec_model(name)))
         close = difflib.get_close_matches(bad, sorted(candidates), n=1, cutoff=0.7) if len(bad) <= 200 else []
-        path = ".".join(p for p in error_path(err["loc"], data) if p not in ("round_robin", "ecological"))
+        path = ".".join(error_path(err["loc"], data))
         return f"{clip(path, 160)}: unknown key '{clip(bad)}'" + (f" (did you mean '{close[0]}'?)" if close else "")
     if err["type"] == "union_tag_invalid" and err.get("ctx", {}).get("discriminator") == "'kind'" and err["loc"][:1] == ("format",):
         tag = clip(err["ctx"].get("tag", "?"))
