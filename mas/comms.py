@@ -63,53 +63,73 @@ def one_line(text: str, delimiters: Mapping[str, str]) -> str:
     return flat.translate(str.maketrans(dict(delimiters))) if delimiters else flat
 
 
+def check_topology(topology: object, agent_ids: Sequence[str]) -> None:
+    """Raise ValueError (naming the problem) if the topology does not fit the agents;
+    cheap (no graph is built), so scenarios with comms off never allocate one."""
+    ids = list(agent_ids)
+    n = len(ids)
+    kind = getattr(topology, "kind")
+    if kind == "ring" and n < 3:
+        raise ValueError(f"a ring needs at least 3 agents, found {n}")
+    if kind == "star":
+        if n < 2:
+            raise ValueError(f"a star needs at least 2 agents, found {n}")
+        center = getattr(topology, "center") or ids[0]
+        if center not in ids:
+            raise ValueError(f"star centre '{center}' is not an agent; agents: {ids}")
+    if kind == "small_world":
+        k = getattr(topology, "k")
+        if n < 3 or k >= n:
+            raise ValueError(f"small_world needs more agents than k (k={k}, agents={n}, at least 3)")
+    if kind == "edges":
+        known = set(ids)
+        for a, b in getattr(topology, "edges"):
+            for end in (a, b):
+                if end not in known:
+                    raise ValueError(f"edge [{a}, {b}] names unknown agent '{end}'; agents: {ids}")
+            if a == b:
+                raise ValueError(f"edge [{a}, {b}] joins an agent to itself")
+    if kind not in ("complete", "ring", "star", "small_world", "random", "edges"):
+        raise ValueError(f"unknown topology '{kind}'")
+
+
+def empty_graph(agent_ids: Sequence[str]) -> nx.DiGraph:
+    """The agents with no edges: the graph when comms are off (nobody talks)."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(agent_ids)
+    return graph
+
+
 def build_graph(topology: object, agent_ids: Sequence[str]) -> nx.DiGraph:
     """The directed communication graph for a topology config and the agents in seat order.
 
     Raises:
         ValueError: the topology does not fit the agents (named in the message).
     """
+    check_topology(topology, agent_ids)
     ids = list(agent_ids)
     n = len(ids)
     kind = getattr(topology, "kind")
     if kind == "complete":
         undirected = nx.complete_graph(n)
     elif kind == "ring":
-        if n < 3:
-            raise ValueError(f"a ring needs at least 3 agents, found {n}")
         undirected = nx.cycle_graph(n)
     elif kind == "star":
-        if n < 2:
-            raise ValueError(f"a star needs at least 2 agents, found {n}")
         center = getattr(topology, "center") or ids[0]
-        if center not in ids:
-            raise ValueError(f"star centre '{center}' is not an agent; agents: {ids}")
         undirected = nx.star_graph(n - 1)
         undirected = nx.relabel_nodes(undirected, {0: ids.index(center), ids.index(center): 0})
     elif kind == "small_world":
-        k = getattr(topology, "k")
-        if n < 3 or k >= n:
-            raise ValueError(f"small_world needs more agents than k (k={k}, agents={n}, at least 3)")
-        undirected = nx.watts_strogatz_graph(n, k, getattr(topology, "p"), seed=getattr(topology, "seed"))
+        undirected = nx.watts_strogatz_graph(n, getattr(topology, "k"), getattr(topology, "p"), seed=getattr(topology, "seed"))
     elif kind == "random":
         undirected = nx.gnp_random_graph(n, getattr(topology, "p"), seed=getattr(topology, "seed"))
-    elif kind == "edges":
-        graph = nx.DiGraph()
-        graph.add_nodes_from(ids)
+    else:  # edges
+        graph = empty_graph(ids)
         for a, b in getattr(topology, "edges"):
-            for end in (a, b):
-                if end not in ids:
-                    raise ValueError(f"edge [{a}, {b}] names unknown agent '{end}'; agents: {ids}")
-            if a == b:
-                raise ValueError(f"edge [{a}, {b}] joins an agent to itself")
             graph.add_edge(a, b)
             if not getattr(topology, "directed"):
                 graph.add_edge(b, a)
         return graph
-    else:
-        raise ValueError(f"unknown topology '{kind}'")
-    graph = nx.DiGraph()
-    graph.add_nodes_from(ids)
+    graph = empty_graph(ids)
     graph.add_edges_from((ids[u], ids[v]) for u, v in undirected.edges())
     graph.add_edges_from((ids[v], ids[u]) for u, v in undirected.edges())
     return graph

@@ -39,7 +39,7 @@ import numpy as np
 
 from mas import registry
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy
-from mas.comms import Message, build_graph, deliver
+from mas.comms import Message, build_graph, deliver, empty_graph
 from mas.games.base import State, sanitize_actions
 from mas.scenario import ContinuationRounds, Scenario
 from mas.seeding import child_seed
@@ -137,7 +137,9 @@ class EpisodeEngine:
         self.comms_mode = scenario.comms.mode
         self.talk_rounds = scenario.comms.talk_rounds if self.comms_mode != "off" else 0
         self.max_length = scenario.comms.max_length
-        self.graph = build_graph(scenario.comms.topology, self.agent_ids)
+        # comms off: nobody talks, so no edges (a complete graph of 1000 agents is ~250 MB)
+        self.graph = (build_graph(scenario.comms.topology, self.agent_ids) if self.comms_mode != "off"
+                      else empty_graph(self.agent_ids))
         self.external = [a for a in self.agent_ids if a in set(external)]
         self.external_seats = np.array([self.agent_ids.index(a) for a in self.external], dtype=np.int64)
         self.internal_seats = [s for s in range(self.n_agents) if self.agent_ids[s] not in set(external)]

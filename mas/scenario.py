@@ -13,17 +13,32 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from mas import registry
 from mas.errors import ScenarioError
+from mas.yaml_loader import clip, read_yaml  # noqa: F401 - read_yaml is part of this module's API
 
 AGENT_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$"
 
+# Upper bounds, checked before anything is allocated (documented in the JSON Schema too).
+#: the most rounds of one episode (fixed, or the cap of random-length episodes)
+MAX_ROUNDS = 100_000
+#: the most agents in one scenario (after `count` expansion)
+MAX_AGENTS = 1024
+#: the most agent-rounds in one episode (agents x rounds): an episode's records are held in memory
+MAX_AGENT_ROUNDS = 1_000_000
+#: the most episodes `mas run` plays by default
+MAX_EPISODES = 1_000_000
+#: seeds are stored as SQLite integers (signed 64-bit)
+MAX_SEED = 2**63 - 1
+#: at most this many problems are listed in one error
+MAX_PROBLEMS = 20
+
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: NaN or inf in any float field is an error naming the field
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ----- rounds -----------------------------------------------------------------------
@@ -32,7 +47,7 @@ class ContinuationRounds(_Frozen):
     `continuation` (the shadow of the future), up to `max` rounds."""
 
     continuation: float = Field(gt=0.0, lt=1.0, description="Probability of another round after each round.")
-    max: int = Field(1000, ge=1, description="Hard cap on the number of rounds.")
+    max: int = Field(1000, ge=1, le=MAX_ROUNDS, description=f"Hard cap on the number of rounds (at most {MAX_ROUNDS:,}).")
 
 
 def _rounds_kind(value: Any) -> str:
@@ -41,12 +56,12 @@ def _rounds_kind(value: Any) -> str:
 
 Rounds = Annotated[
     Union[
-        Annotated[int, Field(ge=1, description="A fixed number of rounds (action steps)."), Tag("fixed")],
+        Annotated[int, Field(ge=1, le=MAX_ROUNDS, description=f"A fixed number of rounds (action steps), at most {MAX_ROUNDS:,}."), Tag("fixed")],
         Annotated[ContinuationRounds, Tag("continuation")],
     ],
     Discriminator(_rounds_kind),
 ]
-_UNION_TAGS = {"fixed", "continuation"}
+_UNION_TAGS = {"fixed", "continuation", "round_robin", "ecological"}  # rounds; tournament formats
 
 
 # ----- communication ----------------------------------------------------------------
@@ -78,7 +93,7 @@ class RandomTopology(_Frozen):
 
 class EdgesTopology(_Frozen):
     kind: Literal["edges"] = "edges"
-    edges: list[tuple[str, str]] = Field(description="Pairs of agent ids that may talk.")
+    edges: list[tuple[str, str]] = Field(max_length=MAX_AGENTS * MAX_AGENTS, description="Pairs of agent ids that may talk.")
     directed: bool = Field(False, description="If true, [a, b] lets a talk to b only.")
 
 
@@ -156,7 +171,7 @@ class AgentConfig(_Frozen):
     id: str = Field(pattern=AGENT_ID_PATTERN, description="Agent id: a letter, then letters, digits, _ or -.")
     policy: PolicyConfig
     persona: str = Field("", max_length=4000, description="Who the agent is, in words (LLM prompts use it).")
-    count: int = Field(1, ge=1, le=1024, description="Expand into this many agents id_0..id_{count-1}.")
+    count: int = Field(1, ge=1, le=MAX_AGENTS, description="Expand into this many agents id_0..id_{count-1}.")
 
     @field_validator("policy", mode="before")
     @classmethod
@@ -168,17 +183,24 @@ class Scenario(_Frozen):
     """A validated scenario. `agents` is already expanded (no `count` > 1 remains)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$", description="Short name, used for run directories.")
-    description: str = ""
+    description: str = Field("", max_length=10_000)
     game: GameConfig
     rounds: Rounds = 10
-    agents: list[AgentConfig] = Field(min_length=1)
+    agents: list[AgentConfig] = Field(
+        min_length=1, max_length=MAX_AGENTS,
+        description=f"The seats; at most {MAX_AGENTS} agents after `count` expansion, and at most "
+        f"{MAX_AGENT_ROUNDS:,} agent-rounds (agents x rounds) per episode.",
+    )
     comms: CommsConfig = Field(default_factory=CommsConfig)
-    episodes: int = Field(1, ge=1, description="Default number of episodes for `mas run`.")
-    seed: int = Field(0, ge=0, description="Default master seed.")
+    episodes: int = Field(1, ge=1, le=MAX_EPISODES, description="Default number of episodes for `mas run`.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Default master seed.")
 
     @field_validator("agents", mode="after")
     @classmethod
     def _expand_counts(cls, agents: list[AgentConfig]) -> list[AgentConfig]:
+        total = sum(a.count for a in agents)
+        if total > MAX_AGENTS:  # before expanding: thousands of copies are not built to be refused
+            raise ValueError(f"at most {MAX_AGENTS} agents, found {total} (counts included)")
         expanded: list[AgentConfig] = []
         for agent in agents:
             if agent.count == 1:
@@ -194,6 +216,12 @@ class Scenario(_Frozen):
     @model_validator(mode="after")
     def _fits_together(self) -> "Scenario":
         n = len(self.agents)
+        rounds = self.rounds if isinstance(self.rounds, int) else self.rounds.max
+        if n * rounds > MAX_AGENT_ROUNDS:
+            raise ValueError(
+                f"rounds: {n} agents x {rounds:,} rounds is more than {MAX_AGENT_ROUNDS:,} agent-rounds per episode; "
+                "use fewer rounds or agents"
+            )
         try:
             game = registry.make_game(self.game, n)
         except ValueError as exc:
@@ -203,10 +231,10 @@ class Scenario(_Frozen):
                 agent.policy.check_game(game.info())
             except ValueError as exc:
                 raise ValueError(f"agents.{i}.policy: {agent.policy.type} cannot play this game: {exc}") from None
-        from mas.comms import build_graph  # local: comms imports this module's types
+        from mas.comms import build_graph, check_topology  # local: comms imports this module's types
 
-        try:
-            build_graph(self.comms.topology, self.agent_ids)
+        try:  # with comms off the graph is never used: check the topology without building it
+            (build_graph if self.comms.mode != "off" else check_topology)(self.comms.topology, self.agent_ids)
         except ValueError as exc:
             raise ValueError(f"comms.topology: {exc}") from None
         return self
@@ -225,31 +253,63 @@ def _fields_of(model: Any) -> list[str]:
     return list(getattr(model, "model_fields", {}))
 
 
-def _describe_error(err: dict[str, Any], data: Any) -> str:
-    # pydantic puts the union tag in the location ("game.normal_form.actions"): drop it
+def _is_union_label(part: Any) -> bool:
+    """A location part pydantic adds for a union member: a tag ("normal_form") or a type
+    ("dict[str,list[float]]", "str"), never a key the user wrote."""
+    if not isinstance(part, str):
+        return False
+    return (
+        part in (registry.GAMES.keys() | registry.POLICIES.keys() | _UNION_TAGS | _TYPE_NAMES)
+        or "[" in part
+        or part.startswith("function-")
+    )
+
+
+_TYPE_NAMES = {"str", "int", "float", "bool", "none", "bytes"}
+
+
+def error_path(loc: tuple[Any, ...], data: Any) -> list[str]:
+    """The parts of a pydantic error location as the user wrote them (union labels dropped,
+    each part cut to `MAX_ECHO` characters)."""
     cleaned: list[str] = []
     node = data
-    for part in err["loc"]:
-        is_tag = isinstance(part, str) and part in (registry.GAMES.keys() | registry.POLICIES.keys() | _UNION_TAGS)
-        if is_tag and not (isinstance(node, dict) and part in node):
+    for i, part in enumerate(loc):
+        # pydantic puts union labels in the location ("game.normal_form.actions",
+        # "game.payoffs.dict[str,list[float]].C,C"): drop them unless the data has that key
+        # and the rest of the location goes on inside it ({continuation: 0.5, max: 1e9})
+        if _is_union_label(part) and not (isinstance(node, dict) and part in node and _continues(node[part], loc[i + 1:], node)):
             continue
-        if isinstance(part, str) and part.startswith("function-"):
-            continue
-        cleaned.append(str(part))
+        cleaned.append(clip(part))
         if isinstance(node, dict):
             node = node.get(part) if isinstance(part, str) else None
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
         else:
             node = None
-    path = ".".join(cleaned) or "(top level)"
+    return cleaned
+
+
+def _continues(child: Any, rest: tuple[Any, ...], node: Any) -> bool:
+    """Whether the location `rest` goes on inside `child` rather than beside it in `node`."""
+    if not rest:
+        return True
+    inside = isinstance(child, dict) and rest[0] in child or isinstance(child, list) and isinstance(rest[0], int)
+    beside = isinstance(node, dict) and rest[0] in node
+    return inside or not beside
+
+
+def _describe_error(err: dict[str, Any], data: Any) -> str:
+    """One line for one pydantic error: the field path (without union labels) and the
+    problem, with any echoed input cut to `MAX_ECHO` characters."""
+    cleaned = error_path(err["loc"], data)
+    path = clip(".".join(cleaned), 160) or "(top level)"
     kind = err["type"]
     if kind == "extra_forbidden":
         name = cleaned[-1] if cleaned else "?"
         return f"{path}: unknown key '{name}'{_did_you_mean_key(err, data)}"
     if kind == "union_tag_invalid":
         ctx = err.get("ctx", {})
-        tag = str(ctx.get("tag", "?"))
+        tag = clip(ctx.get("tag", "?"))
         known = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
         what = "game" if ctx.get("discriminator") == "'kind'" and "normal_form" in known else (
             "policy" if ctx.get("discriminator") == "'type'" else "kind")
@@ -259,15 +319,23 @@ def _describe_error(err: dict[str, Any], data: Any) -> str:
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
+    message = _clip_words(message)
     if kind == "missing":
         message = "required field is missing"
     # model-level checks already start with their own field path ("game: ...")
     return message if path == "(top level)" and ":" in message else f"{path}: {message}"
 
 
+def _clip_words(message: str) -> str:
+    """The message on one line, each over-long word (an echoed value) cut, at most 400 characters."""
+    return clip(" ".join(clip(word) for word in message.split()), 400)
+
+
 def _did_you_mean_key(err: dict[str, Any], data: Any) -> str:
     """Suggest the closest allowed key for a mistyped one."""
     bad = str(err["loc"][-1])
+    if len(bad) > 200:  # difflib is quadratic in the length
+        return ""
     candidates: set[str] = set()
     for model in (Scenario, AgentConfig, CommsConfig, ContinuationRounds):
         candidates.update(_fields_of(model))
@@ -290,8 +358,16 @@ def scenario_problems(data: Any) -> list[str]:
     try:
         Scenario.model_validate(data)
     except ValidationError as exc:
-        return [_describe_error(e, data) for e in exc.errors(include_url=False)]
+        return _first_problems([_describe_error(e, data) for e in exc.errors(include_url=False)])
     return []
+
+
+def _first_problems(problems: list[str]) -> list[str]:
+    """At most `MAX_PROBLEMS` distinct problems, then a count of the rest."""
+    unique = list(dict.fromkeys(problems))
+    if len(unique) <= MAX_PROBLEMS:
+        return unique
+    return unique[:MAX_PROBLEMS] + [f"... and {len(unique) - MAX_PROBLEMS} more problems"]
 
 
 def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
@@ -306,6 +382,8 @@ def resolve_path(path_or_name: str | Path) -> Path:
     """A scenario file path, or the file of a built-in scenario name."""
     path = Path(path_or_name)
     if path.suffix in (".yaml", ".yml") or path.exists():
+        if path.is_dir():
+            raise ScenarioError(f"{path}: is a directory, not a scenario file")
         if not path.is_file():
             raise ScenarioError(f"{path}: no such scenario file")
         return path
@@ -313,21 +391,6 @@ def resolve_path(path_or_name: str | Path) -> Path:
     if str(path_or_name) in builtins:
         return builtins[str(path_or_name)]
     raise registry.unknown("scenario", str(path_or_name), list(builtins))
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML file; syntax errors become one line with the line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{path}{where}: malformed YAML: {problem}") from None
 
 
 def load_scenario(path_or_name: str | Path) -> Scenario:

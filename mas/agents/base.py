@@ -25,7 +25,7 @@ class PolicySpec(BaseModel):
     """Base of every policy's scenario parameters. Subclasses add `type: Literal[...]`
     (the registry name) and their own fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     message: str = Field(
         "",

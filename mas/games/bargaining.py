@@ -35,20 +35,18 @@ import functools
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from mas.games.base import Capabilities, Game, State, StepResult
+from mas.games.base import Capabilities, Game, GameConfigBase, State, StepResult
 
 
-class BargainingConfig(BaseModel):
+class BargainingConfig(GameConfigBase):
     """Scenario parameters of an alternating-offers bargaining game."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["bargaining"] = "bargaining"
     pie: float = Field(10.0, gt=0, description="Worth of the whole pie at the first offer.")
     units: int = Field(10, ge=1, le=1000, description="Offers are whole units of the pie; the pie is cut into this many.")
-    max_offers: int = Field(4, ge=1, description="Deadline: the most offers that can be made (1 = ultimatum game).")
+    max_offers: int = Field(4, ge=1, le=1000, description="Deadline: the most offers that can be made (1 = ultimatum game; at most 1000).")
     discount: float = Field(1.0, gt=0, le=1, description="The pie shrinks by this factor for every offer after the first.")
     disagreement: float = Field(0.0, description="Payoff to both players when the last offer is rejected.")
 

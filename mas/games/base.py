@@ -21,11 +21,54 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 State = dict[str, np.ndarray]
+
+#: pydantic settings of every game config: unknown keys, NaN and inf are errors naming the field
+CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+#: the most actions (or choice levels) a game config may give one agent
+MAX_ACTIONS = 1001
+#: the longest action, target or word name (characters)
+MAX_NAME = 64
+#: an action, target or word name
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME)]
+#: the largest magnitude of any number in a game config (payoffs, endowments, pies, ...):
+#: rewards are float32 (at most ~3.4e38) and add up over up to 100,000 rounds
+MAX_MAGNITUDE = 1e12
+
+
+class GameConfigBase(BaseModel):
+    """Base of every game's scenario parameters: strict keys, finite numbers of at most
+    `MAX_MAGNITUDE` in magnitude (nested lists and mappings included)."""
+
+    model_config = CONFIG
+
+    @model_validator(mode="after")
+    def _bounded_numbers(self) -> "GameConfigBase":
+        for name in type(self).model_fields:
+            found = _too_large(getattr(self, name), name)
+            if found is not None:
+                raise ValueError(f"{found[0]}: {found[1]:g} is larger than {MAX_MAGNITUDE:g} in magnitude")
+        return self
+
+
+def _too_large(value: Any, path: str) -> tuple[str, float] | None:
+    """(path, number) of the first number in `value` beyond `MAX_MAGNITUDE`, else None."""
+    stack = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, (int, float)) and not isinstance(node, bool):
+            if not abs(node) <= MAX_MAGNITUDE:  # also catches NaN
+                return where, float(node) if abs(node) < 1e308 else float("inf")
+        elif isinstance(node, dict):
+            stack.extend((v, f"{where}.{k}") for k, v in reversed(list(node.items())))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, f"{where}.{i}") for i, v in reversed(list(enumerate(node))))
+    return None
 
 
 @dataclass(frozen=True)

@@ -33,25 +33,25 @@ import functools
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from mas.games.base import Capabilities, Game, State, StepResult
+from mas.games.base import MAX_ACTIONS, Capabilities, Game, GameConfigBase, State, StepResult
 
 #: slack for comparing float harvests with the sustainable share (amounts come from linspace)
 _EPS = 1e-9
 
 
-class CommonsConfig(BaseModel):
+class CommonsConfig(GameConfigBase):
     """Scenario parameters of a common-pool resource game."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["commons"] = "commons"
     capacity: float = Field(100.0, gt=0, description="Largest stock the resource can hold (logistic carrying capacity).")
     initial_stock: float | None = Field(None, description="Stock at the start (default: the capacity).")
     growth_rate: float = Field(1.0, gt=0, description="Logistic growth rate r of the remaining stock.")
     max_harvest: float = Field(10.0, gt=0, description="Largest amount one agent may request per round.")
-    levels: int = Field(11, ge=2, description="Number of harvest choices, evenly spaced from 0 to max_harvest.")
+    levels: int = Field(
+        11, ge=2, le=MAX_ACTIONS, description=f"Number of harvest choices, evenly spaced from 0 to max_harvest (at most {MAX_ACTIONS})."
+    )
     collapse_threshold: float = Field(5.0, ge=0, description="The game ends when the stock after regrowth is below this.")
 
     @model_validator(mode="after")

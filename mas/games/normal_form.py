@@ -21,28 +21,39 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from mas.games.base import Capabilities, Game, State, StepResult, one_hot
+from mas.games.base import MAX_NAME, Capabilities, Game, GameConfigBase, Name, one_hot, State, StepResult
+
+#: the most entries of a payoff table (joint actions x players, i.e. A^N x N): checked
+#: before the table is allocated (two actions: at most 15 players)
+MAX_TABLE_ENTRIES = 1_000_000
+#: the most actions of a normal-form game
+MAX_NF_ACTIONS = 64
 
 
-class NormalFormConfig(BaseModel):
+class NormalFormConfig(GameConfigBase):
     """Scenario parameters of a normal-form game."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     kind: Literal["normal_form"] = "normal_form"
-    actions: list[str] = Field(min_length=2, description="Action names, shared by all players.")
+    actions: list[Name] = Field(
+        min_length=2, max_length=MAX_NF_ACTIONS,
+        description=f"Action names, shared by all players (at most {MAX_NF_ACTIONS}, each at most {MAX_NAME} characters).",
+    )
     payoffs: dict[str, list[float]] | list[Any] = Field(
-        description='Joint action "C,D" -> payoff per player, or a nested list [A]*N + [N].'
+        description='Joint action "C,D" -> payoff per player, or a nested list [A]*N + [N]; '
+        f"at most {MAX_TABLE_ENTRIES:,} numbers (A^N x N)."
     )
     cooperate: str | None = Field(None, description="The cooperative action, for cooperation metrics and scripted strategies.")
     defect: str | None = Field(None, description="The defecting action, for scripted strategies.")
     memory: int = Field(1, ge=1, le=16, description="How many past joint actions an agent observes.")
-    action_descriptions: dict[str, str] = Field(default_factory=dict, description="Optional words for each action, for prompts.")
+    action_descriptions: dict[Name, Annotated[str, StringConstraints(max_length=500)]] = Field(
+        default_factory=dict, description="Optional words for each action, for prompts (at most 500 characters each)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "NormalFormConfig":
@@ -75,7 +86,8 @@ class NormalFormConfig(BaseModel):
         num_actions = len(self.actions)
         shape = (num_actions,) * n_agents + (n_agents,)
         if isinstance(self.payoffs, dict):
-            table = np.full(shape, np.nan)
+            # every key first: a mismatch is reported before anything of size A^N is built
+            cells = []
             for key, values in self.payoffs.items():
                 names = [part.strip() for part in key.split(",")]
                 if len(names) != n_agents:
@@ -85,18 +97,35 @@ class NormalFormConfig(BaseModel):
                     raise ValueError(f"payoffs: '{key}' uses unknown action(s) {unknown}; actions are {self.actions}")
                 if len(values) != n_agents:
                     raise ValueError(f"payoffs: '{key}' has {len(values)} payoffs, expected {n_agents}")
-                table[tuple(self.actions.index(n) for n in names)] = values
+                cells.append((tuple(self.actions.index(n) for n in names), values))
+            _check_table_size(num_actions, n_agents)
+            table = np.full(shape, np.nan)
+            for index, values in cells:
+                table[index] = values
             missing = [",".join(self.actions[i] for i in idx) for idx in itertools.product(range(num_actions), repeat=n_agents) if np.isnan(table[idx]).any()]
             if missing:
                 raise ValueError(f"payoffs: missing joint action(s) {missing[:4]}{' ...' if len(missing) > 4 else ''}")
             return table
+        _check_table_size(num_actions, n_agents)
         try:
             table = np.asarray(self.payoffs, dtype=float)
-        except ValueError as exc:
-            raise ValueError(f"payoffs: not a rectangular numeric table ({exc})") from None
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"payoffs: not a rectangular numeric table ({str(exc)[:80]})") from None
         if table.shape != shape:
             raise ValueError(f"payoffs: table has shape {list(table.shape)}, expected {list(shape)} for {n_agents} players")
+        if not np.isfinite(table).all():
+            raise ValueError("payoffs: every payoff must be a finite number (found NaN or inf)")
         return table
+
+
+def _check_table_size(num_actions: int, n_agents: int) -> None:
+    """Refuse a payoff table of more than `MAX_TABLE_ENTRIES` numbers before it is built."""
+    # compare in logs: A ** N itself is a huge integer for 64 actions and 1000 players
+    if n_agents * math.log(num_actions) + math.log(n_agents) > math.log(MAX_TABLE_ENTRIES):
+        raise ValueError(
+            f"payoffs: {n_agents} players with {num_actions} actions need {num_actions}^{n_agents} x {n_agents} payoffs; "
+            f"at most {MAX_TABLE_ENTRIES:,} are allowed"
+        )
 
 
 class NormalFormGame(Game):

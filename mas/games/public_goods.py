@@ -43,21 +43,21 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from mas.games.base import Capabilities, Game, State, StepResult
+from mas.games.base import MAX_ACTIONS, Capabilities, Game, GameConfigBase, State, StepResult
 
 CONTRIBUTE, PUNISH = 0, 1
 
 
-class PublicGoodsConfig(BaseModel):
+class PublicGoodsConfig(GameConfigBase):
     """Scenario parameters of a public goods game."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["public_goods"] = "public_goods"
     endowment: float = Field(10.0, gt=0, description="What each agent holds at the start of every round.")
-    levels: int = Field(5, ge=2, description="Number of contribution choices, evenly spaced from 0 to the endowment.")
+    levels: int = Field(
+        5, ge=2, le=MAX_ACTIONS, description=f"Number of contribution choices, evenly spaced from 0 to the endowment (at most {MAX_ACTIONS})."
+    )
     multiplier: float = Field(1.6, gt=0, description="Factor the pot is multiplied by before it is shared equally.")
     punishment: bool = Field(False, description="Follow every contribution step with a peer-punishment step.")
     punish_cost: float = Field(1.0, ge=0, description="What punishing someone costs the punisher.")

@@ -31,9 +31,9 @@ import itertools
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from mas.games.base import Capabilities, Game, State, StepResult, one_hot
+from mas.games.base import MAX_ACTIONS, MAX_NAME, Capabilities, Game, GameConfigBase, Name, one_hot, State, StepResult
 
 _ONSETS = ["bl", "gl", "fl", "sn", "tr", "kr", "zw", "pl"]
 _VOWELS = ["i", "o", "u", "e", "a"]
@@ -52,15 +52,16 @@ def default_vocabulary(n: int) -> list[str]:
     return out
 
 
-class SignallingConfig(BaseModel):
+class SignallingConfig(GameConfigBase):
     """Scenario parameters of a referential signalling game."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     kind: Literal["signalling"] = "signalling"
-    targets: list[str] = Field(default_factory=lambda: ["red", "green", "blue"], min_length=2, description="Things the speaker can be asked to name.")
-    vocabulary: list[str] | None = Field(
-        None, description="The speaker's words; default: as many made-up words as targets (blip, blop, ...)."
+    targets: list[Name] = Field(
+        default_factory=lambda: ["red", "green", "blue"], min_length=2, max_length=MAX_ACTIONS,
+        description=f"Things the speaker can be asked to name (at most {MAX_ACTIONS}, each at most {MAX_NAME} characters).",
+    )
+    vocabulary: list[Name] | None = Field(
+        None, max_length=MAX_ACTIONS, description="The speaker's words; default: as many made-up words as targets (blip, blop, ...)."
     )
     reward: float = Field(1.0, description="Team reward when every listener picks the target (scaled by the fraction who do).")
 

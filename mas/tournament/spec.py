@@ -40,12 +40,20 @@ from mas.scenario import (
     PolicyConfig,
     Rounds,
     Scenario,
+    MAX_AGENTS,
+    MAX_SEED,
     _describe_error,
     _fields_of,
+    _first_problems,
+    clip,
+    error_path,
     parse_scenario,
     read_yaml,
     resolve_path,
 )
+
+#: the most matches one tournament file may schedule (repetitions x groups x seat rotations)
+MAX_MATCHES = 1_000_000
 
 
 class TournamentError(ScenarioError):
@@ -54,7 +62,7 @@ class TournamentError(ScenarioError):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Entrant(_Frozen):
@@ -104,12 +112,12 @@ class TournamentFile(_Frozen):
     """The validated contents of a tournament file (the base scenario still unresolved)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$", description="Short name, used for run directories.")
-    description: str = ""
+    description: str = Field("", max_length=10_000)
     scenario: str | dict[str, Any] = Field(
         description="The base scenario: a built-in name, a path (relative to the tournament file) or an inline scenario."
     )
     rounds: Rounds | None = Field(None, description="Rounds per match; default: the base scenario's.")
-    entrants: list[Entrant] = Field(min_length=2)
+    entrants: list[Entrant] = Field(min_length=2, max_length=MAX_AGENTS, description=f"The roster (2 to {MAX_AGENTS} entrants).")
     format: Format = Field(default_factory=RoundRobinFormat)
     repetitions: int = Field(1, ge=1, le=100_000, description="How many times every pairing (or group draw) is played.")
     self_play: bool = Field(False, description="Two-player games: each entrant also plays a copy of itself.")
@@ -122,7 +130,7 @@ class TournamentFile(_Frozen):
     matches_per_entrant: int | None = Field(
         None, ge=1, le=100_000, description="Groups of 3 or more: matches each entrant plays per repetition (before seat rotation)."
     )
-    seed: int = Field(0, ge=0, description="Master seed: fixes every match.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Master seed: fixes every match.")
     ratings: RatingsConfig = Field(default_factory=RatingsConfig)
 
     @field_validator("format", mode="before")
@@ -209,11 +217,11 @@ def _describe(err: dict[str, Any], data: Any) -> str:
         bad = str(err["loc"][-1])
         candidates = {f for model in _MODELS for f in _fields_of(model)}
         candidates.update(f for name in registry.POLICIES for f in _fields_of(registry.policy_spec_model(name)))
-        close = difflib.get_close_matches(bad, sorted(candidates), n=1, cutoff=0.7)
-        path = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in set(registry.POLICIES) | {"round_robin", "ecological", "fixed", "continuation"}))
-        return f"{path}: unknown key '{bad}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+        close = difflib.get_close_matches(bad, sorted(candidates), n=1, cutoff=0.7) if len(bad) <= 200 else []
+        path = ".".join(error_path(err["loc"], data))
+        return f"{clip(path, 160)}: unknown key '{clip(bad)}'" + (f" (did you mean '{close[0]}'?)" if close else "")
     if err["type"] == "union_tag_invalid" and err.get("ctx", {}).get("discriminator") == "'kind'" and err["loc"][:1] == ("format",):
-        tag = str(err["ctx"].get("tag", "?"))
+        tag = clip(err["ctx"].get("tag", "?"))
         known = ["round_robin", "ecological"]
         return f"format: unknown format '{tag}'{registry.suggest(tag, known)}; known: {', '.join(known)}"
     return _describe_error(err, data)
@@ -239,7 +247,7 @@ def parse_tournament(data: Any, source: str = "<tournament>", base_dir: Path | N
     try:
         spec = TournamentFile.model_validate(data)
     except ValidationError as exc:
-        raise _fail(source, [_describe(e, data) for e in exc.errors(include_url=False)]) from None
+        raise _fail(source, _first_problems([_describe(e, data) for e in exc.errors(include_url=False)])) from None
     base_data, base_source = _base_scenario_data(spec.scenario, base_dir)
     if "agents" not in base_data:  # an inline base may leave the seats to the entrants
         size = spec.group_size or 2
@@ -290,12 +298,18 @@ def _fit_problems(tournament: Tournament) -> list[str]:
         problems.append(
             f"matches_per_entrant: {n} entrants x {spec.matches_per_entrant} matches must fill groups of {k} exactly"
         )
+    # before any schedule is built: an upper bound (seat rotations counted unless seats: fixed)
+    per_repetition = n * (n + 1) // 2 if k == 2 else n * (spec.matches_per_entrant or k) // k
+    matches = spec.repetitions * per_repetition * (1 if spec.seats == "fixed" else k)
+    if matches > MAX_MATCHES:
+        problems.append(f"repetitions: about {matches:,} matches (repetitions x groups x seat rotations); at most {MAX_MATCHES:,}")
     if isinstance(spec.format, EcologicalFormat) and (k != 2 or not spec.self_play):
         problems.append("format: ecological tournaments need a two-player game and self_play: true (a full payoff matrix)")
     if not problems:
         try:  # one representative match: catches e.g. a comms topology naming the base's agents
             first = tuple(i % n for i in range(k))
-            Scenario.model_validate({**tournament.base.to_dict(), "agents": [a.model_dump() for a in tournament.match_scenario(first).agents]})
+            match = tournament.match_scenario(first)
+            Scenario.model_validate(match.to_dict())
         except ValidationError as exc:
             problems.extend(f"scenario: {_describe_error(e, {})}" for e in exc.errors(include_url=False))
     return problems
@@ -308,6 +322,8 @@ def load_tournament(path: str | Path) -> Tournament:
         TournamentError: the file is missing, malformed or invalid (every problem named).
     """
     path = Path(path)
+    if path.is_dir():
+        raise TournamentError(f"{path}: is a directory, not a tournament file")
     builtins = registry.builtin_tournaments()
     if not path.exists() and path.suffix not in (".yaml", ".yml") and str(path) in builtins:
         path = builtins[str(path)]

