@@ -306,9 +306,10 @@ def _play(scenario: Any, episodes: int, seed: int, out: Path, no_progress: bool,
         task = progress.add_task("run", total=episodes)
         results = run(scenario, episodes, seed, out_dir=out, on_episode=lambda _: progress.advance(task), resume=resume)
     if as_json:
+        from mas.analysis.run_summary import usage_totals
         from mas.cli_output import dumps, run_summary
 
-        print(dumps(run_summary(scenario, results, seed, out, _usage_totals(results))))
+        print(dumps(run_summary(scenario, results, seed, out, usage_totals(results))))
         return
     _print_summary(scenario, results, seed, out)
 
@@ -413,18 +414,6 @@ def _cmd_tournament(args: argparse.Namespace) -> int:
     stdout.print(legend(results), style="dim", highlight=False)
     stdout.print(f"tournament stored in {out} ({results.matches} matches, {results.played_now} played now)")
     return 0
-
-
-def _usage_totals(results: list) -> dict[str, dict[str, int]]:
-    """Per agent, the LLM usage counts (tokens, invalid replies, fallbacks) over all episodes."""
-    totals: dict[str, dict[str, int]] = {}
-    for result in results:
-        for agent, counts in getattr(result, "usage", {}).items():
-            counts = dataclasses.asdict(counts) if dataclasses.is_dataclass(counts) else counts
-            into = totals.setdefault(agent, dict.fromkeys(counts, 0))
-            for key, value in counts.items():
-                into[key] = into.get(key, 0) + value
-    return totals
 
 
 def _rate(count: int, total: int) -> str:

@@ -5,6 +5,8 @@ the runner's episode results; the CLI only formats them.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,7 @@ def usage_totals(results: Sequence[Any]) -> dict[str, dict[str, int]]:
     totals: dict[str, dict[str, int]] = {}
     for result in results:
         for agent, counts in getattr(result, "usage", {}).items():
+            counts = dataclasses.asdict(counts) if dataclasses.is_dataclass(counts) else counts
             into = totals.setdefault(agent, dict.fromkeys(counts, 0))
             for key, value in counts.items():
                 into[key] = into.get(key, 0) + value
