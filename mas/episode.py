@@ -228,6 +228,7 @@ class EpisodeEngine:
         talking = self.talking
         inbox = self.inboxes[copy]
         limit = self.max_length if self.comms_mode != "off" else 0
+        summary = self.game.summary(self.state, copy)  # once per copy; each seat sees its part
         out = []
         for seat in range(self.n_agents) if seats is None else seats:
             agent = self.agent_ids[seat]
@@ -235,7 +236,7 @@ class EpisodeEngine:
                 agent=agent, seat=seat, observation=obs[copy, seat], action_mask=self.mask[copy, seat],
                 action_names=self.info.action_names[seat], round=int(self.rounds[copy]), talking=talking,
                 inbox=inbox[agent], last_actions=last_actions, last_rewards=last_rewards,
-                summary=self.game.view_summary(self.state, copy, seat),
+                summary=self.game.visible(summary, seat),
                 rules=self.info.rules[seat] if text else "",
                 situation=self.game.situation_text(self.state, copy, seat) if text else "",
                 persona=self._personas[seat], message_limit=limit,

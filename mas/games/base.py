@@ -279,13 +279,16 @@ class Game(ABC):
         return {}, {}
 
     def view_summary(self, state: State, index: int, seat: int) -> dict[str, Any]:
-        """The part of `summary` that seat `seat` may know: keys the capabilities declare
-        private to other seats are left out."""
-        full = self.summary(state, index)
-        private = self.capabilities.private
+        """The part of `summary` that seat `seat` may know (see `visible`)."""
+        return self.visible(self.summary(state, index), seat)
+
+    def visible(self, summary: Mapping[str, Any], seat: int) -> dict[str, Any]:
+        """`summary` less the keys the capabilities declare private to other seats (one
+        summary of a state serves every seat's view)."""
+        private = self.info().capabilities.private
         if not private:
-            return full
-        return {k: v for k, v in full.items() if k not in private or seat in private[k]}
+            return dict(summary)
+        return {k: v for k, v in summary.items() if k not in private or seat in private[k]}
 
     def info(self) -> GameInfo:
         """The read-only description policies are built with (computed once)."""
