@@ -54,6 +54,7 @@ POLICIES: dict[str, tuple[str, str, str | None]] = {
         "greedy_bargainer": ("bargaining", "GreedyBargainer"),
         "honest_speaker": ("signalling", "HonestSpeaker"),
         "literal_listener": ("signalling", "LiteralListener"),
+        "signal_teller": ("private_signals", "SignalTeller"),
     }.items()
 }
 # the spec is light (pydantic only); the model loads when the policy first acts

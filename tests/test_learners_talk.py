@@ -64,3 +64,33 @@ def test_a_listener_never_sees_the_signalling_target() -> None:
             hits += 1
         trials += 1
     assert hits == 0 and trials == 150
+
+
+def _with_teller(mode: str, listens: bool = True) -> mas.Scenario:
+    return mas.scenario.parse_scenario({
+        "name": "listen_to_teller",
+        "game": {"kind": "private_signals", "signals": ["left", "right"]},
+        "rounds": 8,
+        "comms": {"mode": mode, "talk_rounds": 1, "vocabulary": ["left", "right"]},
+        "agents": [{"id": "ann", "policy": {"type": "iql", "num_envs": 16}}, {"id": "bo", "policy": {"type": "signal_teller", "listens": listens}}],
+    })
+
+
+def test_a_tabular_learner_learns_to_use_a_scripted_agents_honest_messages(tmp_path: Path) -> None:
+    """The teller says its signal, which the learner must pick, and itself guesses (it does
+    not listen), so the team return per episode is 4 x (learner right) + 2 on average:
+    about 6 when the learner uses the messages, about 4 when it can only guess."""
+    hp = {"alpha": 0.5}
+    told = train(_with_teller("broadcast", listens=False), "iql", 30_000, 0, tmp_path / "told", device="cpu",
+                 eval_episodes=64, final_episodes=0, overrides=hp)
+    alone = train(_with_teller("off", listens=False), "iql", 30_000, 0, tmp_path / "alone", device="cpu",
+                  eval_episodes=64, final_episodes=0, overrides=hp)
+    with_messages, without = told.final_eval["eval_return/ann"], alone.final_eval["eval_return/ann"]
+    assert with_messages >= 5.5 and without <= 4.7, (with_messages, without)
+
+
+def test_the_teller_says_its_own_signal_and_picks_what_it_is_told() -> None:
+    scenario = _with_teller("broadcast").to_dict()
+    scenario["agents"][0]["policy"] = "signal_teller"
+    records = mas.run(mas.scenario.parse_scenario(scenario), episodes=2, seed=1)
+    assert all(r.returns["ann"] == 8.0 for r in records)  # two honest tellers are always right
