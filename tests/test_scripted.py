@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,8 +11,10 @@ import pytest
 from mas import registry
 from mas.agents import scripted as S
 from mas.agents.base import AgentSetup, AgentView
+from mas.episode import EpisodeEngine
 from mas.games.base import Capabilities, GameInfo
 from mas.games.normal_form import NormalFormConfig, NormalFormGame
+from mas.scenario import parse_scenario
 
 PD_PAYOFFS = {"C,C": [3, 3], "C,D": [0, 5], "D,C": [5, 0], "D,D": [1, 1]}
 
@@ -51,44 +54,43 @@ def view_for(game, state, seat, ids, round_, last_actions, last_rewards, talking
 
 
 def play(game, policies, steps: int, *, seed: int = 0, talk: bool = False, inbox=None):
-    """Drive `game` (batch of one) with one policy per seat for `steps` action steps.
+    """Drive `game` (batch of one) on the episode engine with one policy per seat (played
+    from outside, as a PettingZoo user would) for `steps` action steps.
 
     Returns the action names played, per seat, and the decisions. With `talk`, every
     action step is preceded by a talk step of the same round, whose choice must match.
+    `inbox(round)` may replace what each seat finds in its inbox at the action step.
     """
     n = game.n_agents
     ids = [f"p{i}" for i in range(n)]
-    rng = np.random.default_rng(seed)
+    scenario = parse_scenario({
+        "name": "harness", "game": game.config.model_dump(mode="json"), "rounds": steps,
+        "agents": [{"id": a, "policy": "random"} for a in ids],
+        "comms": {"mode": "broadcast" if talk else "off", "talk_rounds": 1},
+    })
+    engine = EpisodeEngine(scenario, external=ids)
     for policy in policies:
         policy.reset(seed)
-    state = game.reset(1, rng)
-    last_actions = last_rewards = None
+    engine.reset(np.random.default_rng(seed), episodes=[0])
     played: list[list[str]] = [[] for _ in range(n)]
-    decisions = []
-    for r in range(steps):
-        if talk:
-            said = [
-                policies[s].act([view_for(game, state, s, ids, r, last_actions, last_rewards, talking=True)])[0]
-                for s in range(n)
-            ]
-        boxes = inbox(r) if inbox else [()] * n
-        step = [
-            policies[s].act([view_for(game, state, s, ids, r, last_actions, last_rewards, inbox=boxes[s])])[0]
-            for s in range(n)
-        ]
-        if talk:
+    decisions, said = [], None
+    while engine.active[0]:
+        views = engine.views(0)
+        if not engine.talking and inbox:
+            views = [dataclasses.replace(view, inbox=box) for view, box in zip(views, inbox(int(engine.rounds[0])))]
+        step = [policies[s].act([views[s]])[0] for s in range(n)]
+        actions = np.array([[d.action for d in step]], dtype=np.int64)
+        if engine.talking:
+            said = step
+            engine.step(actions, [{a: d.message for a, d in zip(ids, step)}])
+            continue
+        if said is not None:
             assert [d.action for d in said] == [d.action for d in step]
         decisions.append(step)
-        actions = np.array([[d.action for d in step]], dtype=np.int64)
-        assert all(game.action_mask(state)[0, s, a] for s, a in enumerate(actions[0])), "illegal action"
+        assert all(engine.mask[0, s, a] for s, a in enumerate(actions[0])), "illegal action"
         for s in range(n):
             played[s].append(game.action_names(s)[actions[0, s]])
-        result = game.step(state, actions, rng)
-        state = result.state
-        last_actions = {ids[s]: int(actions[0, s]) for s in range(n)}
-        last_rewards = {ids[s]: float(result.rewards[0, s]) for s in range(n)}
-        if result.terminated[0]:
-            break
+        engine.step(actions)
     return played, decisions
 
 
