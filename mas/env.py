@@ -55,7 +55,7 @@ class MasParallelEnv(ParallelEnv):
         self.possible_agents = scenario.agent_ids
         self.agents: list[str] = []
         # a batch of one whose every seat is played from outside: the caller's policies
-        self.engine = EpisodeEngine(scenario, batch_size=1, external=self.possible_agents)
+        self.engine = EpisodeEngine(scenario, batch_size=1, external=self.possible_agents, measure_cooperation=False)
         self.game = self.engine.game
         self.graph = self.engine.graph
         self.comms_mode = scenario.comms.mode

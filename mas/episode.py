@@ -110,6 +110,7 @@ class EpisodeEngine:
         auto_reset: a finished copy starts a new episode at once (training).
         record_summaries: keep the game's full summary after each action step
             (`Transition.summaries`) for the store.
+        measure_cooperation: fill `Transition.cooperation` (the PettingZoo env does not).
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class EpisodeEngine:
         seed: int = 0,
         auto_reset: bool = False,
         record_summaries: bool = False,
+        measure_cooperation: bool = True,
     ) -> None:
         self.scenario = scenario
         self.agent_ids = list(scenario.agent_ids)
@@ -132,6 +134,7 @@ class EpisodeEngine:
         self.seed = int(seed)
         self.auto_reset = auto_reset
         self.record_summaries = record_summaries
+        self.measure_cooperation = measure_cooperation
         self.game = registry.make_game(scenario.game, self.n_agents)
         self.info = self.game.info()
         self.comms_mode = scenario.comms.mode
@@ -141,6 +144,9 @@ class EpisodeEngine:
         self.graph = (build_graph(scenario.comms.topology, self.agent_ids) if self.comms_mode != "off"
                       else empty_graph(self.agent_ids))
         self.external = [a for a in self.agent_ids if a in set(external)]
+        self._external_set = frozenset(self.external)
+        self._seat = {a: s for s, a in enumerate(self.agent_ids)}
+        self._silence: tuple[tuple[Message, ...], ...] = ((),) * self.batch_size
         self.external_seats = np.array([self.agent_ids.index(a) for a in self.external], dtype=np.int64)
         self.internal_seats = [s for s in range(self.n_agents) if self.agent_ids[s] not in set(external)]
         self._personas = [a.persona for a in scenario.agents]
@@ -245,6 +251,8 @@ class EpisodeEngine:
 
     def decide(self) -> list[dict[str, Decision]]:
         """The scenario policies' decisions for every active copy (empty for finished ones)."""
+        if not self.internal_seats:  # every seat is played from outside (the PettingZoo env)
+            return [{} for _ in range(self.batch_size)]
         out: list[dict[str, Decision]] = []
         for copy in range(self.batch_size):
             chosen: dict[str, Decision] = {}
@@ -268,57 +276,75 @@ class EpisodeEngine:
             messages: per copy, what each external agent says ("" or absent: silent).
         """
         b, n = self.batch_size, self.n_agents
-        joint = np.full((b, n), -1, dtype=np.int64)
-        if actions is not None and len(self.external_seats):
-            given = np.asarray(actions, dtype=np.int64).reshape(b, -1)
-            joint[:, self.external_seats] = given if given.shape[1] == len(self.external_seats) else given[:, self.external_seats]
+        if actions is not None and len(self.external_seats) == n:  # every seat from outside
+            joint = np.array(actions, dtype=np.int64).reshape(b, n)
+        else:
+            joint = np.full((b, n), -1, dtype=np.int64)
+            if actions is not None and len(self.external_seats):
+                given = np.asarray(actions, dtype=np.int64).reshape(b, -1)
+                joint[:, self.external_seats] = given if given.shape[1] == len(self.external_seats) else given[:, self.external_seats]
         decisions = self.decide()
-        said: list[dict[str, str]] = []
-        for copy in range(b):
-            words = {a: t for a, t in (messages[copy] if messages is not None else {}).items() if a in self.external}
-            for agent, decision in decisions[copy].items():
-                joint[copy, self.agent_ids.index(agent)] = decision.action
-                words[agent] = decision.message
-            said.append({a: words.get(a, "") for a in self.agent_ids if a in words})
+        said = self._said(joint, decisions, messages)
         talking = self.talking
         logs = self._deliver(said)
-        episodes, rounds, steps = self.episodes.copy(), self.rounds.copy(), self.steps.copy()
-        active = self.active.copy()
-        self.steps = self.steps + active
-        zeros = np.zeros(b, dtype=bool)
+        # the arrays below are rebound, never changed in place, except the episode ids on restart
+        episodes = self.episodes.copy() if self.auto_reset else self.episodes
+        rounds, steps, active = self.rounds, self.steps, self.active
+        everyone = bool(active.all())
+        self.steps = steps + active
         if talking:
             self.talk_step += 1
+            zeros = np.zeros(b, dtype=bool)
             return Transition(True, active, episodes, rounds, steps, None, None, np.zeros((b, n), dtype=np.float32),
                               None, zeros, zeros.copy(), logs, tuple(decisions), None, self.state)
         legal, illegal = sanitize_actions(joint, self.mask)
-        cooperation = self.game.cooperation(self.state, legal)
+        cooperation = self.game.cooperation(self.state, legal) if self.measure_cooperation else None
         result = self.game.step(self.state, legal, self._rng)
-        new_state = result.state
-        if not active.all():  # finished copies keep their final state
-            new_state = {k: np.where(_expand(active, v), v, self.state[k]) for k, v in new_state.items()}
-        self.rounds = self.rounds + active
+        new_state, rewards = result.state, result.rewards
+        self.rounds = rounds + active
         terminated, truncated = self._episode_end(result.terminated)
-        terminated &= active
-        truncated &= active
-        rewards = np.where(active[:, None], result.rewards, np.float32(0.0)).astype(np.float32)
-        self.last_actions = np.where(active[:, None], legal, self.last_actions)
-        self.last_rewards = np.where(active[:, None], rewards, self.last_rewards)
-        self.played |= active
+        if everyone:
+            self.last_actions, self.last_rewards = legal, rewards
+            self.played = active.copy()
+        else:  # finished copies keep their final state and take no reward
+            new_state = {k: np.where(_expand(active, v), v, self.state[k]) for k, v in new_state.items()}
+            terminated &= active
+            truncated &= active
+            rewards = np.where(active[:, None], rewards, np.float32(0.0)).astype(np.float32)
+            self.last_actions = np.where(active[:, None], legal, self.last_actions)
+            self.last_rewards = np.where(active[:, None], rewards, self.last_rewards)
+            self.played = self.played | active
         self.state = new_state
         self.talk_step = 0
         summaries = None
         if self.record_summaries:
             summaries = tuple(self.game.summary(new_state, i) for i in range(b))
-        final_state = new_state
         done = terminated | truncated
         self.active = active & ~done
         self._refresh()
         if self.auto_reset and done.any():
             self._restart(np.flatnonzero(done))
         return Transition(False, active, episodes, rounds, steps, legal, illegal, rewards, cooperation,
-                          terminated, truncated, logs, tuple(decisions), summaries, final_state)
+                          terminated, truncated, logs, tuple(decisions), summaries, new_state)
+
+    def _said(self, joint: np.ndarray, decisions: list[dict[str, Decision]],
+              messages: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
+        """Fill the scenario policies' actions into `joint` (in place) and gather what
+        every agent says, per copy (external agents' words from `messages`)."""
+        if messages is None and not self.internal_seats:
+            return [{} for _ in range(self.batch_size)]
+        said: list[dict[str, str]] = []
+        for copy in range(self.batch_size):
+            words = {a: t for a, t in messages[copy].items() if a in self._external_set} if messages is not None else {}
+            for agent, decision in decisions[copy].items():
+                joint[copy, self._seat[agent]] = decision.action
+                words[agent] = decision.message
+            said.append({a: words[a] for a in self.agent_ids if a in words} if len(words) > 1 else words)  # seat order
+        return said
 
     def _deliver(self, said: list[dict[str, str]]) -> tuple[tuple[Message, ...], ...]:
+        if self.comms_mode == "off":  # nobody talks: inboxes stay empty
+            return self._silence
         logs = []
         for copy, outgoing in enumerate(said):
             if not self.active[copy]:

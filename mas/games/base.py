@@ -331,10 +331,11 @@ def sanitize_actions(actions: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray,
     """
     num_actions = mask.shape[-1]
     in_range = (actions >= 0) & (actions < num_actions)
-    clipped = np.where(in_range, actions, 0)
-    batch_index = np.arange(actions.shape[0])[:, None]
-    agent_index = np.arange(actions.shape[1])[None, :]
+    clipped = np.where(in_range, actions, 0).astype(np.int64)
+    batch_index, agent_index = _grid(*actions.shape)
     legal = in_range & (mask[batch_index, agent_index, clipped] > 0)
+    if legal.all():  # the common case: nothing to replace
+        return clipped, ~legal
     first_legal = np.argmax(mask > 0, axis=-1)
     return np.where(legal, clipped, first_legal).astype(np.int64), ~legal
 
@@ -342,6 +343,12 @@ def sanitize_actions(actions: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray,
 def one_hot(indices: np.ndarray, size: int) -> np.ndarray:
     """float32 one-hot of integer `indices` (any shape); negative indices give all zeros."""
     return _eye(size)[np.where(indices < 0, size, indices)]
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(batch: int, agents: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays [B, 1] and [1, N] that pick one entry per copy and agent."""
+    return np.arange(batch)[:, None], np.arange(agents)[None, :]
 
 
 @functools.lru_cache(maxsize=64)
