@@ -17,9 +17,10 @@ Spaces (cached per agent):
 Token messages (`messages="tokens"`, for array-only trainers such as TorchRL or RLlib,
 which reject `Text` spaces): a scenario with a vocabulary can expose messages as token
 ids instead. The action is `MultiDiscrete([A, 1 + V])`: a game action and a token
-(0 silence, k the k-th word). The observation drops `inbox`; its `action_mask` is the
-flat `[A + 1 + V]` mask of `LearnerChannel.mask` (in talk steps only tokens are legal and
-the game action is ignored; in action steps only game actions, and the token is silence).
+(0 silence, k the k-th word). The observation and the infos drop `inbox`; its `action_mask` is the
+flat `[A + 1 + V]` concatenation of both parts' masks. In talk steps every token is
+legal and the game action is ignored (its part keeps the game's mask, so that every part
+has a legal value, as TorchRL's samplers need); in action steps the token must be silence.
 
 Episodes end by termination (the game ended, e.g. a collapse, an agreement, or the
 continuation draw said stop) or truncation (the fixed number of rounds, or the
@@ -219,7 +220,9 @@ class MasParallelEnv(ParallelEnv):
             if self.channel is not None:
                 obs["heard"] = self.channel.encode(agent, inbox, bool(talking))
             if self.messages == "tokens":
-                obs["action_mask"] = self.channel.mask(mask[i], bool(talking)).astype(np.int8)
+                words = np.full(1 + self.channel.size, talking, dtype=np.int8)  # talk: every token
+                words[0] = 1  # silence is always legal (the only legal token in action steps)
+                obs["action_mask"] = np.concatenate([mask[i].astype(np.int8), words])
                 obs["talking"] = talking
             elif self.comms_mode != "off":
                 obs["inbox"] = render_inbox(inbox)
@@ -230,8 +233,10 @@ class MasParallelEnv(ParallelEnv):
     def _infos(self) -> dict[str, dict[str, Any]]:
         base = {"round": self.round, "talking": self.talking}
         inboxes = self.engine.inboxes[0]
+        # token mode: numbers only (TorchRL makes a tensor of every info value)
         return {
-            agent: {**base, "inbox": inboxes[agent], "illegal_action": self._last_illegal[agent]}
+            agent: {**base, "illegal_action": self._last_illegal[agent],
+                    **({"inbox": inboxes[agent]} if self.messages == "text" else {})}
             for agent in self.possible_agents
         }
 

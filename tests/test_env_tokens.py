@@ -48,12 +48,12 @@ def test_token_spaces_hold_only_arrays() -> None:
 def test_tokens_are_said_as_words_and_heard_as_one_hots() -> None:
     env = mas.make_env("private_coordination", messages="tokens", seed=0)
     observations, _ = env.reset(seed=0)
-    assert observations["ann"]["action_mask"].tolist() == [0, 0, 1, 1, 1]  # talk step: tokens only
+    assert observations["ann"]["action_mask"].tolist() == [1, 1, 1, 1, 1]  # talk step: any token (the action is ignored)
     observations, *_ = env.step({"ann": np.array([1, 2]), "bo": np.array([0, 0])})  # ann says "wug", bo silent
     assert [(m.sender, m.text) for m in env.message_log] == [("ann", "wug")]
     assert observations["bo"]["heard"].tolist() == [0.0, 0.0, 1.0]  # not talking; ann said word 2
     assert observations["ann"]["heard"].tolist() == [0.0, 0.0, 0.0]
-    assert observations["ann"]["action_mask"].tolist() == [1, 1, 0, 0, 0]  # action step: game actions only
+    assert observations["ann"]["action_mask"].tolist() == [1, 1, 1, 0, 0]  # action step: silence only
     env.step({"ann": np.array([0, 1]), "bo": np.array([1, 0])})  # a token in an action step is not said
     assert len(env.message_log) == 1 and env.last_actions == {"ann": 0, "bo": 1}
 
