@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["load_scenario", "make_env", "make_aec_env", "run", "load_run", "__version__"]
+__all__ = ["load_scenario", "make_env", "make_aec_env", "make_gym_env", "run", "load_run", "__version__"]
 
 if TYPE_CHECKING:
     from mas.env import make_aec_env, make_env
+    from mas.gym_env import make_gym_env
     from mas.runner import run
     from mas.scenario import load_scenario
 
@@ -28,6 +29,10 @@ def __getattr__(name: str) -> Any:
         from mas import env
 
         return getattr(env, name)
+    if name == "make_gym_env":
+        from mas.gym_env import make_gym_env
+
+        return make_gym_env
     if name == "run":
         from mas.runner import run
 

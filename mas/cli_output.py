@@ -45,8 +45,10 @@ def catalogue() -> dict[str, list[dict[str, str]]]:
     """Built-in games, scenarios, tournaments and policies, each with a one-line description.
 
     Reads docstrings from the sources and scenario descriptions from the YAML files without
-    importing games, policies or the scenario models, so it takes milliseconds.
+    importing games, policies or the scenario models, so it takes milliseconds. Installed
+    plugins are listed too (their entry points are read, their modules are not imported).
     """
+    registry.load_plugins()
     return {
         "games": [{"name": kind, "description": registry.doc_line(game.partition(":")[0])} for kind, (_, game) in registry.GAMES.items()],
         "scenarios": [{"name": name, "description": _yaml_description(path)} for name, path in registry.builtin_scenarios().items()],

@@ -10,7 +10,17 @@ Spaces (cached per agent):
   the plain action mask PettingZoo's test helpers pass.
 - observation: a `Dict` of `observation` (the game's numeric vector), `action_mask`
   (int8 legal actions) and, with communication on, `inbox` (the delivered messages as
-  labelled text) and `talking` (1 in talk-only steps).
+  labelled text) and `talking` (1 in talk-only steps). When the scenario declares a
+  `comms.vocabulary`, also `heard`: the learners' encoding of the inbox
+  (`mas.vocabulary.LearnerChannel`: talking flag, then a one-hot word per other agent).
+
+Token messages (`messages="tokens"`, for array-only trainers such as TorchRL or RLlib,
+which reject `Text` spaces): a scenario with a vocabulary can expose messages as token
+ids instead. The action is `MultiDiscrete([A, 1 + V])`: a game action and a token
+(0 silence, k the k-th word). The observation and the infos drop `inbox`; its `action_mask` is the
+flat `[A + 1 + V]` concatenation of both parts' masks. In talk steps every token is
+legal and the game action is ignored (its part keeps the game's mask, so that every part
+has a legal value, as TorchRL's samplers need); in action steps the token must be silence.
 
 Episodes end by termination (the game ended, e.g. a collapse, an agreement, or the
 continuation draw said stop) or truncation (the fixed number of rounds, or the
@@ -30,7 +40,12 @@ from pettingzoo import ParallelEnv
 from mas.agents.base import AgentView
 from mas.comms import CHARSET, Message, inbox_capacity, one_line, render_inbox
 from mas.episode import EpisodeEngine
+from mas.errors import ScenarioError
 from mas.scenario import Scenario
+from mas.vocabulary import LearnerChannel
+
+#: how messages travel in the env's spaces (see the module docstring)
+MESSAGE_FORMS = ("text", "tokens")
 
 
 class MessageActionSpace(spaces.Dict):
@@ -42,14 +57,26 @@ class MessageActionSpace(spaces.Dict):
         return super().sample(mask=mask, probability=probability)
 
 
+class TokenActionSpace(spaces.MultiDiscrete):
+    """`MultiDiscrete([A, 1 + V])` whose `sample` also takes the flat `[A + 1 + V]` mask."""
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:  # type: ignore[override]
+        if mask is not None and not isinstance(mask, tuple):
+            flat = np.asarray(mask, dtype=np.int8)
+            mask = (flat[: self.nvec[0]], flat[self.nvec[0]:])
+        return super().sample(mask=mask, probability=probability)
+
+
 class MasParallelEnv(ParallelEnv):
     """A scenario's game and communication graph as a PettingZoo parallel environment."""
 
     metadata = {"name": "mas_v0", "render_modes": ["human", "ansi"], "is_parallelizable": True}
 
-    def __init__(self, scenario: Scenario, render_mode: str | None = None) -> None:
+    def __init__(self, scenario: Scenario, render_mode: str | None = None, messages: str = "text") -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        if messages not in MESSAGE_FORMS:
+            raise ValueError(f"messages must be one of {MESSAGE_FORMS}, got {messages!r}")
         self.scenario = scenario
         self.render_mode = render_mode
         self.possible_agents = scenario.agent_ids
@@ -62,6 +89,11 @@ class MasParallelEnv(ParallelEnv):
         self.talk_rounds = self.engine.talk_rounds
         self.max_length = scenario.comms.max_length
         self._action_names = dict(zip(self.possible_agents, self.engine.info.action_names))
+        self.channel = LearnerChannel.from_scenario(scenario, self.game.num_actions)
+        if messages == "tokens" and self.channel is None:
+            raise ScenarioError(f"messages='tokens' needs a scenario whose agents talk (comms on, talk_rounds >= 1) "
+                                f"over a comms.vocabulary; '{scenario.name}' has none")
+        self.messages = messages
         self._build_spaces()
         self._rng = np.random.default_rng()
         self.episode = 0
@@ -78,8 +110,14 @@ class MasParallelEnv(ParallelEnv):
                 "observation": spaces.Box(-np.inf, np.inf, shape=(game.obs_dim,), dtype=np.float32),
                 "action_mask": spaces.Box(0, 1, shape=(num_actions,), dtype=np.int8),
             }
+            if self.channel is not None:
+                obs["heard"] = spaces.Box(0.0, 1.0, shape=(self.channel.extra_obs,), dtype=np.float32)
             if self.comms_mode == "off":
                 self._action_spaces[agent] = spaces.Discrete(num_actions)
+            elif self.messages == "tokens":
+                self._action_spaces[agent] = TokenActionSpace([num_actions, 1 + self.channel.size])
+                obs["action_mask"] = spaces.Box(0, 1, shape=(self.channel.num_actions,), dtype=np.int8)
+                obs["talking"] = spaces.Discrete(2)
             else:
                 message_space = spaces.Text(max_length=self.max_length, min_length=0, charset=CHARSET)
                 self._action_spaces[agent] = MessageActionSpace({"action": spaces.Discrete(num_actions), "message": message_space})
@@ -127,6 +165,8 @@ class MasParallelEnv(ParallelEnv):
         said: dict[str, str] = {}
         for i, agent in enumerate(self.possible_agents):
             value = actions.get(agent)
+            if self.messages == "tokens" and value is not None:
+                value, said[agent] = self._token_action(value)
             if isinstance(value, Mapping):
                 said[agent] = str(value.get("message") or "")
                 value = value.get("action")
@@ -136,6 +176,15 @@ class MasParallelEnv(ParallelEnv):
                 except (TypeError, ValueError, OverflowError):
                     chosen[i] = -1
         return chosen, said
+
+    def _token_action(self, value: Any) -> tuple[Any, str]:
+        """(game action, said text) of a `[action, token]` pair; a word is said only in talk
+        steps (the mask allows none in action steps), anything malformed is illegal and silent."""
+        pair = np.asarray(value).reshape(-1)
+        if pair.shape != (2,) or not np.issubdtype(pair.dtype, np.integer):
+            return None, ""
+        word = self.channel.word(self.game.num_actions + int(pair[1])) if self.talking else ""
+        return int(pair[0]), word
 
     def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
@@ -167,8 +216,16 @@ class MasParallelEnv(ParallelEnv):
         out = {}
         for i, agent in enumerate(self.possible_agents):
             obs: dict[str, Any] = {"observation": vectors[i], "action_mask": mask[i]}
-            if self.comms_mode != "off":
-                obs["inbox"] = render_inbox(engine.inboxes[0][agent])
+            inbox = engine.inboxes[0][agent] if self.comms_mode != "off" else ()
+            if self.channel is not None:
+                obs["heard"] = self.channel.encode(agent, inbox, bool(talking))
+            if self.messages == "tokens":
+                words = np.full(1 + self.channel.size, talking, dtype=np.int8)  # talk: every token
+                words[0] = 1  # silence is always legal (the only legal token in action steps)
+                obs["action_mask"] = np.concatenate([mask[i].astype(np.int8), words])
+                obs["talking"] = talking
+            elif self.comms_mode != "off":
+                obs["inbox"] = render_inbox(inbox)
                 obs["talking"] = talking
             out[agent] = obs
         return out
@@ -176,8 +233,10 @@ class MasParallelEnv(ParallelEnv):
     def _infos(self) -> dict[str, dict[str, Any]]:
         base = {"round": self.round, "talking": self.talking}
         inboxes = self.engine.inboxes[0]
+        # token mode: numbers only (TorchRL makes a tensor of every info value)
         return {
-            agent: {**base, "inbox": inboxes[agent], "illegal_action": self._last_illegal[agent]}
+            agent: {**base, "illegal_action": self._last_illegal[agent],
+                    **({"inbox": inboxes[agent]} if self.messages == "text" else {})}
             for agent in self.possible_agents
         }
 
@@ -231,26 +290,30 @@ class MasParallelEnv(ParallelEnv):
         pass
 
 
-def make_env(scenario: Scenario | str, seed: int | None = None, render_mode: str | None = None) -> MasParallelEnv:
+def make_env(
+    scenario: Scenario | str, seed: int | None = None, render_mode: str | None = None, messages: str = "text",
+) -> MasParallelEnv:
     """A PettingZoo ParallelEnv for a scenario (object, file path or built-in name).
 
     Args:
         scenario: a `Scenario`, a path to a YAML file, or a built-in scenario name.
         seed: if given, the env is reset with it once, so it is ready to step.
         render_mode: None, "human" (print each step) or "ansi" (`render()` returns text).
+        messages: "text" (a `Text` message space) or "tokens" (token ids over the
+            scenario's `comms.vocabulary`; see the module docstring).
     """
     from mas.scenario import load_scenario
 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    env = MasParallelEnv(scenario, render_mode=render_mode)
+    env = MasParallelEnv(scenario, render_mode=render_mode, messages=messages)
     if seed is not None:
         env.reset(seed=seed)
     return env
 
 
-def make_aec_env(scenario: Scenario | str, render_mode: str | None = None) -> Any:
+def make_aec_env(scenario: Scenario | str, render_mode: str | None = None, messages: str = "text") -> Any:
     """The AEC view of `make_env`, through PettingZoo's own converter."""
     from pettingzoo.utils.conversions import parallel_to_aec
 
-    return parallel_to_aec(make_env(scenario, render_mode=render_mode))
+    return parallel_to_aec(make_env(scenario, render_mode=render_mode, messages=messages))

@@ -30,3 +30,8 @@ class StoreError(MasError):
 
 class MissingExtraError(MasError):
     """An optional dependency is not installed; the message names the extra."""
+
+
+class PluginError(MasError):
+    """An installed plugin (an entry point of mas.games, mas.policies, mas.backends or
+    mas.metrics) clashes with another name or does not load."""

@@ -2,6 +2,21 @@
 
 Scenario files name games, policies and topologies by these names and never name Python
 code, so a scenario cannot run arbitrary code. An unknown name lists the valid ones.
+
+Plugins: installed packages add games, policies, LLM backends and metrics through Python
+entry points, one group each (`PLUGIN_GROUPS`). They are merged into these registries on
+first use (`load_plugins`), by name only: a plugin's module is imported when it is used.
+A plugin whose name clashes with a built-in (or another plugin), or whose module does not
+import, is a one-line `PluginError`. What each entry point names:
+
+- `mas.games`: the game class; its `config_model` attribute is its config model, whose
+  `kind` literal is the entry point's name.
+- `mas.policies`: the policy class; its `spec_model` attribute is its spec model, whose
+  `type` literal is the entry point's name.
+- `mas.backends`: an LLM backend config model (`kind` literal = the name) with a
+  `create()` method returning the live `LLMBackend`.
+- `mas.metrics`: a function `run -> float | None` (a `mas.analysis.load.Run`); its value
+  joins the run's overview metrics under the entry point's name.
 """
 
 from __future__ import annotations
@@ -15,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mas.errors import MissingExtraError, UnknownNameError
+from mas.errors import MissingExtraError, PluginError, UnknownNameError
 
 #: game kind -> (config model, game class)
 GAMES: dict[str, tuple[str, str]] = {
@@ -65,8 +80,69 @@ POLICIES["mappo"] = ("mas.agents.rl.config:MAPPOSpec", "mas.agents.rl.config:MAP
 POLICIES["checkpoint"] = ("mas.agents.rl.config:CheckpointSpec", "mas.agents.rl.policy:CheckpointPolicy", "rl")
 
 
+#: LLM backend kind -> backend config model (built-ins live in mas.agents.llm.config)
+BACKENDS: dict[str, str] = {}
+BUILTIN_BACKENDS = frozenset({"local", "openai", "replay"})
+#: overview metric name -> function of a run (plugins only: built-in metrics are mas.analysis.summary's)
+METRICS: dict[str, str] = {}
+
+#: entry point group -> (what it registers, the registry it joins)
+PLUGIN_GROUPS: dict[str, tuple[str, dict[str, Any]]] = {
+    "mas.games": ("game", GAMES), "mas.policies": ("policy", POLICIES),
+    "mas.backends": ("backend", BACKENDS), "mas.metrics": ("metric", METRICS),
+}
+_BUILTIN = {"mas.games": frozenset(GAMES), "mas.policies": frozenset(POLICIES), "mas.backends": BUILTIN_BACKENDS}
+#: "module:attr" targets that come from plugins -> "<distribution> plugin <group> <name>"
+PLUGIN_TARGETS: dict[str, str] = {}
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Merge every installed plugin's entry points into the registries (once per process)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for group, (what, table) in PLUGIN_GROUPS.items():
+        for point in sorted(entry_points(group=group), key=lambda p: p.name):
+            dist = point.dist.name if point.dist is not None else "?"
+            origin = f"plugin {what} '{point.name}' ({group} entry point of {dist})"
+            if point.name in _BUILTIN.get(group, ()):
+                raise PluginError(f"{origin} clashes with the built-in {what} of that name; rename it")
+            if point.name in table:
+                raise PluginError(f"{origin} clashes with another plugin's {what} of that name: {PLUGIN_TARGETS.get(_first(table[point.name]), '?')}")
+            target = point.value.replace(" ", "")
+            PLUGIN_TARGETS[target] = origin
+            if group == "mas.games":
+                table[point.name] = (f"{target}.config_model", target)
+                PLUGIN_TARGETS[f"{target}.config_model"] = origin
+            elif group == "mas.policies":
+                table[point.name] = (f"{target}.spec_model", target, None)
+                PLUGIN_TARGETS[f"{target}.spec_model"] = origin
+            else:
+                table[point.name] = target
+
+
+def _first(entry: Any) -> str:
+    return entry[0] if isinstance(entry, tuple) else entry
+
+
 def load_attr(target: str, extra: str | None = None) -> Any:
-    """Import "module:attr"; a missing optional dependency names the extra to install."""
+    """Import "module:attr" (attr may be dotted); a missing optional dependency names the
+    extra to install, a plugin that does not load is a one-line PluginError."""
+    if target in PLUGIN_TARGETS:
+        try:
+            return _load(target, extra)
+        except Exception as exc:  # any failure of third-party code: say whose, in one line
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise PluginError(f"{PLUGIN_TARGETS[target]} does not load ({target}): {type(exc).__name__}"
+                              f"{': ' + reason if reason else ''}") from None
+    return _load(target, extra)
+
+
+def _load(target: str, extra: str | None) -> Any:
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -74,7 +150,7 @@ def load_attr(target: str, extra: str | None = None) -> Any:
         if extra and exc.name and not exc.name.startswith("mas"):
             raise MissingExtraError(f"{target} needs the '{exc.name}' package: pip install 'mas-sim[{extra}]'") from None
         raise
-    return getattr(module, attr)
+    return functools.reduce(getattr, attr.split("."), module) if attr else module
 
 
 def doc_line(target: str) -> str:
@@ -121,30 +197,57 @@ def unknown(what: str, name: str, known: list[str]) -> UnknownNameError:
 
 
 def game_config_model(kind: str) -> type:
+    load_plugins()
     if kind not in GAMES:
         raise unknown("game", kind, list(GAMES))
-    return load_attr(GAMES[kind][0])
+    return _checked_model(GAMES[kind][0], "kind", kind)
 
 
 def make_game(config: Any, n_agents: int) -> Any:
     """Build the game object for a validated game config."""
+    load_plugins()
     if config.kind not in GAMES:
         raise unknown("game", config.kind, list(GAMES))
     return load_attr(GAMES[config.kind][1])(config, n_agents)
 
 
 def policy_spec_model(name: str) -> type:
+    load_plugins()
     if name not in POLICIES:
         raise unknown("policy", name, list(POLICIES))
     spec, _, extra = POLICIES[name]
-    return load_attr(spec, extra)
+    return _checked_model(spec, "type", name, extra)
 
 
 def policy_class(name: str) -> type:
+    load_plugins()
     if name not in POLICIES:
         raise unknown("policy", name, list(POLICIES))
     _, cls, extra = POLICIES[name]
     return load_attr(cls, extra)
+
+
+def backend_config_models() -> tuple[type, ...]:
+    """The plugins' LLM backend config models (the built-ins are in mas.agents.llm.config)."""
+    load_plugins()
+    return tuple(_checked_model(target, "kind", kind) for kind, target in BACKENDS.items())
+
+
+def metric_functions() -> dict[str, Any]:
+    """The plugins' metrics: overview name -> function of a run."""
+    load_plugins()
+    return {name: load_attr(target) for name, target in METRICS.items()}
+
+
+def _checked_model(target: str, tag: str, name: str, extra: str | None = None) -> type:
+    """A config model whose `tag` field (the union discriminator) must default to `name`."""
+    model = load_attr(target, extra)
+    if target in PLUGIN_TARGETS:
+        field = getattr(model, "model_fields", {}).get(tag)
+        if field is None or field.default != name:
+            raise PluginError(f"{PLUGIN_TARGETS[target]}: {target} must be a pydantic model with "
+                              f"`{tag}: Literal['{name}'] = '{name}'`")
+    return model
 
 
 def scenario_dirs() -> list[Path]:

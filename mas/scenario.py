@@ -152,11 +152,13 @@ class CommsConfig(_Frozen):
 
 # ----- agents -----------------------------------------------------------------------
 def _policy_union() -> Any:
+    registry.load_plugins()  # before iterating: plugins join the registry
     models = tuple(registry.policy_spec_model(name) for name in registry.POLICIES)
     return Annotated[Union[models], Field(discriminator="type")]
 
 
 def _game_union() -> Any:
+    registry.load_plugins()
     models = tuple(registry.game_config_model(kind) for kind in registry.GAMES)
     return Annotated[Union[models], Field(discriminator="kind")]
 

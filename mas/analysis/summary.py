@@ -119,6 +119,7 @@ class _Summarizer:
         self._communication()
         if len(self.run.training):
             self._training()
+        self._plugins()
         name = str(self.run.meta.get("scenario", {}).get("name", self.run.path.name))
         return RunSummary(name=name, game_kind=self.facts.kind, overview=self.overview, agents=self._agents(), tables=self.tables)
 
@@ -183,6 +184,22 @@ class _Summarizer:
         overview, tables = self.facts.game.run_metrics(self.run)
         self.overview.update(overview)
         self.tables.update(tables)
+
+    def _plugins(self) -> None:
+        """The installed plugins' metrics (entry point group `mas.metrics`)."""
+        from mas import registry
+        from mas.errors import PluginError
+
+        for name, function in registry.metric_functions().items():
+            if name in self.overview:
+                raise PluginError(f"plugin metric '{name}' clashes with the built-in metric of that name; rename it")
+            try:
+                value = function(self.run)
+            except Exception as exc:  # third-party code: name it, in one line
+                raise PluginError(f"plugin metric '{name}' failed on {self.run.path}: {type(exc).__name__}: "
+                                  f"{(str(exc).strip().splitlines() or [''])[0]}") from None
+            if value is not None:
+                self.overview[name] = value if isinstance(value, m.Interval) else float(value)
 
     def _communication(self) -> None:
         messages = self.run.messages

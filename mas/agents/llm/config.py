@@ -1,13 +1,13 @@
 """Scenario-level configuration of LLM backends (pure data, light to import).
 
-A scenario chooses a backend by `kind`; `mas.agents.llm.factory.get_backend` turns the
+A scenario chooses a backend by `kind` (a plugin adds kinds: see `mas.registry`); `mas.agents.llm.factory.get_backend` turns the
 config into a live backend, loading each distinct model once per process. API keys are
 never part of a config: `api_key_env` names the environment variable that holds one.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,7 +54,12 @@ class ReplayBackendConfig(_Frozen):
     run: str = Field(description="Run directory whose recorded LLM calls are replayed.")
 
 
-BackendConfig = Annotated[
-    Union[LocalBackendConfig, OpenAIBackendConfig, ReplayBackendConfig],
-    Field(discriminator="kind"),
-]
+def _backend_union() -> Any:
+    """The built-in backend configs and the plugins' (entry point group `mas.backends`)."""
+    from mas import registry
+
+    models = (LocalBackendConfig, OpenAIBackendConfig, ReplayBackendConfig, *registry.backend_config_models())
+    return Annotated[Union[models], Field(discriminator="kind")]
+
+
+BackendConfig = _backend_union()

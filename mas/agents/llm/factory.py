@@ -43,6 +43,9 @@ def _create(config: BackendConfig) -> LLMBackend:
         from mas.agents.llm.http import OpenAIBackend
 
         return OpenAIBackend(config)
+    create = getattr(config, "create", None)
+    if callable(create):  # a plugin's backend config builds its own backend
+        return create()
     raise TypeError(f"unknown backend config {type(config).__name__}")
 
 

@@ -1,0 +1,1 @@
+"""An example mas plugin (see the README's "Plugins" section)."""
