@@ -5,6 +5,9 @@ one figure per kind (ablations); the names returned are the file stems `mas plot
 
 from __future__ import annotations
 
+import json
+import textwrap
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -29,21 +32,72 @@ CAPTIONS = {
     "resource_stock": "Resource stock after each round; thin lines are single episodes, the bold line their mean.",
     "training_return": "Episode return during training; the band is a 95% interval across seeds.",
     "training_cooperation": "Cooperation rate during training; the band is a 95% interval across seeds.",
+    "training_kl": "KL divergence of the tuned policy from the frozen base model at each update (llm-ppo, llm-mappo); "
+                   "the band is a 95% interval across seeds.",
+    "training_entropy": "Entropy of the policy's action distribution at each update; the band is a 95% interval across seeds.",
     "communication_graph": "Who talked to whom: edge width is proportional to the number of delivered messages.",
     "messages_over_time": "Mean message length and vocabulary (distinct words per round and cumulative) over rounds.",
     "ranking": "Tournament ranking by mean score per match, with the tournament's bootstrap intervals.",
     "payoff_matrix": "Mean score per match of the row entrant against the column entrant.",
     "cooperation_matrix": "Cooperation rate of the row entrant in its matches against the column entrant.",
-    "population_shares": "Ecological analysis: population share of each strategy over generations (replicator dynamics).",
+    "population_shares": "Ecological analysis: population share of each strategy over generations ({model}).",
 }
+#: figures drawn across the report's full width (matrices need room for their labels and numbers)
+WIDE = ("payoff_matrix", "cooperation_matrix", "cooperation_by_pair")
 
 
-def caption(stem: str) -> str:
-    """The caption of a figure stem, also for prefixed or suffixed ones ("a_ranking")."""
-    for key in sorted(CAPTIONS, key=len, reverse=True):
+def _key(stem: str, keys: Sequence[str]) -> str | None:
+    for key in sorted(keys, key=len, reverse=True):
         if stem == key or stem.startswith(key + "_") or stem.endswith("_" + key):
-            return CAPTIONS[key]
-    return ""
+            return key
+    return None
+
+
+def caption(stem: str, result: Run | Tournament | None = None) -> str:
+    """The caption of a figure stem, also for prefixed or suffixed ones ("a_ranking");
+    the population-shares caption names the tournament's ecology model."""
+    key = _key(stem, list(CAPTIONS))
+    if key is None:
+        return ""
+    model = tn.ecology_model(result) if isinstance(result, Tournament) else "replicator dynamics"
+    return CAPTIONS[key].format(model=model)
+
+
+def is_wide(stem: str) -> bool:
+    """Whether the figure is a matrix shown across the report's full width."""
+    return _key(stem, WIDE) is not None
+
+
+def describe_run(run: Run) -> str:
+    """What a run's figures show: its scenario and the policies in its seats
+    ("prisoners_dilemma: tit_for_tat vs grim_trigger", "commons: 4 × sustainable_harvester, 2 × random")."""
+    policies: Counter[str] = Counter()
+    for policy in run.agents.get("policy", []):
+        try:
+            spec = json.loads(policy) if isinstance(policy, str) else policy
+        except ValueError:
+            spec = policy
+        policies[str(spec.get("type", "?")) if isinstance(spec, dict) else str(spec)] += 1
+    groups = [f"{n} × {name}" if n > 1 else name for name, n in policies.items()]
+    seats = (" vs " if len(groups) == 2 else ", ").join(groups)
+    return f"{run.name}: {seats}" if seats else run.name
+
+
+def describe_tournament(tournament: Tournament) -> str:
+    """What a tournament's figures show: its name, base scenario and entrants."""
+    spec = tournament.meta.get("tournament") if isinstance(tournament.meta.get("tournament"), dict) else {}
+    base = spec.get("scenario")
+    scenario = base.get("name", "inline scenario") if isinstance(base, dict) else str(base or "?")
+    names = list(tournament.ratings["name"])
+    entrants = ", ".join(names) if len(names) <= 6 else f"{len(names)} entrants"
+    return f"{tournament.name} ({scenario}): {entrants}"
+
+
+def _name(figures: dict[str, Figure], text: str) -> dict[str, Figure]:
+    """Put what the figures show (scenario, policies) above each figure's own title."""
+    for fig in figures.values():
+        fig.suptitle(textwrap.shorten(text, 110, placeholder=" …"), fontsize="medium", color="#333333")
+    return figures
 
 
 def run_figures(runs: Mapping[str, Run]) -> dict[str, Figure]:
@@ -80,7 +134,8 @@ def run_figures(runs: Mapping[str, Run]) -> dict[str, Figure]:
     vocabulary = {label: comm.vocabulary_over_time(run.messages) for label, run in talkers.items()}
     if vocabulary:
         figures["messages_over_time"] = plots.plot_messages_over_time(vocabulary)
-    return figures
+    described = [describe_run(run) for run in runs.values()]
+    return _name(figures, described[0] if len(described) == 1 else "; ".join(f"{label} = {d}" for label, d in zip(runs, described)))
 
 
 def training_figures(curves: Mapping[str, pd.DataFrame]) -> dict[str, Figure]:
@@ -90,6 +145,8 @@ def training_figures(curves: Mapping[str, pd.DataFrame]) -> dict[str, Figure]:
         ("training_return", tr.RETURN_COLUMNS, tr.EVAL_RETURN_COLUMNS, "episode return (payoff units)", "Return during training"),
         ("training_cooperation", tr.COOPERATION_COLUMNS, tr.EVAL_COOPERATION_COLUMNS, "cooperation rate (fraction)",
          "Cooperation during training"),
+        ("training_kl", tr.KL_COLUMNS, (), "KL to the base model (nats)", "KL divergence from the base model"),
+        ("training_entropy", tr.ENTROPY_COLUMNS, (), "policy entropy (nats)", "Policy entropy"),
     ):
         bands = {}
         for run_label, frame in curves.items():
@@ -117,8 +174,10 @@ def tournament_figures(tournament: Tournament) -> dict[str, Figure]:
         figures["cooperation_matrix"] = plots.plot_heatmap(cooperation, "cooperation rate (fraction)",
                                                            "Cooperation of the row entrant", "opponent", "entrant", limits=(0.0, 1.0))
     if len(tournament.ecology):
-        figures["population_shares"] = plots.plot_population_shares(tournament.ecology)
-    return figures
+        model = tn.ecology_model(tournament)
+        figures["population_shares"] = plots.plot_population_shares(
+            tournament.ecology, model, "birth-death step" if model.startswith("Moran") else "generation")
+    return _name(figures, describe_tournament(tournament))
 
 
 def figures_for(results: Sequence[Run | Tournament], labels: Sequence[str] | None = None) -> dict[str, Figure]:

@@ -34,7 +34,7 @@ _STORE_COLUMNS = {
 #: where `mas train` stores the episodes played by the trained agents at the end
 EVAL_DIR = "eval"
 #: JSON files a trainer may leave with the resolved config, read into `meta` when there is no store
-_META_FILES = ("meta.json", "config.json", "run.json")
+_META_FILES = ("meta.json", "config.json", "run.json", "train.json", "experiment.json")
 
 
 @dataclass

@@ -150,13 +150,23 @@ def plot_ranking(ranking: pd.DataFrame, score_label: str = "score per match", in
     return fig
 
 
+def cell_label(value: float) -> str:
+    """A heatmap cell's number: plain notation with two significant decimals at most
+    ("297", "29.7", "2.97", "0.30"), so payoffs never print as "3e+02"."""
+    size = abs(value)
+    if size >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}" if size >= 10 else f"{value:.2f}"
+
+
 def plot_heatmap(
     matrix: pd.DataFrame, value_label: str, title: str, xlabel: str, ylabel: str, limits: tuple[float, float] | None = None,
 ) -> Figure:
     """A matrix as a heatmap with its values written in the cells (payoff matrix, mutual
-    cooperation by pair); `limits` fixes the colour scale (e.g. 0..1 for rates)."""
-    size = min(12.0, max(4.0, 0.55 * len(matrix.columns) + 2.5))
-    fig, ax = _figure(size + 1.0, size)
+    cooperation by pair); `limits` fixes the colour scale (e.g. 0..1 for rates). At least
+    6 inches square, so labels and cell numbers stay readable when it is shown full width."""
+    size = min(14.0, max(6.0, 0.7 * len(matrix.columns) + 3.0))
+    fig, ax = _figure(size + 1.5, size)
     values = matrix.to_numpy(dtype=float)
     vmin, vmax = limits if limits is not None else (None, None)
     image = ax.imshow(values, cmap=SEQUENTIAL, aspect="auto", vmin=vmin, vmax=vmax)
@@ -165,9 +175,10 @@ def plot_heatmap(
     if values.size and values.size <= 400:
         finite = values[np.isfinite(values)]
         middle = (vmin + vmax) / 2 if limits is not None else (finite.min() + finite.max()) / 2 if finite.size else 0
+        fontsize = "medium" if values.shape[1] <= 6 else "small" if values.shape[1] <= 12 else "x-small"
         for (r, c), v in np.ndenumerate(values):
             if np.isfinite(v):
-                ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize="x-small", color="black" if v > middle else "white")
+                ax.text(c, r, cell_label(v), ha="center", va="center", fontsize=fontsize, color="black" if v > middle else "white")
     fig.colorbar(image, ax=ax, label=value_label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -175,9 +186,10 @@ def plot_heatmap(
     return fig
 
 
-def plot_population_shares(shares: pd.DataFrame) -> Figure:
+def plot_population_shares(shares: pd.DataFrame, model: str = "replicator dynamics", xlabel: str = "generation") -> Figure:
     """Ecological tournament: population share of each strategy over generations (a
-    stacked area; columns are players, the index is the generation)."""
+    stacked area; columns are players, the index is the generation); `model` names the
+    dynamics in the title (replicator dynamics, Moran process)."""
     fig, ax = _figure()
     colours = [colour(i) for i in range(len(shares.columns))]
     areas = ax.stackplot(shares.index.to_numpy(), shares.to_numpy().T, labels=[str(c) for c in shares.columns],
@@ -186,11 +198,11 @@ def plot_population_shares(shares: pd.DataFrame) -> Figure:
         if i >= len(OKABE_ITO):
             area.set_hatch(_HATCHES[(i // len(OKABE_ITO) - 1) % len(_HATCHES)])
             area.set_edgecolor("white")
-    ax.set_xlabel("generation")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("population share (fraction)")
     ax.set_ylim(0, 1)
     ax.set_xlim(shares.index.min(), shares.index.max())
-    ax.set_title("Ecological tournament: population shares")
+    ax.set_title(f"Population shares ({model})")
     handles, labels = ax.get_legend_handles_labels()  # listed top to bottom, as stacked
     ax.legend(handles[::-1], labels[::-1], frameon=False, fontsize="x-small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig

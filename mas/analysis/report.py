@@ -23,6 +23,7 @@ import pandas as pd
 
 from mas.analysis import figures as figs
 from mas.analysis.load import Run
+from mas.analysis.metrics import number
 from mas.analysis.summary import format_value, summarize
 from mas.analysis.tournaments import Tournament
 from mas.errors import StoreError
@@ -57,15 +58,17 @@ def write_report(result: Run | Tournament, out: Path, max_episodes: int = MAX_EP
 # ----- context of a run -------------------------------------------------------------------------
 def _run_context(run: Run, max_episodes: int) -> dict[str, Any]:
     summary = summarize(run)
-    scenario = run.meta.get("scenario") if isinstance(run.meta.get("scenario"), dict) else {}
+    meta = _configuration(run)
+    scenario = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
+    seeds = meta.get("seeds")
     facts = [
         ("run directory", str(run.path)),
         ("game", (scenario.get("game") or {}).get("kind", "—")),
-        ("agents", str(len(run.agents))),
-        ("master seed", str(run.meta.get("seed", "—"))),
-        ("created", str(run.meta.get("created", "—"))),
+        ("agents", str(len(run.agents) or len(scenario.get("agents") or []) or "—")),
+        ("seeds", ", ".join(map(str, seeds))) if isinstance(seeds, list) and seeds else ("master seed", str(meta.get("seed", "—"))),
+        ("created", str(meta.get("created", "—"))),
     ]
-    versions = run.meta.get("versions")
+    versions = meta.get("versions")
     if isinstance(versions, dict) and versions:
         facts.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
     overview = [(name, format_value(value)) for name, value in summary.overview.items()]
@@ -83,18 +86,38 @@ def _run_context(run: Run, max_episodes: int) -> dict[str, Any]:
                 tables.append(_table(title.capitalize(), frame.head(200), "First 200 episodes." if len(frame) > 200 else ""))
     episodes = sorted(run.episodes["episode"].unique()) if len(run.episodes) else []
     return {
-        "title": f"{run.name}: run report",
+        "title": f"{scenario.get('name') or run.name}: run report",
         "description": scenario.get("description", ""),
         "facts": facts,
         "overview": overview,
         "overview_header": "value (± 95% CI over episodes)",
         "tables": tables,
-        "figures": _embed(figs.run_figures({run.name: run})),
+        "figures": _embed(figs.run_figures({run.name: run}), run),
         "transcript": _transcript(run, episodes[:max_episodes]),
+        "has_records": bool(len(run.decisions)),
         "unit": "Episode",
         "transcript_note": f"Showing the first {max_episodes} of {len(episodes)} episodes." if len(episodes) > max_episodes else "",
         "scenario_json": json.dumps(scenario, indent=2) if scenario else "",
     }
+
+
+def _configuration(run: Run) -> dict[str, Any]:
+    """The run's stored configuration, completed from the `experiment.json` of a multi-seed
+    experiment directory (`mas run --seeds`: one sub-directory per seed), so its report
+    names the scenario and seeds even when the merged run carries no single store's meta."""
+    path = Path(run.path) / "experiment.json"
+    if not path.is_file():
+        return run.meta
+    try:
+        experiment = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return run.meta
+    if not isinstance(experiment, dict):
+        return run.meta
+    merged = {**experiment, **{k: v for k, v in run.meta.items() if v not in (None, {}, [])}}
+    if isinstance(experiment.get("scenario"), dict) and not isinstance(run.meta.get("scenario"), dict):
+        merged["scenario"] = experiment["scenario"]
+    return merged
 
 
 def _transcript(run: Run, episodes: Sequence[int]) -> list[dict[str, Any]]:
@@ -123,7 +146,7 @@ def _transcript(run: Run, episodes: Sequence[int]) -> list[dict[str, Any]]:
                 "talking": acts is None,
                 "messages": [_message(row, deliveries[(episode, step, row.sender)]) for row in said.itertuples(index=False)]
                 if said is not None else [],
-                "actions": [{"agent": r.agent, "action": r.action_name, "illegal": bool(r.illegal), "reward": "—" if pd.isna(r.reward) else f"{r.reward:.4g}",
+                "actions": [{"agent": r.agent, "action": r.action_name, "illegal": bool(r.illegal), "reward": "—" if pd.isna(r.reward) else number(r.reward, 4),
                              "cooperation": "" if pd.isna(r.cooperation) else f"{float(r.cooperation):.2g}"}
                             for r in acts.itertuples(index=False)] if acts is not None else [],
                 "records": [{"agent": r.agent, "fields": _record_fields(r.record)} for r in notes.itertuples(index=False)]
@@ -131,7 +154,7 @@ def _transcript(run: Run, episodes: Sequence[int]) -> list[dict[str, Any]]:
                 "state": _state_text(states[key], summary_columns) if key in states else "",
             })
         totals = returns.get_group(episode) if returns is not None and episode in returns.groups else pd.DataFrame()
-        returns_text = ", ".join(f"{agent} {value:.4g}" for agent, value in zip(totals.get("agent", []), totals.get("return", [])))
+        returns_text = ", ".join(f"{agent} {number(value, 4)}" for agent, value in zip(totals.get("agent", []), totals.get("return", [])))
         out.append({"episode": int(episode), "returns": returns_text, "rounds": sorted(rounds.items())})
     return out
 
@@ -180,7 +203,7 @@ def _state_text(state: pd.DataFrame, columns: Sequence[str]) -> str:
             continue
         if value is None:
             continue
-        parts.append(f"{column}: {value:.4g}" if isinstance(value, float) else f"{column}: {value}")
+        parts.append(f"{column}: {number(value, 4)}" if isinstance(value, float) else f"{column}: {value}")
     return "; ".join(parts)
 
 
@@ -189,7 +212,7 @@ def _tournament_context(tournament: Tournament, max_matches: int) -> dict[str, A
     r = tournament.ratings
     ranking = pd.DataFrame({
         "rank": r["rank"], "entrant": r["name"],
-        "score / match [CI]": [f"{m:.4g} [{lo:.4g}, {hi:.4g}]" for m, lo, hi in zip(r["mean"], r["low"], r["high"])],
+        "score / match [CI]": [f"{number(m, 4)} [{number(lo, 4)}, {number(hi, 4)}]" for m, lo, hi in zip(r["mean"], r["low"], r["high"])],
         "per round": r["per_round"], "rank kept": r["rank_stability"], "W/D/L": [f"{w}/{d}/{l}" for w, d, l in zip(r["wins"], r["draws"], r["losses"])],
         "Elo": [f"{e:.0f}" for e in r["elo"]], "matches": r["matches"],
     })
@@ -220,8 +243,9 @@ def _tournament_context(tournament: Tournament, max_matches: int) -> dict[str, A
             _table("Payoff matrix", tournament.payoff.round(3).reset_index(), "Mean score per match of the row entrant against the column entrant."),
             _table("Matches", matches.reset_index().head(200), "First 200 matches." if len(matches) > 200 else ""),
         ],
-        "figures": _embed(figs.tournament_figures(tournament)),
+        "figures": _embed(figs.tournament_figures(tournament), tournament),
         "transcript": _transcript(_matches_as_run(tournament, spec), shown),
+        "has_records": bool(len(tournament.data.decisions)),
         "unit": "Match",
         "transcript_note": ("Matches are shown as episodes; the store keeps each seat's total score, not per-round rewards. "
                             + (f"Showing the first {max_matches} of {scores['match'].nunique()} matches."
@@ -268,17 +292,19 @@ def _table(title: str, frame: pd.DataFrame, note: str) -> dict[str, Any]:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.3g}"
+        return "—" if math.isnan(value) else number(value)  # "297", "1264", never "3e+02"
     return format_value(value) if not isinstance(value, str) else value
 
 
-def _embed(figures: dict[str, Any]) -> list[dict[str, str]]:
-    """Figures as base64 PNG data URIs with their captions."""
+def _embed(figures: dict[str, Any], result: Run | Tournament) -> list[dict[str, Any]]:
+    """Figures as base64 PNG data URIs with their captions; matrices are drawn at a higher
+    resolution and shown across the full width of the page."""
     out = []
     for stem, fig in figures.items():
+        wide = figs.is_wide(stem)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110)
-        out.append({"name": stem, "caption": figs.caption(stem),
+        fig.savefig(buffer, format="png", dpi=140 if wide else 110)
+        out.append({"name": stem, "caption": figs.caption(stem, result), "wide": wide,
                     "data": base64.b64encode(buffer.getvalue()).decode("ascii")})
     return out
 

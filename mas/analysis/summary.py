@@ -69,7 +69,7 @@ class GameFacts:
         self.kind: str = config.get("kind", "")
         self.agents = list(run.agents["agent"]) if len(run.agents) else []
         self.config = self.game = None
-        if self.kind:
+        if self.kind and self.agents:  # a curves-only training run has a scenario but no seats
             try:
                 self.config = registry.game_config_model(self.kind).model_validate(config)
                 self.game = registry.make_game(self.config, len(self.agents))

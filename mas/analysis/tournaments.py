@@ -132,6 +132,16 @@ def _replicator(payoff: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def ecology_model(tournament: Tournament) -> str:
+    """The dynamics behind `tournament.ecology`, in words: the tournament's own Moran process
+    ("Moran process, population N") or replicator dynamics (its own, or ours for a round robin)."""
+    spec = tournament.meta.get("tournament") if isinstance(tournament.meta.get("tournament"), dict) else {}
+    fmt = spec.get("format") or {}
+    if tournament.ecological and len(tournament.data.ecology) and fmt.get("dynamics") == "moran":
+        return f"Moran process, population {int(fmt.get('population', 100))}"
+    return "replicator dynamics"
+
+
 def cooperation_matrix(tournament: Tournament) -> pd.DataFrame:
     """Mean cooperation of the row entrant in matches against the column entrant (from
     the per-seat cooperation of each match; NaN where the game defines none)."""

@@ -40,6 +40,9 @@ RETURN_COLUMNS = ("episode_return_mean", "return_mean", "episode_return", "chart
 COOPERATION_COLUMNS = ("cooperation_rate", "cooperation")
 EVAL_RETURN_COLUMNS = ("eval_return_mean",)
 EVAL_COOPERATION_COLUMNS = ("eval_cooperation_mean",)
+#: llm-ppo / llm-mappo write `kl` (to the frozen base model) and `entropy` per update
+KL_COLUMNS = ("kl", "approx_kl")
+ENTROPY_COLUMNS = ("entropy",)
 
 
 def curve_files(run_dir: Path) -> list[Path]:
