@@ -194,3 +194,19 @@ def test_random_batch_stays_finite_and_legal(punishment):
         assert obs.shape == (64, 5, game.obs_dim) and np.isfinite(obs).all()
         assert game.global_state(result.state).shape == (64, game.state_dim)
         state = result.state
+
+
+def test_fewer_levels_than_agents_without_punishment_validates_and_plays() -> None:
+    # the punish phase's names (one per other agent) were built even with punishment off,
+    # overflowing the action list when levels <= agents
+    import mas
+
+    scenario = mas.scenario.parse_scenario({
+        "name": "pg", "game": {"kind": "public_goods", "levels": 3}, "rounds": 2,
+        "agents": [{"id": "a", "count": 4, "policy": "conditional_cooperator"}],
+    })
+    from mas.episode import EpisodeEngine
+
+    info = EpisodeEngine(scenario).info
+    assert [name.split()[0] for name in info.action_labels(0, {"phase": "contribute"})] == ["contribute"] * 3
+    assert len(mas.run(scenario, episodes=1, seed=0)) == 1

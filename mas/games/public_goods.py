@@ -117,9 +117,13 @@ class PublicGoodsGame(Game):
                     names[1 + j] = f"punish player {j + 1}"
         return names
 
+    @property
+    def phases(self) -> list[int]:
+        """The phases this game plays: contribute, and punish when punishment is on."""
+        return [CONTRIBUTE, PUNISH] if self.punishment else [CONTRIBUTE]
+
     def action_names(self, agent: int) -> list[str]:
-        phases = [CONTRIBUTE, PUNISH] if self.punishment else [CONTRIBUTE]
-        per_phase = [self.phase_action_names(agent, p) for p in phases]
+        per_phase = [self.phase_action_names(agent, p) for p in self.phases]
         return [" / ".join(n for n in names if n) or "(unused)" for names in zip(*per_phase)]
 
     # ----- dynamics -----------------------------------------------------------------
@@ -195,12 +199,13 @@ class PublicGoodsGame(Game):
 
     def labeller(self) -> Callable[[int, Mapping[str, Any]], list[str]]:
         contribute = tuple(tuple(self.phase_action_names(s, CONTRIBUTE)) for s in range(self.n_agents))
-        punish = tuple(tuple(self.phase_action_names(s, PUNISH)) for s in range(self.n_agents))
+        # without punishment there is no punish phase (and too few actions to name one)
+        punish = tuple(tuple(self.phase_action_names(s, self.phases[-1])) for s in range(self.n_agents))
         names = tuple(tuple(self.action_names(s)) for s in range(self.n_agents))
         return functools.partial(_phase_labels, names, contribute, punish)
 
     def action_aliases(self, seat: int) -> list[str]:
-        return self.action_names(seat) + [n for p in (CONTRIBUTE, PUNISH) for n in self.phase_action_names(seat, p) if n]
+        return self.action_names(seat) + [n for p in self.phases for n in self.phase_action_names(seat, p) if n]
 
     def task_text(self) -> str:
         return "Choose your action for this step."
