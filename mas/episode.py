@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -147,6 +148,7 @@ class EpisodeEngine:
         self._external_set = frozenset(self.external)
         self._seat = {a: s for s, a in enumerate(self.agent_ids)}
         self._silence: tuple[tuple[Message, ...], ...] = ((),) * self.batch_size
+        self._nothing: list = [MappingProxyType({})] * self.batch_size  # no decisions, no words (read-only)
         self.external_seats = np.array([self.agent_ids.index(a) for a in self.external], dtype=np.int64)
         self.internal_seats = [s for s in range(self.n_agents) if self.agent_ids[s] not in set(external)]
         self._personas = [a.persona for a in scenario.agents]
@@ -249,10 +251,10 @@ class EpisodeEngine:
             ))
         return out
 
-    def decide(self) -> list[dict[str, Decision]]:
+    def decide(self) -> list[Mapping[str, Decision]]:
         """The scenario policies' decisions for every active copy (empty for finished ones)."""
         if not self.internal_seats:  # every seat is played from outside (the PettingZoo env)
-            return [{} for _ in range(self.batch_size)]
+            return self._nothing
         out: list[dict[str, Decision]] = []
         for copy in range(self.batch_size):
             chosen: dict[str, Decision] = {}
@@ -332,7 +334,7 @@ class EpisodeEngine:
         """Fill the scenario policies' actions into `joint` (in place) and gather what
         every agent says, per copy (external agents' words from `messages`)."""
         if messages is None and not self.internal_seats:
-            return [{} for _ in range(self.batch_size)]
+            return self._nothing
         said: list[dict[str, str]] = []
         for copy in range(self.batch_size):
             words = {a: t for a, t in messages[copy].items() if a in self._external_set} if messages is not None else {}
