@@ -109,10 +109,7 @@ class VectorEnv:
         if self.channel is None:
             return obs, mask, global_state
         talking = self.engine.talking
-        heard = np.stack([
-            np.stack([self.channel.encode(agent, self.engine.inboxes[copy][agent], talking) for agent in self.learners])
-            for copy in range(self.num_envs)
-        ])
+        heard = self.channel.encode_batch(self.engine.inboxes, self.learners, talking)
         obs = np.concatenate([obs, heard], axis=-1)
         global_state = np.concatenate([global_state, heard.reshape(self.num_envs, -1)], axis=-1)
         return obs, self.channel.mask(mask, talking), global_state

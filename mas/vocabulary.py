@@ -18,7 +18,8 @@ and the PettingZoo env's `heard` observation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -93,14 +94,30 @@ class LearnerChannel:
     # ----- hearing ------------------------------------------------------------------------
     def encode(self, agent: str, inbox: Sequence["Message"], talking: bool) -> np.ndarray:
         """The extra observation of `agent`: [talking, one-hot word per other agent]."""
-        out = np.zeros(self.extra_obs, dtype=np.float32)
-        out[0] = float(talking)
-        others = [a for a in self.agent_ids if a != agent]
-        for message in inbox:
-            k = self.token(message.text)
-            if k is None or message.sender not in others:
-                continue
-            start = 1 + others.index(message.sender) * self.size
-            out[start : start + self.size] = 0.0  # the last word from a sender counts
-            out[start + k] = 1.0
+        return self.encode_batch([{agent: tuple(inbox)}], [agent], talking)[0, 0]
+
+    def encode_batch(self, inboxes: Sequence[Mapping[str, Sequence["Message"]]], agents: Sequence[str],
+                     talking: bool) -> np.ndarray:
+        """The extra observations [B, len(agents), extra_obs] of `agents` in each copy, from
+        each copy's inboxes (agent -> messages); one pass over the messages, no per-agent arrays."""
+        out = np.zeros((len(inboxes), len(agents), self.extra_obs), dtype=np.float32)
+        out[:, :, 0] = float(talking)
+        tokens, slots = self._lookups
+        for copy, inbox in enumerate(inboxes):
+            for i, agent in enumerate(agents):
+                for message in inbox.get(agent, ()):
+                    k = tokens.get(message.text.strip().lower())
+                    slot = slots[agent].get(message.sender)
+                    if k is None or slot is None:
+                        continue
+                    start = 1 + slot * self.size
+                    out[copy, i, start : start + self.size] = 0.0  # the last word from a sender counts
+                    out[copy, i, start + k] = 1.0
         return out
+
+    @functools.cached_property
+    def _lookups(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """word (lower case) -> index; agent -> (other agent -> its slot)."""
+        tokens = {word.lower(): k for k, word in enumerate(self.vocabulary)}
+        slots = {a: {o: i for i, o in enumerate(x for x in self.agent_ids if x != a)} for a in self.agent_ids}
+        return tokens, slots
