@@ -123,6 +123,8 @@ def print_summary(scenario: Any, results: list, seed: int, out: Path) -> None:
             row += [f"{used['tokens']:,}", _rate(used["invalid"], used["outputs"]), _rate(used["fallbacks"], used["decisions"])] if used else ["", "", ""]
         table.add_row(*row)
     console = Console()
+    if not console.is_terminal:  # logs and pipes: wide enough that no column is cut
+        console = Console(width=max(console.width, 120))
     console.print(table)
     if summary.terminated:
         console.print(f"{summary.terminated} of {summary.episodes} episodes ended by the game itself (termination)")

@@ -93,6 +93,10 @@ class RunProgress:
     # ----- context --------------------------------------------------------------------
     def __enter__(self) -> "RunProgress":
         self.progress.start()
+        if self.show_lines:  # a log shows at once that the run started (models may take a while to load)
+            rounds = f"{self.rounds_per_episode} rounds" if self.rounds_known else "random-length rounds"
+            self._line(f"playing {self.episodes} episode(s) of {rounds}; a progress line every "
+                       f"{LINE_EVERY:.0%} or {LINE_SECONDS:.0f} s" + ("" if self.show_feed else " (--feed shows what the agents say)"))
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -75,7 +75,8 @@ def test_without_a_terminal_progress_lines_per_round_and_no_feed(tmp_path: Path)
     # 20 rounds: a line at every 10% (two rounds), then the closing line
     percents = [int(m.group(1)) for line in lines for m in [re.search(r"\((\d+)%\)", line)] if m]
     assert percents == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
-    assert lines[0].startswith("prisoners_dilemma: episode 1/2, round 2/10 (10%)")
+    assert lines[0].startswith("prisoners_dilemma: playing 2 episode(s) of 10 rounds")
+    assert lines[1].startswith("prisoners_dilemma: episode 1/2, round 2/10 (10%)")
     assert lines[-1].startswith("prisoners_dilemma: done: 2 of 2 episodes")
 
 
