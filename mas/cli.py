@@ -99,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, help="master seed (default: the scenario's)")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<scenario>-<timestamp>)")
     run.add_argument("--resume", type=Path, metavar="DIR", help="finish the run stored in DIR, playing only its missing episodes")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-progress", action="store_true", help="print nothing while playing (no feed, bar or progress lines)")
+    run.add_argument("--feed", action="store_true", help="print each round's messages and actions also without a terminal (logs)")
+    run.add_argument("--no-report", action="store_true", help="do not write report.html and figures/ into the run directory")
+    run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a scenario field, e.g. --set rounds=20 --set agents.bob.policy.type=grim_trigger (repeatable)")
+    run.add_argument("--seeds", metavar="SEEDS", help="run every seed of 0-4 or 0,3,7 into one experiment directory (OUT/seed-<n>/)")
     run.add_argument("--llm-url", help="run every LLM agent on this OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     run.add_argument("--llm-model", help="model name on --llm-url's server; without --llm-url, a local model directory or hub id")
     run.add_argument("--llm-api-key-env", help="environment variable that holds the server's API key (the key itself is never stored)")

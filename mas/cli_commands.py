@@ -9,46 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mas.cli_run import cmd_replay, cmd_run, default_run_dir  # noqa: F401 - `mas run`/`mas replay` live there
 from mas.errors import MasError, ScenarioError
 
 EXIT_INPUT = 1
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from mas.runner import stored_run
-    from mas.scenario import load_scenario
-
-    if args.scenario is None and args.resume is None:
-        raise MasError("give a scenario file, or --resume DIR to finish a stored run")
-    if args.resume is not None and args.out is not None:
-        raise MasError("--out and --resume exclude each other: --resume continues in its own directory")
-    # resuming: what is not given comes from the store; what is given must equal it (run checks)
-    stored = stored_run(args.resume) if args.resume is not None else None
-    scenario = load_scenario(args.scenario) if args.scenario is not None else stored[0]
-    if args.llm_url or args.llm_model or args.llm_api_key_env:
-        from mas.agents.llm.retarget import backend_from_options, has_llm_agents, with_backend
-
-        if not has_llm_agents(scenario):
-            raise MasError(f"--llm-url/--llm-model: scenario '{scenario.name}' has no LLM agents")
-        scenario = with_backend(scenario, backend_from_options(args.llm_url, args.llm_model, args.llm_api_key_env))
-    episodes = args.episodes or (stored[2] if stored else scenario.episodes)
-    seed = args.seed if args.seed is not None else stored[1] if stored else scenario.seed
-    out = args.resume or args.out or _default_run_dir(scenario.name)
-    _play(scenario, episodes, seed, out, args.no_progress, as_json=args.json, resume=stored is not None)
-    return 0
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    from mas.agents.llm.retarget import replay_of
-
-    replay = replay_of(args.run_dir)
-    out = args.out or _default_run_dir(f"{replay.scenario.name}-replay")
-    _play(replay.scenario, replay.episodes, replay.seed, out, args.no_progress)
-    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -87,74 +54,6 @@ def cmd_transcript(args: argparse.Namespace) -> int:
     return 0
 
 
-def _play(scenario: Any, episodes: int, seed: int, out: Path, no_progress: bool, as_json: bool = False,
-          resume: bool = False) -> None:
-    """Play and store the episodes with a progress bar (continuing a stored run: `resume`),
-    then print the summary (as JSON: `as_json`)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from mas.runner import run
-
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn(f"[bold]{scenario.name}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=no_progress, transient=False,
-    )
-    with progress:
-        task = progress.add_task("run", total=episodes)
-        results = run(scenario, episodes, seed, out_dir=out, on_episode=lambda _: progress.advance(task), resume=resume)
-    if as_json:
-        from mas.analysis.run_summary import usage_totals
-        from mas.cli_output import dumps, run_summary
-
-        print(dumps(run_summary(scenario, results, seed, out, usage_totals(results))))
-        return
-    _print_summary(scenario, results, seed, out)
-
-
-def _default_run_dir(name: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = Path("runs") / f"{name}-{stamp}"
-    suffix = 1
-    while candidate.exists():
-        suffix += 1
-        candidate = Path("runs") / f"{name}-{stamp}-{suffix}"
-    return candidate
-
-
-def _print_summary(scenario: Any, results: list, seed: int, out: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from mas.analysis.run_summary import summarise_run
-
-    summary = summarise_run(scenario, results)
-    table = Table(title=f"{scenario.name}: {summary.episodes} episodes, seed {seed}, mean rounds {summary.rounds.mean:.3g}")
-    table.add_column("agent")
-    table.add_column("policy")
-    table.add_column("return ± 95% CI", justify="right")
-    if summary.has_cooperation:
-        table.add_column("cooperation ± 95% CI", justify="right")
-    if summary.has_usage:
-        table.add_column("tokens", justify="right")
-        table.add_column("invalid replies", justify="right")
-        table.add_column("fallbacks", justify="right")
-    for agent in summary.agents:
-        row = [agent.agent, agent.policy, str(agent.returns)]
-        if summary.has_cooperation:
-            row.append(str(agent.cooperation))
-        if summary.has_usage:
-            used = agent.usage
-            row += [f"{used['tokens']:,}", _rate(used["invalid"], used["outputs"]), _rate(used["fallbacks"], used["decisions"])] if used else ["", "", ""]
-        table.add_row(*row)
-    console = Console()
-    console.print(table)
-    if summary.terminated:
-        console.print(f"{summary.terminated} of {summary.episodes} episodes ended by the game itself (termination)")
-    console.print(f"run stored in {out}")
-
-
 def cmd_tournament(args: argparse.Namespace) -> int:
     import os
 
@@ -178,7 +77,7 @@ def cmd_tournament(args: argparse.Namespace) -> int:
     if tournament is not None and args.seed is not None and args.resume is None:
         tournament = tournament.with_seed(args.seed)
     workers = args.workers or os.cpu_count() or 1
-    out = args.resume or args.out or _default_run_dir(tournament.spec.name)
+    out = args.resume or args.out or default_run_dir(tournament.spec.name)
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("[bold]tournament"), BarColumn(), MofNCompleteColumn(), TextColumn("matches"), RateColumn(),
@@ -213,10 +112,6 @@ def cmd_tournament(args: argparse.Namespace) -> int:
     stdout.print(legend(results), style="dim", highlight=False)
     stdout.print(f"tournament stored in {out} ({results.matches} matches, {results.played_now} played now)")
     return 0
-
-
-def _rate(count: int, total: int) -> str:
-    return f"{count}/{total} ({count / total:.0%})" if total else "-"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -296,7 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides[key.strip()] = yaml.safe_load(value)
     algo = args.algo or infer_algo(scenario, args.resume)
     seed = scenario.seed if args.seed is None else args.seed
-    out = args.out or _default_run_dir(f"{scenario.name}-train")
+    out = args.out or default_run_dir(f"{scenario.name}-train")
     learners = [a.strip() for a in args.learners.split(",") if a.strip()] if args.learners else None
     console = Console(stderr=True)
     progress = Progress(
@@ -394,10 +289,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from mas.analysis.figures import unique_labels, write_figures
-    from mas.analysis.load import load_run
+    from mas.analysis.load import load_result, load_run
     from mas.analysis.summary import compare
+    from mas.experiment import is_experiment
 
-    runs = [load_run(path) for path in args.runs]
+    # an experiment directory of several seeds compares with intervals across seeds
+    runs = [load_result(path) if is_experiment(path) else load_run(path) for path in args.runs]
     labels = unique_labels(args.runs)
     if args.json:
         from mas.cli_output import compare_summary, dumps
@@ -408,7 +305,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(dumps(data))
         return 0
     frame = compare(runs, labels)
-    table = Table(title=f"{len(runs)} runs compared (± 95% CI over episodes)")
+    across = "; across seeds for experiments" if any(is_experiment(p) for p in args.runs) else ""
+    table = Table(title=f"{len(runs)} runs compared (± 95% CI over episodes{across})")
     table.add_column("metric")
     for label in labels:
         table.add_column(label, justify="right")

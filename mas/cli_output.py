@@ -133,11 +133,11 @@ def tournament_summary(results: Any) -> dict[str, Any]:
 # ----- mas compare ---------------------------------------------------------------------
 def compare_summary(runs: Sequence[Any], labels: Sequence[str], paths: Sequence[Path]) -> dict[str, Any]:
     """The overview metrics of each run (intervals over episodes, or single numbers)."""
-    from mas.analysis.summary import summarize
+    from mas.analysis.summary import overview_of
 
     return {
         "runs": [
-            {"label": label, "run_dir": path, "metrics": summarize(run).overview}
+            {"label": label, "run_dir": path, "metrics": overview_of(run)}
             for run, label, path in zip(runs, labels, paths)
         ]
     }

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,11 +27,44 @@ from mas.seeding import child_seed
 from mas.store import DB_NAME, RunStore, remove_database
 
 
-def play_episode(engine: EpisodeEngine, episode: int, seed: int) -> EpisodeRecord:
+@dataclass(frozen=True)
+class StepEvent:
+    """One engine step of a played episode, as `on_step` callbacks get it (live feeds).
+
+    Attributes:
+        episode: the episode's index.
+        transition: the engine's step (a batch of one: index copy 0); its `messages` and
+            `decisions` are what the agents said and how they decided.
+        records: the step's typed records, one per agent in seat order (action, its name,
+            reward); empty in a talk step.
+    """
+
+    episode: int
+    transition: Transition
+    records: tuple[StepRecord, ...]
+
+    @property
+    def talking(self) -> bool:
+        return self.transition.talking
+
+    @property
+    def round(self) -> int:
+        return int(self.transition.rounds[0])
+
+    @property
+    def step(self) -> int:
+        return int(self.transition.steps[0])
+
+
+StepCallback = Callable[[StepEvent], None]
+
+
+def play_episode(engine: EpisodeEngine, episode: int, seed: int, on_step: StepCallback | None = None) -> EpisodeRecord:
     """Play one episode of a batch-of-one engine whose seats are all scenario policies.
 
     The game's chances come from a generator seeded by (`seed`, "episode", `episode`), the
     policies' from (`seed`, "policy", agent, `episode`): an episode depends on nothing else.
+    `on_step` is called after every engine step, talk steps included, in order.
     """
     if engine.batch_size != 1 or engine.external:
         raise ValueError("play_episode needs a batch of one with every seat played by its scenario policy")
@@ -57,7 +91,10 @@ def play_episode(engine: EpisodeEngine, episode: int, seed: int) -> EpisodeRecor
                                                 DecisionStatus.of(decision.record), decision.record))
                 usage = add_usage(usage, agent, decision.record, last.talking)
         if last.talking:
+            if on_step is not None:
+                on_step(StepEvent(episode, last, ()))
             continue
+        first = len(steps)
         coop = last.cooperation[0] if last.cooperation is not None else np.full(engine.n_agents, np.nan)
         for seat, agent in enumerate(ids):
             action = int(last.actions[0, seat])
@@ -72,6 +109,8 @@ def play_episode(engine: EpisodeEngine, episode: int, seed: int) -> EpisodeRecor
                                     bool(last.illegal[0, seat]), reward, value if applies else None))
         if last.summaries is not None:
             states.append(StateRecord(episode, step, game_round, last.summaries[0]))
+        if on_step is not None:
+            on_step(StepEvent(episode, last, tuple(steps[first:])))
     return EpisodeRecord(
         episode=episode, seed=episode_seed, rounds=int(engine.rounds[0]), steps=int(engine.steps[0]),
         terminated=bool(last is not None and last.terminated[0]), truncated=bool(last is not None and last.truncated[0]),
@@ -89,6 +128,7 @@ def run(
     out_dir: Path | None = None,
     on_episode: Callable[[EpisodeRecord], None] | None = None,
     resume: bool = False,
+    on_step: StepCallback | None = None,
 ) -> list[EpisodeRecord]:
     """Play `episodes` episodes, writing each to the run store in `out_dir` (if given).
 
@@ -99,6 +139,8 @@ def run(
         out_dir: run directory to create; None keeps results in memory only.
         on_episode: called after each episode is stored, or found stored when resuming
             (progress bars).
+        on_step: called after every engine step of the episodes played now (a
+            `StepEvent`: the transition and its records), in order; live feeds.
         resume: finish the run stored in `out_dir`, playing only the episodes it lacks
             (each episode's seeds depend only on `seed` and its index, so the store ends
             equal to an uninterrupted run's). The scenario, seed and episode count must be
@@ -123,7 +165,7 @@ def run(
         try:
             stored = _stored_totals(store, done, scenario.agent_ids) if store is not None else {}
             for episode in range(episodes):
-                record = stored[episode] if episode in done else play_episode(engine, episode, seed)
+                record = stored[episode] if episode in done else play_episode(engine, episode, seed, on_step)
                 if store is not None and episode not in done:
                     store.write_episode(record)
                 # keep only the totals in memory; the store has the details

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,11 @@ import yaml
 from mas import registry
 
 BUILTIN = sorted(registry.builtin_scenarios())
+
+# `mas run` writes an HTML report and figures after every run (about 3 s); tests that are
+# about something else skip it (inherited by CLI subprocesses). tests/test_main_job.py
+# checks the report with it unset.
+os.environ.setdefault("MAS_NO_REPORT", "1")
 
 
 def _plays_fast(name: str) -> bool:

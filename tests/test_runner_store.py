@@ -153,12 +153,12 @@ def test_resume_plays_only_the_missing_episodes(tmp_path: Path, monkeypatch) -> 
     played: list[int] = []
     crash = [True]
 
-    def crashing(engine, episode, seed):
+    def crashing(engine, episode, seed, on_step=None):
         if episode == 3 and crash:  # once: the run dies in its fourth episode
             crash.clear()
             raise RuntimeError("killed")
         played.append(episode)
-        return original(engine, episode, seed)
+        return original(engine, episode, seed, on_step)
 
     monkeypatch.setattr(mas.runner, "play_episode", crashing)
     with pytest.raises(RuntimeError):

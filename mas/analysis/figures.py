@@ -20,6 +20,7 @@ from mas.analysis import metrics as m
 from mas.analysis import plots
 from mas.analysis import training as tr
 from mas.analysis import tournaments as tn
+from mas.analysis.experiment import Experiment
 from mas.analysis.load import Run
 from mas.analysis.summary import GameFacts
 from mas.analysis.tournaments import Tournament
@@ -40,6 +41,8 @@ CAPTIONS = {
     "ranking": "Tournament ranking by mean score per match, with the tournament's bootstrap intervals.",
     "payoff_matrix": "Mean score per match of the row entrant against the column entrant.",
     "cooperation_matrix": "Cooperation rate of the row entrant in its matches against the column entrant.",
+    "seed_returns": "Mean return per episode of each agent: the mean over seeds with a 95% interval across seeds.",
+    "seed_cooperation": "Cooperation rate in each round, averaged over agents; the band is a 95% interval across seeds.",
     "population_shares": "Ecological analysis: population share of each strategy over generations ({model}).",
 }
 #: figures drawn across the report's full width (matrices need room for their labels and numbers)
@@ -180,12 +183,17 @@ def tournament_figures(tournament: Tournament) -> dict[str, Figure]:
     return _name(figures, describe_tournament(tournament))
 
 
-def figures_for(results: Sequence[Run | Tournament], labels: Sequence[str] | None = None) -> dict[str, Figure]:
+def figures_for(results: Sequence[Run | Tournament | Experiment], labels: Sequence[str] | None = None) -> dict[str, Figure]:
     """Standard figures of runs and tournaments given together (tournament figures get the
     tournament's label as a prefix when there are several inputs)."""
     labels = list(labels) if labels is not None else unique_labels([r.path for r in results])
     runs = {label: r for label, r in zip(labels, results) if isinstance(r, Run)}
     figures = run_figures(runs) if runs else {}
+    experiments = {label: r for label, r in zip(labels, results) if isinstance(r, Experiment)}
+    if experiments:  # several seeds: intervals and bands across seeds (prefixed beside runs)
+        from mas.analysis.experiment import figures as experiment_figures
+
+        figures.update({stem if not runs else f"experiments_{stem}": fig for stem, fig in experiment_figures(experiments).items()})
     tournaments = [(label, r) for label, r in zip(labels, results) if isinstance(r, Tournament)]
     for label, tournament in tournaments:
         for stem, fig in tournament_figures(tournament).items():
@@ -194,7 +202,7 @@ def figures_for(results: Sequence[Run | Tournament], labels: Sequence[str] | Non
 
 
 def write_figures(
-    results: Sequence[Run | Tournament], out_dir: Path, formats: Sequence[str] = ("png", "svg"), labels: Sequence[str] | None = None,
+    results: Sequence[Run | Tournament | Experiment], out_dir: Path, formats: Sequence[str] = ("png", "svg"), labels: Sequence[str] | None = None,
 ) -> list[Path]:
     """Draw the standard figures of `results` (overlaid when several) and write each in
     every format to `out_dir`; returns the files written."""

@@ -20,6 +20,7 @@ from mas.errors import StoreError
 from mas.store import DB_NAME, RunStore
 
 if TYPE_CHECKING:
+    from mas.analysis.experiment import Experiment
     from mas.analysis.tournaments import Tournament
 
 #: columns of each store table, for runs that have training curves but no episodes
@@ -95,10 +96,16 @@ def load_run(path: str | Path) -> Run:
     return Run(path=run_dir, meta=meta, episodes=episodes, states=states, training=curves, **frames)
 
 
-def load_result(path: str | Path) -> "Run | Tournament":
-    """A run (run.sqlite and/or training curves) or a tournament (tournament.sqlite)."""
+def load_result(path: str | Path) -> "Run | Tournament | Experiment":
+    """A run (run.sqlite and/or training curves), a tournament (tournament.sqlite) or an
+    experiment of several seeds (experiment.json, `mas.experiment`)."""
     from mas.analysis.tournaments import is_tournament, load_tournament
+    from mas.experiment import is_experiment
 
+    if is_experiment(Path(path)):
+        from mas.analysis.experiment import load_experiment
+
+        return load_experiment(path)
     return load_tournament(path) if is_tournament(Path(path)) else load_run(path)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from mas.analysis import figures as figs
+from mas.analysis.experiment import Experiment
 from mas.analysis.load import Run
 from mas.analysis.metrics import number
 from mas.analysis.summary import format_value, summarize
@@ -34,9 +35,13 @@ MAX_EPISODES = 20
 _RECORD_ORDER = ("prompt", "messages", "raw", "output", "parsed", "parse_status", "status", "fallback", "distribution")
 
 
-def build_report(result: Run | Tournament, max_episodes: int = MAX_EPISODES) -> str:
-    """The report of a run or tournament as one HTML string."""
-    if isinstance(result, Tournament):
+def build_report(result: Run | Tournament | Experiment, max_episodes: int = MAX_EPISODES) -> str:
+    """The report of a run, tournament or experiment of several seeds as one HTML string."""
+    if isinstance(result, Experiment):
+        from mas.analysis.experiment import report_context
+
+        context = report_context(result, max_episodes)
+    elif isinstance(result, Tournament):
         context = _tournament_context(result, max_episodes)
     else:
         context = _run_context(result, max_episodes)
@@ -44,7 +49,7 @@ def build_report(result: Run | Tournament, max_episodes: int = MAX_EPISODES) -> 
     return _environment().get_template("report.html.j2").render(**context)
 
 
-def write_report(result: Run | Tournament, out: Path, max_episodes: int = MAX_EPISODES) -> Path:
+def write_report(result: Run | Tournament | Experiment, out: Path, max_episodes: int = MAX_EPISODES) -> Path:
     """Write the report to `out` (a file path); StoreError if it cannot be written."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)  # fail before the work, not after

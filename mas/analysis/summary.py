@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from mas.analysis import game_metrics as gm
 from mas.analysis import metrics as m
 from mas.analysis.load import Run
 from mas.errors import StoreError
+
+if TYPE_CHECKING:
+    from mas.analysis.experiment import Experiment
 
 Value = m.Interval | float
 
@@ -84,10 +87,18 @@ class GameFacts:
         return {agent: comm.action_phrases(self.game.action_names(seat), descriptions) for seat, agent in enumerate(self.agents)}
 
 
-def compare(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
+def overview_of(result: "Run | Experiment") -> dict[str, Value]:
+    """A run's overview (intervals over episodes), or an experiment's (across seeds)."""
+    from mas.analysis.experiment import Experiment, overview
+
+    return overview(result) if isinstance(result, Experiment) else summarize(result).overview
+
+
+def compare(runs: Sequence["Run | Experiment"], labels: Sequence[str]) -> pd.DataFrame:
     """The overview metrics of several runs side by side: one row per metric (in the order
-    they first appear), one column per label, formatted values ("—" where a run lacks one)."""
-    overviews = [summarize(run).overview for run in runs]
+    they first appear), one column per label, formatted values ("—" where a run lacks one).
+    An experiment of several seeds gives its metrics with intervals across seeds."""
+    overviews = [overview_of(run) for run in runs]
     metrics: list[str] = []
     for overview in overviews:
         metrics += [name for name in overview if name not in metrics]
