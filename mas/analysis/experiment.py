@@ -165,10 +165,10 @@ def report_context(experiment: Experiment, max_episodes: int) -> dict[str, Any]:
     from mas.analysis.summary import format_value
 
     first_seed, first = next(iter(experiment.runs.items()))
-    context = report._run_context(pooled_run(experiment), max_episodes)
+    context = report.run_context(pooled_run(experiment), max_episodes)
     episodes = sorted(first.episodes["episode"].unique()) if len(first.episodes) else []
     agents = agents_table(experiment)
-    tables = [report._table("Agents", agents, "One row per agent; ± is a 95% interval across seeds of each seed's mean.")]
+    tables = [report.table_block("Agents", agents, "One row per agent; ± is a 95% interval across seeds of each seed's mean.")]
     tables += [t for t in context["tables"] if t["title"] != "Agents"]
     context.update({
         "title": f"{experiment.name}: experiment report ({len(experiment.runs)} seeds)",
@@ -176,8 +176,8 @@ def report_context(experiment: Experiment, max_episodes: int) -> dict[str, Any]:
         "overview": [(name, format_value(value)) for name, value in overview(experiment).items()],
         "overview_header": "mean over seeds (± 95% CI across seeds)",
         "tables": tables,
-        "figures": report._embed(figures({experiment.name: experiment})),
-        "transcript": report._transcript(first, episodes[:max_episodes]),
+        "figures": report.embed_figures(figures({experiment.name: experiment}), first),
+        "transcript": report.transcript_blocks(first, episodes[:max_episodes]),
         "transcript_note": f"Episodes of seed {first_seed} (each seed's run directory has its own: mas report {seed_dir(experiment.path, first_seed)}).",
     })
     return context

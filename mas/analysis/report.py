@@ -44,7 +44,7 @@ def build_report(result: Run | Tournament | Experiment, max_episodes: int = MAX_
     elif isinstance(result, Tournament):
         context = _tournament_context(result, max_episodes)
     else:
-        context = _run_context(result, max_episodes)
+        context = run_context(result, max_episodes)
     context["generated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return _environment().get_template("report.html.j2").render(**context)
 
@@ -61,7 +61,7 @@ def write_report(result: Run | Tournament | Experiment, out: Path, max_episodes:
 
 
 # ----- context of a run -------------------------------------------------------------------------
-def _run_context(run: Run, max_episodes: int) -> dict[str, Any]:
+def run_context(run: Run, max_episodes: int) -> dict[str, Any]:
     summary = summarize(run)
     meta = _configuration(run)
     scenario = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
@@ -79,16 +79,16 @@ def _run_context(run: Run, max_episodes: int) -> dict[str, Any]:
     overview = [(name, format_value(value)) for name, value in summary.overview.items()]
     tables = []
     if len(summary.agents.columns):
-        tables.append(_table("Agents", summary.agents.reset_index(), "One row per agent; ± is a 95% confidence interval over episodes."))
+        tables.append(table_block("Agents", summary.agents.reset_index(), "One row per agent; ± is a 95% confidence interval over episodes."))
         for title, frame in summary.tables.items():
             if title in {"talk matrix", "mutual cooperation by pair"}:
-                tables.append(_table(title.capitalize(), frame.reset_index(), ""))
+                tables.append(table_block(title.capitalize(), frame.reset_index(), ""))
             elif title == "promises":
                 shown = frame[["episode", "step", "sender", "text", "stated_name", "action_name", "kept"]].rename(
                     columns={"stated_name": "stated action", "action_name": "next action"})
-                tables.append(_table("Promises", shown.head(200), "Stated intentions and the next action (first 200)."))
+                tables.append(table_block("Promises", shown.head(200), "Stated intentions and the next action (first 200)."))
             elif title == "bargaining outcomes":
-                tables.append(_table(title.capitalize(), frame.head(200), "First 200 episodes." if len(frame) > 200 else ""))
+                tables.append(table_block(title.capitalize(), frame.head(200), "First 200 episodes." if len(frame) > 200 else ""))
     episodes = sorted(run.episodes["episode"].unique()) if len(run.episodes) else []
     return {
         "title": f"{scenario.get('name') or run.name}: run report",
@@ -97,8 +97,8 @@ def _run_context(run: Run, max_episodes: int) -> dict[str, Any]:
         "overview": overview,
         "overview_header": "value (± 95% CI over episodes)",
         "tables": tables,
-        "figures": _embed(figs.run_figures({run.name: run}), run),
-        "transcript": _transcript(run, episodes[:max_episodes]),
+        "figures": embed_figures(figs.run_figures({run.name: run}), run),
+        "transcript": transcript_blocks(run, episodes[:max_episodes]),
         "has_records": bool(len(run.decisions)),
         "unit": "Episode",
         "transcript_note": f"Showing the first {max_episodes} of {len(episodes)} episodes." if len(episodes) > max_episodes else "",
@@ -125,7 +125,7 @@ def _configuration(run: Run) -> dict[str, Any]:
     return merged
 
 
-def _transcript(run: Run, episodes: Sequence[int]) -> list[dict[str, Any]]:
+def transcript_blocks(run: Run, episodes: Sequence[int]) -> list[dict[str, Any]]:
     """Per episode, per round, per step: messages, actions with rewards, records, state."""
     from mas.analysis.communication import sent_messages
 
@@ -243,13 +243,13 @@ def _tournament_context(tournament: Tournament, max_matches: int) -> dict[str, A
         "overview": overview,
         "overview_header": "value",
         "tables": [
-            _table("Ranking", ranking, "Mean score per match with the tournament's bootstrap interval; 'rank kept' is the share of "
+            table_block("Ranking", ranking, "Mean score per match with the tournament's bootstrap interval; 'rank kept' is the share of "
                    "bootstrap resamples in which the entrant keeps its rank."),
-            _table("Payoff matrix", tournament.payoff.round(3).reset_index(), "Mean score per match of the row entrant against the column entrant."),
-            _table("Matches", matches.reset_index().head(200), "First 200 matches." if len(matches) > 200 else ""),
+            table_block("Payoff matrix", tournament.payoff.round(3).reset_index(), "Mean score per match of the row entrant against the column entrant."),
+            table_block("Matches", matches.reset_index().head(200), "First 200 matches." if len(matches) > 200 else ""),
         ],
-        "figures": _embed(figs.tournament_figures(tournament), tournament),
-        "transcript": _transcript(_matches_as_run(tournament, spec), shown),
+        "figures": embed_figures(figs.tournament_figures(tournament), tournament),
+        "transcript": transcript_blocks(_matches_as_run(tournament, spec), shown),
         "has_records": bool(len(tournament.data.decisions)),
         "unit": "Match",
         "transcript_note": ("Matches are shown as episodes; the store keeps each seat's total score, not per-round rewards. "
@@ -290,7 +290,7 @@ def _matches_as_run(tournament: Tournament, spec: dict[str, Any]) -> Run:
 
 
 # ----- helpers ---------------------------------------------------------------------------------
-def _table(title: str, frame: pd.DataFrame, note: str) -> dict[str, Any]:
+def table_block(title: str, frame: pd.DataFrame, note: str) -> dict[str, Any]:
     rows = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
     return {"title": title, "columns": [str(c) for c in frame.columns], "rows": rows, "note": note}
 
@@ -301,7 +301,7 @@ def _cell(value: Any) -> str:
     return format_value(value) if not isinstance(value, str) else value
 
 
-def _embed(figures: dict[str, Any], result: Run | Tournament) -> list[dict[str, Any]]:
+def embed_figures(figures: dict[str, Any], result: Run | Tournament) -> list[dict[str, Any]]:
     """Figures as base64 PNG data URIs with their captions; matrices are drawn at a higher
     resolution and shown across the full width of the page."""
     out = []
