@@ -94,3 +94,34 @@ def test_the_teller_says_its_own_signal_and_picks_what_it_is_told() -> None:
     scenario["agents"][0]["policy"] = "signal_teller"
     records = mas.run(mas.scenario.parse_scenario(scenario), episodes=2, seed=1)
     assert all(r.returns["ann"] == 8.0 for r in records)  # two honest tellers are always right
+
+
+def test_a_listener_that_reads_everything_it_is_handed_picks_at_chance() -> None:
+    """A snooping listener counts each target's name in everything it is handed (its view
+    with text, its PettingZoo observation and infos) and picks the most named one. If any
+    of it carried the target it would pick right far above chance; it picks at 1/3."""
+    scenario = mas.scenario.parse_scenario({
+        "name": "snoop", "game": {"kind": "signalling", "targets": ["red", "green", "blue"]}, "rounds": 300,
+        "agents": [{"id": "speaker", "policy": "random"}, {"id": "listener", "policy": "random"}],
+        "comms": {"mode": "broadcast", "talk_rounds": 0},
+    })
+    env = mas.make_env(scenario)
+    observations, infos = env.reset(seed=11)
+    rng = np.random.default_rng(0)
+    targets = ["red", "green", "blue"]
+    hits = picks = 0
+    while env.agents:
+        views = env.views(text=True)
+        handed = repr(views["listener"]) + repr(observations["listener"]) + repr(infos["listener"])
+        counts = [handed.count(t) for t in targets]
+        picking = views["listener"].action_mask[1:].any()
+        speaker_moves = np.flatnonzero(views["speaker"].action_mask)
+        actions = {"speaker": {"action": int(rng.choice(speaker_moves)), "message": ""},
+                   "listener": {"action": 1 + int(np.argmax(counts)) if picking else 0, "message": ""}}
+        target = env.summary()["target"]  # the analysis side: the full state
+        observations, rewards, _, _, infos = env.step(actions)
+        if picking:
+            picks += 1
+            hits += int(targets[int(np.argmax(counts))] == target)
+    assert picks == 150
+    assert 0.2 < hits / picks < 0.47, hits / picks  # chance is 1/3 (binomial, 150 picks)
