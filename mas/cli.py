@@ -175,12 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--plot", type=Path, metavar="DIR", help="also write the overlaid figures to DIR")
     compare.add_argument("--format", type=_figure_formats, default=("png", "svg"), help="figure formats with --plot (default png,svg)")
 
+    solve = sub.add_parser("solve", help="exact baselines of a scenario: equilibria, best responses, social optimum, maze values")
+    solve.add_argument("scenario", help="scenario YAML file or built-in scenario name")
+
     sub.add_parser("list", help="list built-in games, scenarios, tournaments and policies")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
     completion = sub.add_parser("completion", help="print a shell completion script, e.g. eval \"$(mas completion bash)\"")
     completion.add_argument("shell", choices=["bash", "zsh", "tcsh"], help="the shell")
 
-    for name in ("run", "tournament", "compare", "list"):
+    for name in ("run", "tournament", "compare", "list", "solve"):
         sub.choices[name].add_argument("--json", action="store_true", help="print the result as JSON on stdout, nothing else (progress stays on stderr)")
     for command in sub.choices.values():  # `mas run X --debug` as well as `mas --debug run X`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")

@@ -173,6 +173,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_solve(args: argparse.Namespace) -> int:
+    from mas.scenario import load_scenario
+    from mas.solve.baselines import render_text, solve_scenario
+
+    result = solve_scenario(load_scenario(args.scenario))
+    if args.json:
+        from mas.cli_output import dumps
+
+        print(dumps(result))
+    else:
+        print(render_text(result))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
     from rich.console import Console

@@ -258,6 +258,17 @@ class Game(ABC):
         say it in closed form (declare `Capabilities.social_optimum` when it can)."""
         return None
 
+    def stage_payoffs(self) -> np.ndarray | None:
+        """The payoff table of one round, float [A]*N + [N] (entry [a_0, ..., a_{N-1}, i]:
+        seat i's payoff for that joint action), when a round's payoffs do not depend on
+        the state; None otherwise. The exact baselines (`mas solve`) analyse it."""
+        return None
+
+    def tabular_mdp(self) -> Any:
+        """The game as a finite single-agent Markov decision process (a
+        `mas.solve.mdp.TabularMDP`) when it is one (e.g. a one-agent maze), else None."""
+        return None
+
     def success(self, state: State, rewards: np.ndarray) -> np.ndarray | None:
         """Per copy, 1.0/0.0 whether the step taken in `state` (which earned `rewards`
         [B, N]) succeeded, NaN where no success is scored; None without a success measure."""

@@ -214,6 +214,9 @@ class NormalFormGame(Game):
     def social_optimum(self) -> float | None:
         return float(self.table.astype(float).sum(axis=-1).max())
 
+    def stage_payoffs(self) -> np.ndarray | None:
+        return self.table.astype(float)
+
     def task_text(self) -> str:
         return "Choose your move for this round."
 

@@ -123,6 +123,13 @@ class VolunteerGame(Game):
         c = self.config
         return max(self.n_agents * c.benefit - c.cost, self.n_agents * c.nobody)
 
+    def stage_payoffs(self) -> np.ndarray | None:
+        if self.n_agents > 12:  # 2^N x N numbers: enumerating equilibria stays small
+            return None
+        joint = np.array(list(np.ndindex(*(2,) * self.n_agents)), dtype=np.int64)  # every joint action
+        rewards = self.step(self.reset(len(joint), np.random.default_rng(0)), joint, np.random.default_rng(0)).rewards
+        return rewards.astype(float).reshape((2,) * self.n_agents + (self.n_agents,))
+
     def task_text(self) -> str:
         return "Choose whether to volunteer this round."
 

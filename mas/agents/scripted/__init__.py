@@ -6,7 +6,7 @@ The names are re-exported here so `mas.agents.scripted.TitForTat` keeps working.
 
 from mas.agents.scripted.any_game import FixedAction, FixedActionSpec, RandomPolicy, RandomPolicySpec
 from mas.agents.scripted.bargaining import FairBargainer, FairBargainerSpec, GreedyBargainer, GreedyBargainerSpec
-from mas.agents.scripted.base import COOPERATE_DEFECT, Classifier, ScriptedPolicy, ScriptedSpec, legal_or_first, nearest_level
+from mas.agents.scripted.base import COOPERATE_DEFECT, Automaton, Classifier, ScriptedPolicy, ScriptedSpec, legal_or_first, nearest_level
 from mas.agents.scripted.commons import FixedQuota, FixedQuotaSpec, SustainableHarvester, SustainableHarvesterSpec
 from mas.agents.scripted.dilemma import (
     Alternator, AlternatorSpec, AlwaysCooperate, AlwaysCooperateSpec, AlwaysDefect, AlwaysDefectSpec, GenerousTitForTat,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from mas.agents.base import AgentView
-from mas.agents.scripted.base import Classifier, ScriptedPolicy, ScriptedSpec
+from mas.agents.scripted.base import Automaton, Classifier, ScriptedPolicy, ScriptedSpec
 
 if TYPE_CHECKING:
     from mas.games.base import GameInfo
@@ -29,6 +29,10 @@ class RandomPolicy(ScriptedPolicy):
     else defect; in any other game pick uniformly among the legal actions. Plays every game."""
 
     classifier = Classifier(memory_depth=0, stochastic=True)
+
+    @classmethod
+    def automaton(cls, spec: RandomPolicySpec) -> Automaton:
+        return Automaton.reactive(("random",), (spec.p,), (0,), (0,))
 
     def choose(self, view: AgentView) -> int:
         legal = view.legal_actions()

@@ -20,6 +20,10 @@ Every strategy class carries a `Classifier` (like the Axelrod library's): how ma
 rounds it remembers, whether it is random, and what the game must offer (`needs`). A
 spec's `check_game` is derived from `needs`, so a strategy plays every game that offers
 what it needs, whatever the game's kind.
+
+A strategy of a two-player cooperate/defect game may also declare its rule as a small
+`Automaton` over memory states (`ScriptedPolicy.automaton(spec)`), which the exact
+baselines (`mas.solve`) use to find the best response to it by value iteration.
 """
 
 from __future__ import annotations
@@ -90,6 +94,36 @@ class Classifier:
         return f"memory {depth}, {'stochastic' if self.stochastic else 'deterministic'}, needs {needs}"
 
 
+@dataclass(frozen=True)
+class Automaton:
+    """A cooperate/defect strategy of a two-player repeated game as a finite machine.
+
+    The strategy is in one memory state per round; in state s it cooperates with
+    probability `cooperate[s]` (else defects), and after the round it moves to
+    `next[s][own][partner]`, where `own` and `partner` are 1 when that player defected
+    (played anything but the cooperate action) in the round, else 0.
+
+    Attributes:
+        states: a name per memory state.
+        cooperate: per state, the probability of cooperating.
+        next: per state, the next state indexed [own defected][partner defected].
+        start: the state of the first round.
+    """
+
+    states: tuple[str, ...]
+    cooperate: tuple[float, ...]
+    next: tuple[tuple[tuple[int, int], tuple[int, int]], ...]
+    start: int = 0
+
+    @classmethod
+    def reactive(cls, states: tuple[str, ...], cooperate: tuple[float, ...], after_c: tuple[int, ...],
+                 after_d: tuple[int, ...], start: int = 0) -> "Automaton":
+        """A machine whose next state depends only on the partner's move: `after_c[s]` after
+        the partner cooperated in state s, `after_d[s]` after it defected."""
+        table = tuple(((c, d), (c, d)) for c, d in zip(after_c, after_d))
+        return cls(states, cooperate, table, start)
+
+
 class ScriptedSpec(PolicySpec):
     """Base of every scripted strategy's spec: the game must offer what the strategy's
     classifier `needs` (the strategy class is found through the registry by `type`)."""
@@ -144,6 +178,12 @@ class ScriptedPolicy(Policy):
             action = legal_or_first(view, self.choose(view))
             decisions.append(Decision(action, render_message(self.spec.message, view, action)))
         return decisions
+
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton | None:
+        """This rule (with `spec`'s parameters) as an `Automaton` of a two-player
+        cooperate/defect game, or None when it is not declared as one."""
+        return None
 
     @abstractmethod
     def choose(self, view: AgentView) -> int:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from mas.agents.base import AgentSetup, AgentView
-from mas.agents.scripted.base import COOPERATE_DEFECT, Classifier, ScriptedPolicy, ScriptedSpec
+from mas.agents.scripted.base import COOPERATE_DEFECT, Automaton, Classifier, ScriptedPolicy, ScriptedSpec
 
 if TYPE_CHECKING:
     from mas.games.base import GameInfo
@@ -83,6 +83,10 @@ class AlwaysCooperate(_PDPolicy):
 
     classifier = _dilemma(0, needs=frozenset({"cooperate"}))
 
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        return Automaton.reactive(("cooperate",), (1.0,), (0,), (0,))
+
     def choose(self, view: AgentView) -> int:
         return self.C
 
@@ -95,6 +99,10 @@ class AlwaysDefect(_PDPolicy):
     """Always defect (ALLD)."""
 
     classifier = _dilemma(0, needs=frozenset({"defect"}))
+
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        return Automaton.reactive(("defect",), (0.0,), (0,), (0,))
 
     def choose(self, view: AgentView) -> int:
         return self.D
@@ -109,6 +117,10 @@ class TitForTat(_PDPolicy):
 
     classifier = _dilemma(1)
 
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        return Automaton.reactive(("partner cooperated", "partner defected"), (1.0, 0.0), (0, 0), (1, 1))
+
     def choose(self, view: AgentView) -> int:
         return self.play(not self.partner_defected(view))
 
@@ -121,6 +133,10 @@ class TitForTwoTats(_PDPolicy):
     """Tit for two tats: cooperate unless the partner defected in each of the last two rounds."""
 
     classifier = _dilemma(2)
+
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        return Automaton.reactive(("no defection", "one defection", "two defections"), (1.0, 1.0, 0.0), (0, 0, 0), (1, 2, 2))
 
     def choose(self, view: AgentView) -> int:
         past = self.history(view)
@@ -138,6 +154,10 @@ class GenerousTitForTat(_PDPolicy):
 
     classifier = _dilemma(1, stochastic=True)
 
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        return Automaton.reactive(("partner cooperated", "partner defected"), (1.0, spec.generosity), (0, 0), (1, 1))
+
     def choose(self, view: AgentView) -> int:
         if not self.partner_defected(view):
             return self.C
@@ -153,6 +173,10 @@ class GrimTrigger(_PDPolicy):
 
     classifier = _dilemma(math.inf)
 
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        return Automaton.reactive(("cooperating", "triggered"), (1.0, 0.0), (0, 1), (1, 1))
+
     def choose(self, view: AgentView) -> int:
         return self.play(not any(self.history(view)))
 
@@ -166,6 +190,12 @@ class Pavlov(_PDPolicy):
     both players made the same move last round (CC or DD), else defect (CD or DC)."""
 
     classifier = _dilemma(1)
+
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        # the state is the move it plays: cooperate after equal moves, defect after unequal ones
+        same = ((0, 1), (1, 0))
+        return Automaton(("cooperate", "defect"), (1.0, 0.0), (same, same))
 
     def choose(self, view: AgentView) -> int:
         partner_defected = self.partner_defected(view)
@@ -184,6 +214,10 @@ class SuspiciousTitForTat(_PDPolicy):
 
     classifier = _dilemma(1)
 
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        return Automaton.reactive(("partner cooperated", "partner defected"), (1.0, 0.0), (0, 0), (1, 1), start=1)
+
     def choose(self, view: AgentView) -> int:
         defected = self.partner_defected(view)
         return self.play(defected is not None and not defected)
@@ -197,6 +231,10 @@ class Alternator(_PDPolicy):
     """Alternator: C, D, C, D, ... (cooperate in even rounds, defect in odd ones)."""
 
     classifier = _dilemma(0, makes_use_of=frozenset({"round"}))
+
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        return Automaton.reactive(("even round", "odd round"), (1.0, 0.0), (1, 0), (1, 0))
 
     def choose(self, view: AgentView) -> int:
         return self.play(view.round % 2 == 0)
@@ -213,6 +251,10 @@ class Joss(_PDPolicy):
     defected, always defect (a sneaky tit for tat)."""
 
     classifier = _dilemma(1, stochastic=True)
+
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        return Automaton.reactive(("first round", "partner cooperated", "partner defected"), (1.0, 1.0 - spec.sneakiness, 0.0), (1, 1, 1), (2, 2, 2))
 
     def choose(self, view: AgentView) -> int:
         if self.partner_defected(view):
