@@ -70,7 +70,7 @@ class TokenActionSpace(spaces.MultiDiscrete):
 class MasParallelEnv(ParallelEnv):
     """A scenario's game and communication graph as a PettingZoo parallel environment."""
 
-    metadata = {"name": "mas_v0", "render_modes": ["human", "ansi"], "is_parallelizable": True}
+    metadata = {"name": "mas_v0", "render_modes": ["human", "ansi", "rgb_array"], "is_parallelizable": True}
 
     def __init__(self, scenario: Scenario, render_mode: str | None = None, messages: str = "text") -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -272,9 +272,11 @@ class MasParallelEnv(ParallelEnv):
     def state(self) -> np.ndarray:
         return self.game.global_state(self.engine.state)[0]
 
-    def render(self) -> str | None:
+    def render(self) -> Any:
         if self.render_mode is None:
             return None
+        if self.render_mode == "rgb_array":  # the game's picture (None for games without one)
+            return self.game.rgb_array(self.engine.state, 0)
         lines = [f"episode {self.episode} round {self.round} step {self.steps}{' (talk)' if self.talking else ''}"]
         last = self.last_actions
         if last is not None:
@@ -298,7 +300,8 @@ def make_env(
     Args:
         scenario: a `Scenario`, a path to a YAML file, or a built-in scenario name.
         seed: if given, the env is reset with it once, so it is ready to step.
-        render_mode: None, "human" (print each step) or "ansi" (`render()` returns text).
+        render_mode: None, "human" (print each step), "ansi" (`render()` returns text) or "rgb_array"
+            (`render()` returns the game's picture, a uint8 [H, W, 3] array; grid worlds draw one).
         messages: "text" (a `Text` message space) or "tokens" (token ids over the
             scenario's `comms.vocabulary`; see the module docstring).
     """

@@ -41,6 +41,7 @@ GAMES: dict[str, tuple[str, str]] = {
     "signalling": ("mas.games.signalling:SignallingConfig", "mas.games.signalling:SignallingGame"),
     "private_signals": ("mas.games.private_signals:PrivateSignalsConfig", "mas.games.private_signals:PrivateSignalsGame"),
     "volunteers_dilemma": ("mas.games.volunteer:VolunteerConfig", "mas.games.volunteer:VolunteerGame"),
+    "grid": ("mas.games.grid:GridConfig", "mas.games.grid:GridGame"),
 }
 
 #: policy type -> (spec model, policy class, optional extra that provides it); scripted

@@ -17,7 +17,7 @@ from tests.conftest import BUILTIN, PD
 def test_builtin_scenarios_load(name: str) -> None:
     scenario = mas.load_scenario(name)
     assert scenario.name == name
-    assert len(scenario.agents) >= 2
+    assert len(scenario.agents) >= (1 if name == "grid_maze" else 2)  # the one-agent maze is the only solo scenario
 
 
 def test_count_expands_agents() -> None:

@@ -235,3 +235,11 @@ def test_cli_solve_text_and_json():
 
 def test_cli_solve_bad_input_is_one_line(tmp_path):
     assert_one_line_error(mas("solve", str(tmp_path / "missing.yaml")), "missing.yaml")
+
+
+def test_the_one_agent_maze_is_solved_by_value_iteration():
+    result = solve_scenario(load_scenario("grid_maze"))
+    maze = result["maze"]
+    assert maze["shortest_path"] == 10 and maze["optimal_actions"] == ["down"] * 4 + ["right"] * 6
+    assert maze["gamma"] == 0.95  # the scenario's learner's discount
+    assert result["stage_game"] is None and result["best_responses"] == []

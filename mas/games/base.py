@@ -264,6 +264,11 @@ class Game(ABC):
         the state; None otherwise. The exact baselines (`mas solve`) analyse it."""
         return None
 
+    def rgb_array(self, state: State, index: int) -> np.ndarray | None:
+        """Copy `index` drawn as an RGB image, uint8 [height, width, 3], or None when the
+        game has no picture (the PettingZoo env's `render_mode="rgb_array"`)."""
+        return None
+
     def tabular_mdp(self) -> Any:
         """The game as a finite single-agent Markov decision process (a
         `mas.solve.mdp.TabularMDP`) when it is one (e.g. a one-agent maze), else None."""
