@@ -166,7 +166,10 @@ class GridGame(Game):
         # tag-outs: those already out count down; beams fired now tag others out
         was_out = state["out"] > 0
         out = np.where(was_out, state["out"] - 1, 0)
-        tagged, beam = self.fire(pos, facing, (actions == TAG) & (pos >= 0)) if self.tagging else (np.zeros((batch, n), bool), state["beam"] & False)
+        if self.tagging:
+            tagged, beam = self.fire(pos, facing, (actions == TAG) & (pos >= 0))
+        else:
+            tagged, beam = np.zeros((batch, n), dtype=bool), np.zeros_like(state["beam"])
         out = np.where(tagged, c.tag_timeout, out)
         pos = np.where(tagged, -1, pos)
         pos, out = self.respawn(pos, out, was_out & (out == 0), rng)
