@@ -19,7 +19,7 @@ batched speed, and games with chance stay exact at a per-copy cost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,11 +27,17 @@ from mas.games.base import Game, State, StepResult
 
 
 class CopyChance:
-    """The per-copy generators of one batch (see the module docstring)."""
+    """The per-copy generators of one batch (see the module docstring): a sequence, or a
+    function of the copy that makes its generator when the copy first needs it (seeding
+    thousands of generators that a game without chance never uses is not free)."""
 
-    def __init__(self, game: Game, rngs: Sequence[np.random.Generator]) -> None:
+    def __init__(self, game: Game, rngs: Sequence[np.random.Generator] | Callable[[int], np.random.Generator],
+                 batch_size: int) -> None:
         self.game = game
-        self.rngs = list(rngs)
+        self._make = rngs if callable(rngs) else None
+        self._rngs: list[np.random.Generator | None] = [None] * batch_size if callable(rngs) else list(rngs)
+        if len(self._rngs) != batch_size:
+            raise ValueError(f"rngs: need {batch_size} generators, got {len(self._rngs)}")
         self.draws_seen = False  # the game was seen to draw: step copy by copy from now on
         self._probe = np.random.default_rng(0)
 
@@ -42,15 +48,21 @@ class CopyChance:
         self._before = self._probe.bit_generator.state
         return self._probe
 
+    def rng(self, copy: int) -> np.random.Generator:
+        """Copy `copy`'s generator."""
+        gen = self._rngs[copy]
+        if gen is None:
+            assert self._make is not None
+            gen = self._rngs[copy] = self._make(copy)
+        return gen
+
     def reset(self, batch_size: int) -> State:
-        if len(self.rngs) != batch_size:
-            raise ValueError(f"rngs: need {batch_size} generators, got {len(self.rngs)}")
         if not self.draws_seen:
             state = self.game.reset(batch_size, self._arm())
             if self._untouched():
                 return state
             self.draws_seen = True
-        parts = [self.game.reset(1, g) for g in self.rngs]
+        parts = [self.game.reset(1, self.rng(c)) for c in range(batch_size)]
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
     def step(self, state: State, actions: np.ndarray, active: np.ndarray) -> StepResult:
@@ -64,7 +76,7 @@ class CopyChance:
         rewards = np.zeros(actions.shape, dtype=np.float32)
         terminated = np.zeros(len(actions), dtype=bool)
         for copy in np.flatnonzero(active).tolist():
-            one = self.game.step({k: v[copy : copy + 1] for k, v in state.items()}, actions[copy : copy + 1], self.rngs[copy])
+            one = self.game.step({k: v[copy : copy + 1] for k, v in state.items()}, actions[copy : copy + 1], self.rng(copy))
             for key, value in one.state.items():
                 new_state[key][copy] = value[0]
             rewards[copy] = one.rewards[0]
@@ -75,5 +87,5 @@ class CopyChance:
         """[B] one uniform per playing copy from its own generator (0 for the others)."""
         out = np.zeros(len(active))
         for copy in np.flatnonzero(active).tolist():
-            out[copy] = self.rngs[copy].random()
+            out[copy] = self.rng(copy).random()
         return out

@@ -33,7 +33,7 @@ copy (`reset(rngs=...)`, `mas.copy_chance`), and one policy seed per copy (`seed
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -201,20 +201,22 @@ class EpisodeEngine:
 
     # ----- episodes --------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, episodes: Sequence[int] | None = None, *,
-              seeds: Sequence[int] | None = None, rngs: Sequence[np.random.Generator] | None = None) -> None:
+              seeds: Sequence[int] | None = None,
+              rngs: Sequence[np.random.Generator] | Callable[[int], np.random.Generator] | None = None) -> None:
         """Start an episode in every copy.
 
         Args:
             rng: the generator of the game's chances and continuation draws from now on.
             episodes: the episode id of each copy (default: the next B unused ids).
             seeds: each copy's master seed of its policies (default: the engine's `seed`).
-            rngs: one generator per copy instead of `rng`: each copy then plays exactly as
-                a batch of one given its generator would (`mas.copy_chance`); no auto reset.
+            rngs: one generator per copy instead of `rng` (or a function of the copy that
+                makes it when first needed): each copy then plays exactly as a batch of one
+                given its generator would (`mas.copy_chance`); no auto reset.
         """
         b, n = self.batch_size, self.n_agents
         self._rng = rng
         self.copy_seeds = np.full(b, self.seed, dtype=np.int64) if seeds is None else np.array(list(seeds), dtype=np.int64)
-        self._chance = None if rngs is None else CopyChance(self.game, rngs)
+        self._chance = None if rngs is None else CopyChance(self.game, rngs, b)
         if self._chance is not None and self.auto_reset:
             raise ValueError("rngs: per-copy generators do not go with auto_reset")
         if episodes is None:

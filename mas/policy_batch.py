@@ -30,6 +30,16 @@ class PolicyBatcher:
     def __init__(self) -> None:
         self._pending: dict[str, tuple[Any, list[tuple[int, list[int], str]]]] = {}
         self.rules: list[tuple[BatchRule, np.ndarray, np.ndarray, list[tuple[int, str]]]] = []
+        self._all_ones: dict[tuple[int, int], np.ndarray] = {}
+
+    def _ones(self, rows: int, actions: int) -> np.ndarray:
+        """A read-only all-legal mask (cached: rules must not write their view)."""
+        key = (rows, actions)
+        if key not in self._all_ones:
+            ones = np.ones(key, dtype=np.int8)
+            ones.flags.writeable = False
+            self._all_ones[key] = ones
+        return self._all_ones[key]
 
     def take(self, engine: "EpisodeEngine", copy: int, spec: Any, seats: list[int]) -> bool:
         """Claim the group of `seats` playing `spec` in `copy` if its policy has a batched form."""
@@ -59,23 +69,32 @@ class PolicyBatcher:
         restart = set(np.asarray(copies).tolist())
         for rule, _, _, streams in self.rules:
             chosen = [i for i, (c, _) in enumerate(streams) if c in restart]
-            seeds = [child_seed(int(engine.copy_seeds[c]), "policy", first, int(engine.episodes[c]))
-                     for c, first in (streams[i] for i in chosen)]
-            rule.reset(np.array(chosen, dtype=np.int64), seeds)
+
+            def seed(stream: int, streams: list[tuple[int, str]] = streams) -> int:
+                copy, first = streams[stream]
+                return child_seed(int(engine.copy_seeds[copy]), "policy", first, int(engine.episodes[copy]))
+
+            rule.reset(np.array(chosen, dtype=np.int64), seed)
 
     def act(self, engine: "EpisodeEngine", joint: np.ndarray) -> None:
         """Fill the batched seats of the active copies into `joint` [B, N] (in place)."""
         everyone = bool(engine.active.all())
+        all_legal = bool(engine.mask.all())
         for rule, copies, seats, _ in self.rules:
-            rows = np.arange(len(copies)) if everyone else np.flatnonzero(engine.active[copies])
-            if not len(rows):
-                continue
-            at, where = copies[rows], seats[rows]
+            if everyone:
+                rows, at, where = rule.index(len(copies)), copies, seats
+            else:
+                rows = np.flatnonzero(engine.active[copies])
+                if not len(rows):
+                    continue
+                at, where = copies[rows], seats[rows]
 
             def summaries(at: np.ndarray = at, where: np.ndarray = where) -> list[dict[str, Any]]:
                 return [engine.game.visible(engine.game.summary(engine.state, c), s) for c, s in zip(at.tolist(), where.tolist())]
 
-            view = BatchView(rows=rows, round=engine.rounds[at], played=engine.played[at], last_actions=engine.last_actions[at],
-                             mask=engine.mask[at, where], talking=engine.talking, summaries=summaries)
+            # every action legal: a read-only stand-in instead of gathering the mask
+            mask = self._ones(len(rows), engine.mask.shape[2]) if all_legal else engine.mask[at, where]
+            view = BatchView(rows=rows, seats=where, round=engine.rounds[at], played=engine.played[at], last_actions=engine.last_actions[at],
+                             mask=mask, talking=engine.talking, summaries=summaries, all_legal=all_legal)
             joint[at, where] = rule.act(view)
 

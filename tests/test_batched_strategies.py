@@ -22,7 +22,7 @@ from mas.scenario import load_scenario, parse_scenario
 GAMES = ["prisoners_dilemma", "volunteers_dilemma", "public_goods", "commons", "bargaining", "matching_pennies"]
 #: parameters a spec needs, and variations of the defaults, per strategy
 PARAMS = {
-    "fixed_action": [{"action": "D"}, {"action": "contribute_0"}, {"action": "harvest_5"}, {"action": "C"}],
+    "fixed_action": [{"action": "D"}, {"action": "contribute 10 / punish player 2"}, {"action": "harvest 2"}, {"action": "reject"}, {"action": "C"}],
     "fixed_quota": [{"amount": 3.0}],
     "generous_tit_for_tat": [{}, {"generosity": 0.6}],
     "joss": [{}, {"sneakiness": 0.5}],

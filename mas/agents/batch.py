@@ -36,21 +36,25 @@ class BatchView:
 
     Attributes:
         rows: indices into the rule's rows (only copies still playing are asked).
+        seats: [K] each row's seat.
         round: [K] the copy's round.
         played: [K] an action step happened in the episode (`last_actions` is meaningful).
         last_actions: [K, N] last round's actions of every seat of the row's copy.
         mask: [K, A] the row's legal actions.
         talking: the step is talk-only.
+        all_legal: every action of every seat of every copy is legal now (no fallback needed).
         summaries: () -> each row's visible game summary (computed on demand: per copy).
     """
 
     rows: np.ndarray
+    seats: np.ndarray
     round: np.ndarray
     played: np.ndarray
     last_actions: np.ndarray
     mask: np.ndarray
     talking: bool
     summaries: Callable[[], list[dict[str, Any]]]
+    all_legal: bool = False
 
 
 class BatchRule(ABC):
@@ -74,19 +78,22 @@ class BatchRule(ABC):
         for stream in np.unique(self.streams):
             at = np.flatnonzero(self.streams == stream)
             self.place[at] = np.arange(len(at))
+        self.max_place = int(self.place.max()) if len(self.place) else 0
+        self._aranges: dict[int, np.ndarray] = {}
         self._gens: list[np.random.Generator | None] = [None] * self.n_streams
+        self._seeds: Callable[[int], int] = _unseeded
         self._buf = np.zeros((self.n_streams, CHUNK))
         self._ptr = np.zeros(self.n_streams, dtype=np.int64)
         self._draw = np.zeros(len(self.seats))
         self._draw_round = np.full(len(self.seats), -1, dtype=np.int64)
 
-    def reset(self, streams: np.ndarray, seeds: Sequence[int]) -> None:
-        """Start new episodes for `streams`, each seeded like its per-copy instance."""
-        for stream, seed in zip(np.asarray(streams).tolist(), seeds):
-            gen = np.random.default_rng(seed)
-            self._gens[stream] = gen
-            self._buf[stream] = gen.random(CHUNK)
-            self._ptr[stream] = 0
+    def reset(self, streams: np.ndarray, seeds: Callable[[int], int]) -> None:
+        """Start new episodes for `streams`; `seeds(stream)` is the seed of its per-copy
+        instance (asked, and a generator made, only when the stream first draws)."""
+        self._seeds = seeds
+        for stream in np.asarray(streams).tolist():
+            self._gens[stream] = None
+            self._ptr[stream] = CHUNK  # empty: the first draw makes the generator
         rows = np.flatnonzero(np.isin(self.streams, streams))
         self._draw_round[rows] = -1
         self.reset_rows(rows)
@@ -105,31 +112,50 @@ class BatchRule(ABC):
         rows = view.rows
         fresh = need & (self._draw_round[rows] != view.round)
         if fresh.any():
-            for place in range(int(self.place[rows[fresh]].max()) + 1):
-                take = rows[fresh & (self.place[rows] == place)]
+            fresh_rows = rows[fresh]
+            for place in range(self.max_place + 1):
+                take = fresh_rows if self.max_place == 0 else fresh_rows[self.place[fresh_rows] == place]
                 if not len(take):
                     continue
                 streams = self.streams[take]
-                for stream in np.unique(streams[self._ptr[streams] >= CHUNK]).tolist():
-                    self._refill(stream)
-                self._draw[take] = self._buf[streams, self._ptr[streams]]
-                self._ptr[streams] += 1
-            self._draw_round[rows[fresh]] = view.round[fresh]
+                ptr = self._ptr[streams]
+                if ptr.max() >= CHUNK:
+                    for stream in np.unique(streams[ptr >= CHUNK]).tolist():
+                        self._refill(stream)
+                    ptr = self._ptr[streams]
+                self._draw[take] = self._buf[streams, ptr]
+                self._ptr[streams] = ptr + 1
+            self._draw_round[fresh_rows] = view.round[fresh]
         return np.where(need, self._draw[rows], np.nan)
+
+    def index(self, k: int) -> np.ndarray:
+        """`np.arange(k)`, cached (row positions for fancy indexing)."""
+        out = self._aranges.get(k)
+        if out is None:
+            out = self._aranges[k] = np.arange(k)
+        return out
 
     def _refill(self, stream: int) -> None:
         gen = self._gens[stream]
-        assert gen is not None, "reset the rule before it acts"
+        if gen is None:
+            gen = self._gens[stream] = np.random.default_rng(self._seeds(stream))
         self._buf[stream] = gen.random(CHUNK)
         self._ptr[stream] = 0
 
 
-def legal_or_first(mask: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """[K] `actions` where legal in `mask` [K, A], else each row's first legal action (0 when none)."""
+def legal_or_first(mask: np.ndarray, actions: np.ndarray, all_legal: bool = False) -> np.ndarray:
+    """[K] `actions` where legal in `mask` [K, A], else each row's first legal action (0 when none).
+    With `all_legal` every action in range is legal (and 0 is the first legal one)."""
     actions = np.asarray(actions, dtype=np.int64)
     k, width = mask.shape
     inside = (actions >= 0) & (actions < width)
+    if all_legal:
+        return actions if inside.all() else np.where(inside, actions, 0)
     legal = inside & (mask[np.arange(k), np.where(inside, actions, 0)] != 0)
     if legal.all():
         return actions
     return np.where(legal, actions, np.argmax(mask != 0, axis=1))
+
+
+def _unseeded(stream: int) -> int:
+    raise RuntimeError("reset the rule before it acts")

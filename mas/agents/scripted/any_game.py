@@ -77,4 +77,4 @@ class FixedAction(ScriptedPolicy):
     @staticmethod
     def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
         wanted = [names.index(rule.spec.action) if rule.spec.action in names else -1 for names in rule.info.action_names]
-        return np.asarray(wanted, dtype=np.int64)[rule.seats[view.rows]]
+        return np.asarray(wanted, dtype=np.int64)[view.seats]

@@ -206,7 +206,7 @@ class ScriptedBatchRule(BatchRule):
         return self._single
 
     def act(self, view: BatchView) -> np.ndarray:
-        return legal_or_first_batch(view.mask, self.strategy.choose_batch(self, view))
+        return legal_or_first_batch(view.mask, self.strategy.choose_batch(self, view), view.all_legal)
 
 
 def choose_rowwise(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
@@ -217,7 +217,7 @@ def choose_rowwise(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
     summaries = view.summaries()
     names = rule.info.action_names
     out = np.empty(len(view.rows), dtype=np.int64)
-    for k, seat in enumerate(rule.seats[view.rows].tolist()):
+    for k, seat in enumerate(view.seats.tolist()):
         last = dict(zip(rule.agent_ids, view.last_actions[k].tolist())) if view.played[k] else None
         out[k] = policy.choose(AgentView(
             agent=rule.agent_ids[seat], seat=seat, observation=_NO_OBSERVATION, action_mask=view.mask[k],

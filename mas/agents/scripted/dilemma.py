@@ -91,8 +91,14 @@ def partner_defected_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarr
     if n < 2:
         return np.zeros(k, dtype=bool)
     defected = actions != rule.C
-    count = defected.sum(axis=1) - defected[np.arange(k), rule.seats[view.rows]]
-    return view.played & (count / (n - 1) > getattr(rule.spec, "tolerance", 0.0))
+    if n == 2:  # the one partner: the other seat
+        return view.played & defected[rule.index(k), 1 - view.seats] & (rule_tolerance(rule) < 1.0)
+    count = defected.sum(axis=1) - defected[rule.index(k), view.seats]
+    return view.played & (count / (n - 1) > rule_tolerance(rule))
+
+
+def rule_tolerance(rule: ScriptedBatchRule) -> float:
+    return getattr(rule.spec, "tolerance", 0.0)
 
 
 def record_history(rule: ScriptedBatchRule, view: BatchView) -> dict[str, np.ndarray]:
@@ -250,7 +256,7 @@ class Pavlov(_PDPolicy):
     @staticmethod
     def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
         partner = partner_defected_batch(rule, view)
-        me = view.last_actions[np.arange(len(view.rows)), rule.seats[view.rows]] != rule.C
+        me = view.last_actions[rule.index(len(view.rows)), view.seats] != rule.C
         return play_batch(rule, ~view.played | (me == partner))
 
 
