@@ -167,6 +167,7 @@ class EpisodeEngine:
         self._personas = [[a.persona for a in agents] for agents in self._copy_agents]
         self.copy_seeds = np.full(self.batch_size, self.seed, dtype=np.int64)
         self._batcher = PolicyBatcher() if batch_policies else None
+        self._spec_keys: dict[int, str] = {}
         self.groups = [self._build_groups(copy) for copy in range(self.batch_size)]
         if self._batcher is not None:
             self._batcher.build(self)
@@ -183,7 +184,7 @@ class EpisodeEngine:
         agents = self._copy_agents[copy]
         by_spec: dict[str, list[int]] = {}
         for seat in self.internal_seats:
-            by_spec.setdefault(agents[seat].policy.model_dump_json(), []).append(seat)
+            by_spec.setdefault(self._spec_key(agents[seat].policy), []).append(seat)
         groups = []
         for seats in by_spec.values():
             spec = agents[seats[0]].policy
@@ -193,6 +194,13 @@ class EpisodeEngine:
             policy = registry.policy_class(spec.type)(spec, self.info, setups, self.agent_ids)
             groups.append(PolicyGroup(policy, seats, [self.agent_ids[s] for s in seats]))
         return groups
+
+    def _spec_key(self, spec: Any) -> str:
+        """The spec as JSON (memoised by object: copies of a batch share spec objects)."""
+        key = self._spec_keys.get(id(spec))
+        if key is None:
+            key = self._spec_keys[id(spec)] = spec.model_dump_json()
+        return key
 
     def _reset_policies(self, copy: int) -> None:
         for group in self.groups[copy]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mas import registry
-from mas.agents.batch import BatchRule, BatchView
+from mas.agents.batch import BatchRule, BatchState, BatchView
 from mas.seeding import child_seed
 
 if TYPE_CHECKING:
@@ -30,20 +30,10 @@ class PolicyBatcher:
     def __init__(self) -> None:
         self._pending: dict[str, tuple[Any, list[tuple[int, list[int], str]]]] = {}
         self.rules: list[tuple[BatchRule, np.ndarray, np.ndarray, list[tuple[int, str]]]] = []
-        self._all_ones: dict[tuple[int, int], np.ndarray] = {}
-
-    def _ones(self, rows: int, actions: int) -> np.ndarray:
-        """A read-only all-legal mask (cached: rules must not write their view)."""
-        key = (rows, actions)
-        if key not in self._all_ones:
-            ones = np.ones(key, dtype=np.int8)
-            ones.flags.writeable = False
-            self._all_ones[key] = ones
-        return self._all_ones[key]
 
     def take(self, engine: "EpisodeEngine", copy: int, spec: Any, seats: list[int]) -> bool:
         """Claim the group of `seats` playing `spec` in `copy` if its policy has a batched form."""
-        key = spec.model_dump_json()
+        key = engine._spec_key(spec)
         if key not in self._pending:
             cls = registry.policy_class(spec.type)
             probe = cls.batch_rule(spec, engine.info, engine.agent_ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
@@ -79,7 +69,13 @@ class PolicyBatcher:
     def act(self, engine: "EpisodeEngine", joint: np.ndarray) -> None:
         """Fill the batched seats of the active copies into `joint` [B, N] (in place)."""
         everyone = bool(engine.active.all())
-        all_legal = bool(engine.mask.all())
+        game = engine.game
+
+        def summary(copy: int, seat: int) -> dict[str, Any]:
+            return game.visible(game.summary(engine.state, copy), seat)
+
+        state = BatchState(engine.rounds, engine.played, engine.last_actions, engine.mask, engine.talking,
+                           bool(engine.mask.all()), summary)
         for rule, copies, seats, _ in self.rules:
             if everyone:
                 rows, at, where = rule.index(len(copies)), copies, seats
@@ -88,13 +84,4 @@ class PolicyBatcher:
                 if not len(rows):
                     continue
                 at, where = copies[rows], seats[rows]
-
-            def summaries(at: np.ndarray = at, where: np.ndarray = where) -> list[dict[str, Any]]:
-                return [engine.game.visible(engine.game.summary(engine.state, c), s) for c, s in zip(at.tolist(), where.tolist())]
-
-            # every action legal: a read-only stand-in instead of gathering the mask
-            mask = self._ones(len(rows), engine.mask.shape[2]) if all_legal else engine.mask[at, where]
-            view = BatchView(rows=rows, seats=where, round=engine.rounds[at], played=engine.played[at], last_actions=engine.last_actions[at],
-                             mask=mask, talking=engine.talking, summaries=summaries, all_legal=all_legal)
-            joint[at, where] = rule.act(view)
-
+            joint[at, where] = rule.act(BatchView(rows, at, where, state))

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,31 +31,89 @@ if TYPE_CHECKING:
 CHUNK = 64
 
 
-@dataclass(frozen=True)
-class BatchView:
-    """What the rows being decided may know now (arrays over those rows, in order).
+@dataclass
+class BatchState:
+    """What every copy shows at one step (arrays over the whole batch), shared by the
+    views of all rules in that step.
 
     Attributes:
-        rows: indices into the rule's rows (only copies still playing are asked).
-        seats: [K] each row's seat.
-        round: [K] the copy's round.
-        played: [K] an action step happened in the episode (`last_actions` is meaningful).
-        last_actions: [K, N] last round's actions of every seat of the row's copy.
-        mask: [K, A] the row's legal actions.
+        round: [B] each copy's round.
+        played: [B] an action step happened in the copy's episode (`last_actions` is meaningful).
+        last_actions: [B, N] last round's actions of every seat.
+        mask: [B, N, A] legal actions.
         talking: the step is talk-only.
-        all_legal: every action of every seat of every copy is legal now (no fallback needed).
-        summaries: () -> each row's visible game summary (computed on demand: per copy).
+        all_legal: every action of every seat of every copy is legal now.
+        summary: (copy, seat) -> the game summary that seat may see (computed on demand).
     """
 
-    rows: np.ndarray
-    seats: np.ndarray
     round: np.ndarray
     played: np.ndarray
     last_actions: np.ndarray
     mask: np.ndarray
     talking: bool
-    summaries: Callable[[], list[dict[str, Any]]]
-    all_legal: bool = False
+    all_legal: bool
+    summary: Callable[[int, int], dict[str, Any]]
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+
+class BatchView:
+    """What the rows being decided may know now: arrays over those rows, in order, each
+    gathered from the step's `BatchState` on first use.
+
+    Attributes:
+        rows: indices into the rule's rows (only copies still playing are asked).
+        copies, seats: [K] each row's copy and seat.
+        state: the step's `BatchState` (whole-batch arrays).
+    """
+
+    def __init__(self, rows: np.ndarray, copies: np.ndarray, seats: np.ndarray, state: BatchState) -> None:
+        self.rows, self.copies, self.seats, self.state = rows, copies, seats, state
+
+    @property
+    def talking(self) -> bool:
+        return self.state.talking
+
+    @property
+    def all_legal(self) -> bool:
+        return self.state.all_legal
+
+    @functools.cached_property
+    def round(self) -> np.ndarray:
+        """[K] the copy's round."""
+        return self.state.round[self.copies]
+
+    @functools.cached_property
+    def played(self) -> np.ndarray:
+        """[K] `last_actions` is meaningful (not the first round)."""
+        return self.state.played[self.copies]
+
+    @functools.cached_property
+    def last_actions(self) -> np.ndarray:
+        """[K, N] last round's actions of every seat of the row's copy."""
+        return self.state.last_actions[self.copies]
+
+    @functools.cached_property
+    def own_last(self) -> np.ndarray:
+        """[K] the row's own last action."""
+        return self.state.last_actions[self.copies, self.seats]
+
+    @functools.cached_property
+    def mask(self) -> np.ndarray:
+        """[K, A] the row's legal actions."""
+        if self.state.all_legal:
+            return np.ones((len(self.rows), self.state.mask.shape[2]), dtype=np.int8)
+        return self.state.mask[self.copies, self.seats]
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Each row's visible game summary (per copy: costly)."""
+        return [self.state.summary(c, s) for c, s in zip(self.copies.tolist(), self.seats.tolist())]
+
+    def shared(self, key: Any, make: Callable[[BatchState], Any]) -> Any:
+        """`make(state)` computed once per step for every rule asking with `key`."""
+        cache = self.state.cache
+        if key not in cache:
+            cache[key] = make(self.state)
+        return cache[key]
 
 
 class BatchRule(ABC):
@@ -143,14 +202,14 @@ class BatchRule(ABC):
         self._ptr[stream] = 0
 
 
-def legal_or_first(mask: np.ndarray, actions: np.ndarray, all_legal: bool = False) -> np.ndarray:
-    """[K] `actions` where legal in `mask` [K, A], else each row's first legal action (0 when none).
-    With `all_legal` every action in range is legal (and 0 is the first legal one)."""
+def legal_or_first(view: BatchView, actions: np.ndarray) -> np.ndarray:
+    """[K] `actions` where legal for the view's rows, else each row's first legal action (0 when none)."""
     actions = np.asarray(actions, dtype=np.int64)
-    k, width = mask.shape
+    width = view.state.mask.shape[2]
     inside = (actions >= 0) & (actions < width)
-    if all_legal:
+    if view.all_legal:  # every action in range is legal, and 0 is the first legal one
         return actions if inside.all() else np.where(inside, actions, 0)
+    mask, k = view.mask, len(actions)
     legal = inside & (mask[np.arange(k), np.where(inside, actions, 0)] != 0)
     if legal.all():
         return actions

@@ -23,6 +23,7 @@ import numpy as np
 from mas import registry
 from mas.agents.scripted.base import ScriptedPolicy
 from mas.episode import EpisodeEngine
+from mas.scenario import AgentConfig
 from mas.seeding import child_seed
 
 if TYPE_CHECKING:
@@ -45,8 +46,18 @@ def play_batch(player: "MatchPlayer", matches: Sequence["Match"]) -> list["Match
 
     tournament = player.tournament
     b = len(matches)
-    scenarios = [tournament.match_scenario(m.seats) for m in matches]
-    engine = EpisodeEngine(scenarios[0], b, copy_agents=[s.agents for s in scenarios], batch_policies=True)
+    first = tournament.match_scenario(matches[0].seats)
+    made: dict[tuple[int, int], AgentConfig] = {}  # (seat, entrant) -> its agent, shared by the copies
+    for seat, entrant in enumerate(matches[0].seats):
+        made[(seat, entrant)] = first.agents[seat]
+
+    def agent(seat: int, entrant: int) -> AgentConfig:
+        if (seat, entrant) not in made:
+            made[(seat, entrant)] = tournament.match_scenario((entrant,) * tournament.group_size).agents[seat]
+        return made[(seat, entrant)]
+
+    rosters = [[agent(seat, entrant) for seat, entrant in enumerate(m.seats)] for m in matches]
+    engine = EpisodeEngine(first, b, copy_agents=rosters, batch_policies=True)
     engine.reset(np.random.default_rng(0), episodes=[0] * b, seeds=[m.seed for m in matches],
                  rngs=lambda copy: np.random.default_rng(child_seed(matches[copy].seed, "episode", 0)))
     n = engine.n_agents

@@ -35,7 +35,7 @@ BACKENDS = ("process", "serial", "ray")
 IN_FLIGHT_PER_WORKER = 4
 #: batched chunks per worker process: enough that workers finishing early find work left
 #: and that an interrupted run loses little, few enough that each chunk is a large batch
-CHUNKS_PER_WORKER = 8
+CHUNKS_PER_WORKER = 4
 #: the fewest matches in a batched chunk of a worker process
 MIN_CHUNK = 16
 

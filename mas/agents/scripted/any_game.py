@@ -49,6 +49,8 @@ class RandomPolicy(ScriptedPolicy):
             coin = legal[:, caps.cooperate] & legal[:, caps.defect]
         draws = rule.uniform(view, coin | (count >= 2))
         flip = np.where(draws < rule.spec.p, rule.C if rule.C is not None else -1, rule.D if rule.D is not None else -1)
+        if coin.all():  # a coin flip everywhere (the dilemmas): nothing to pick
+            return flip
         # pick: the index-th legal action, index = min(int(u * count), count - 1) (the only one without a draw)
         index = np.where(count >= 2, np.minimum(np.nan_to_num(draws * count).astype(np.int64), count - 1), 0)
         picked = np.where(count > 0, np.argmax(np.cumsum(legal, axis=1) > index[:, None], axis=1), -1)

@@ -155,6 +155,9 @@ class ScriptedPolicy(Policy):
     #: the rule over arrays, when the strategy offers it: (rule, view) -> [K] wanted
     #: actions, exactly what `choose` would want for each row (`ScriptedBatchRule`)
     choose_batch: ClassVar[Any] = None
+    #: `choose_batch` only names actions in range (e.g. cooperate or defect): where every
+    #: action is legal, no fallback is needed
+    batch_legal: ClassVar[bool] = False
     #: the [R] int64 memory arrays the batched rule keeps: name -> value after a reset
     batch_memory: ClassVar[Mapping[str, int]] = MappingProxyType({})
 
@@ -206,7 +209,10 @@ class ScriptedBatchRule(BatchRule):
         return self._single
 
     def act(self, view: BatchView) -> np.ndarray:
-        return legal_or_first_batch(view.mask, self.strategy.choose_batch(self, view), view.all_legal)
+        actions = self.strategy.choose_batch(self, view)
+        if self.strategy.batch_legal and view.all_legal:  # nothing to fall back from
+            return actions
+        return legal_or_first_batch(view, actions)
 
 
 def choose_rowwise(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:

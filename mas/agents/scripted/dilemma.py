@@ -21,7 +21,7 @@ from pydantic import Field
 import numpy as np
 
 from mas.agents.base import AgentSetup, AgentView
-from mas.agents.batch import BatchView
+from mas.agents.batch import BatchState, BatchView
 from mas.agents.scripted.base import COOPERATE_DEFECT, Classifier, ScriptedBatchRule, ScriptedPolicy, ScriptedSpec
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ class _PDPolicy(ScriptedPolicy):
         self.C = game.capabilities.cooperate
         self.D = game.capabilities.defect
 
+    batch_legal = True  # the batched forms play the cooperate or the defect action
+
     def play(self, cooperate: bool) -> int:
         return self.C if cooperate else self.D
 
@@ -85,25 +87,26 @@ HISTORY = MappingProxyType({"seen": -1, "n": 0, "last": 0, "before": 0, "first":
 
 
 def partner_defected_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
-    """[K] `partner_defected` of each row (False in round 0, where it is None)."""
-    actions = view.last_actions
-    k, n = actions.shape
+    """[K] `partner_defected` of each row (False in round 0, where it is None); computed
+    once per step for the whole batch and shared by the rules of equal C and tolerance."""
+    tolerance = getattr(rule.spec, "tolerance", 0.0)
+    every = view.shared(("partner_defected", rule.C, tolerance), lambda state: _partner_defected(state, rule.C, tolerance))
+    return every[view.copies, view.seats]
+
+
+def _partner_defected(state: BatchState, cooperate: int, tolerance: float) -> np.ndarray:
+    """[B, N] whether the others of each seat defected last round, by `tolerance`."""
+    n = state.last_actions.shape[1]
     if n < 2:
-        return np.zeros(k, dtype=bool)
-    defected = actions != rule.C
-    if n == 2:  # the one partner: the other seat
-        return view.played & defected[rule.index(k), 1 - view.seats] & (rule_tolerance(rule) < 1.0)
-    count = defected.sum(axis=1) - defected[rule.index(k), view.seats]
-    return view.played & (count / (n - 1) > rule_tolerance(rule))
+        return np.zeros(state.last_actions.shape, dtype=bool)
+    defected = state.last_actions != cooperate
+    others = defected.sum(axis=1, keepdims=True) - defected
+    return state.played[:, None] & (others / (n - 1) > tolerance)
 
 
-def rule_tolerance(rule: ScriptedBatchRule) -> float:
-    return getattr(rule.spec, "tolerance", 0.0)
-
-
-def record_history(rule: ScriptedBatchRule, view: BatchView) -> dict[str, np.ndarray]:
+def record_history(rule: ScriptedBatchRule, view: BatchView) -> "_Rows":
     """`history`, once per round: appends each row's partner move to its `HISTORY` memory;
-    returns the memory of `view.rows`."""
+    returns the memory of `view.rows` (by name)."""
     memory, rows = rule.memory, view.rows
     new = memory["seen"][rows] != view.round
     if new.any():
@@ -115,7 +118,17 @@ def record_history(rule: ScriptedBatchRule, view: BatchView) -> dict[str, np.nda
         memory["last"][at] = flag
         memory["n"][at] += 1
         memory["seen"][rows[new]] = view.round[new]
-    return {name: values[rows] for name, values in memory.items()}
+    return _Rows(memory, rows)
+
+
+class _Rows:
+    """`memory[name][rows]`, gathered when asked for."""
+
+    def __init__(self, memory: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        self.memory, self.rows = memory, rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.memory[name][self.rows]
 
 
 def play_batch(rule: ScriptedBatchRule, cooperate: np.ndarray) -> np.ndarray:
@@ -256,7 +269,7 @@ class Pavlov(_PDPolicy):
     @staticmethod
     def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
         partner = partner_defected_batch(rule, view)
-        me = view.last_actions[rule.index(len(view.rows)), view.seats] != rule.C
+        me = view.own_last != rule.C
         return play_batch(rule, ~view.played | (me == partner))
 
 
