@@ -94,3 +94,22 @@ def test_batched_act_equals_per_copy_act_on_random_histories(name):
                         np.testing.assert_array_equal(a, b, err_msg=f"{spec} in {game}, seats {seats}, step {step}")
                 played += 1
     assert played >= 2  # it played in at least one game, alone and in self-play
+
+
+def test_batched_rules_restart_with_their_copies_under_auto_reset():
+    # training's vector env: copies restart one by one, each new episode reseeds its streams
+    base = load_scenario("prisoners_dilemma").to_dict()
+    base.update(rounds={"continuation": 0.7, "max": 9},
+                agents=[{"id": "me", "policy": "always_cooperate"}, {"id": "them", "policy": {"type": "joss", "sneakiness": 0.4}}])
+    scenario = parse_scenario(base)
+    runs = []
+    for batched in (False, True):
+        engine = EpisodeEngine(scenario, 6, ["me"], seed=5, auto_reset=True, batch_policies=batched)
+        engine.reset(np.random.default_rng(2))
+        moves = np.random.default_rng(3)
+        runs.append([engine.step(moves.integers(0, 2, size=(6, 1))) for _ in range(60)])
+    restarts = sum(int(t.done.sum()) for t in runs[0])
+    assert restarts > 20
+    for one, many in zip(*runs):
+        np.testing.assert_array_equal(one.actions, many.actions)
+        np.testing.assert_array_equal(one.episodes, many.episodes)
