@@ -133,10 +133,11 @@ class BatchRule(ABC):
         self.streams = np.asarray(streams, dtype=np.int64)
         self.n_streams = int(self.streams.max()) + 1 if len(self.streams) else 0
         # a row's place among its stream's rows: draws are handed out in that order
+        order = np.argsort(self.streams, kind="stable")
+        ordered = self.streams[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, dtype=np.int64)
         self.place = np.zeros(len(self.seats), dtype=np.int64)
-        for stream in np.unique(self.streams):
-            at = np.flatnonzero(self.streams == stream)
-            self.place[at] = np.arange(len(at))
+        self.place[order] = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
         self.max_place = int(self.place.max()) if len(self.place) else 0
         self._aranges: dict[int, np.ndarray] = {}
         self._gens: list[np.random.Generator | None] = [None] * self.n_streams
