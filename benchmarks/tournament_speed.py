@@ -3,7 +3,11 @@ to the `axelrod` library's tournament on the same twelve strategies and settings
 rounds, T=5 R=3 P=1 S=0, self-play, the same repetitions), in one run.
 
     .venv/bin/pip install axelrod torch==2.13.0   # benchmark only; axelrod depends on torch: keep the pin
-    .venv/bin/python benchmarks/tournament_speed.py [--repetitions 5]
+    .venv/bin/python benchmarks/tournament_speed.py [--repetitions 5] [--scale 10]
+
+The scripted roster plays every match as a copy of one engine (`mas.tournament.batch`).
+With `--scale K` it also times a roster K times the classic one (each strategy K times,
+the random ones with varied parameters; one repetition) on 1 and 2 worker processes.
 
 Both sides are timed end to end: mas plays, commits every match to its SQLite store and
 computes the ranking (1,000 bootstrap resamples, replicator dynamics); axelrod plays and
@@ -46,6 +50,21 @@ def axelrod_players(axl):
     }
 
 
+def scaled(tournament, times: int):
+    """The classic roster `times` over: copies named name_k, stochastic ones varied."""
+    data = copy.deepcopy(tournament.to_dict())
+    entrants = []
+    for k in range(times):
+        for entrant in data["entrants"]:
+            policy = dict(entrant["policy"])
+            for key in ("generosity", "p", "sneakiness"):
+                if key in policy:
+                    policy[key] = round(min(0.95, policy[key] * (1 + 0.05 * k)), 4)
+            entrants.append({**entrant, "name": f"{entrant['name']}_{k}", "policy": policy})
+    data.update(entrants=entrants, repetitions=1)
+    return parse_tournament(data)
+
+
 def time_mas(tournament, backend: str, workers: int) -> tuple[float, object]:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -56,6 +75,7 @@ def time_mas(tournament, backend: str, workers: int) -> tuple[float, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--scale", type=int, default=10, help="roster multiple for the workers' speed-up (0: skip)")
     args = parser.parse_args()
     try:
         import axelrod as axl
@@ -98,6 +118,16 @@ def main() -> None:
     pairs = [(i, j) for i, a in enumerate(names) for j, b in enumerate(names) if a in DETERMINISTIC and b in DETERMINISTIC]
     agree = sum(abs(ours[i, j] - theirs[i, j]) < 1e-9 for i, j in pairs)
     print(f"deterministic pairs with identical per-round payoffs in both libraries: {agree}/{len(pairs)}")
+
+    if args.scale:
+        big = scaled(tournament, args.scale)
+        n = len(big.names)
+        print(f"\n{args.scale}x the roster: {n} strategies, 200 rounds, self-play, 1 repetition = {n * (n + 1) // 2} matches")
+        times = {}
+        for label, backend, workers in (("mas serial (in-process)", "serial", 1), ("mas 1 worker", "process", 1), ("mas 2 workers", "process", 2)):
+            times[label], results = time_mas(big, backend, workers)
+            print(f"{label:<26}{times[label]:>9.2f}{results.matches / times[label]:>11.1f}")
+        print(f"mas speed-up from 2 workers                : {times['mas 1 worker'] / times['mas 2 workers']:.2f}")
 
 
 if __name__ == "__main__":

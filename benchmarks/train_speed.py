@@ -7,6 +7,10 @@ environment steps (copies x vector steps) including the learner's updates. It al
 the batched env alone, with and without a scripted opponent, because scripted opponents
 act through the `Policy` interface copy by copy (their memory is per agent id), which is
 the cost that decides whether to vectorise them. Prints one table; nothing is asserted.
+
+Side by side with tabular IQL it times a plain numpy tabular Q-learner on the same game
+(the iterated PD against tit for tat, 20 rounds, the same copies, epsilon-greedy, the same
+batched update), written directly over arrays: the speed a tabular learner can have here.
 """
 
 from __future__ import annotations
@@ -53,6 +57,51 @@ def time_training(name: str, scenario_learners: tuple, algo: str, config, device
     return name, steps / (time.perf_counter() - start)
 
 
+class PlainQ:
+    """A plain tabular Q-learner over B copies of the iterated PD against tit for tat: the
+    state is the last joint action (4) or the start (index 4), Q is a [5, 2] numpy array."""
+
+    PAYOFF = np.array([[3.0, 0.0], [5.0, 1.0]])  # mine, by (my action, its action): C=0, D=1
+
+    def __init__(self, copies: int, rounds: int = 20, seed: int = 0, alpha: float = 0.1, gamma: float = 0.95) -> None:
+        self.b, self.rounds, self.alpha, self.gamma = copies, rounds, alpha, gamma
+        self.rng = np.random.default_rng(seed)
+        self.q = np.zeros((5, 2))
+        self.state = np.full(copies, 4)
+        self.theirs = np.zeros(copies, dtype=np.int64)  # tit for tat: cooperate first
+        self.round = np.zeros(copies, dtype=np.int64)
+        self.epsilon = 0.1
+
+    def step(self) -> None:
+        greedy = self.q[self.state].argmax(1)
+        explore = self.rng.random(self.b) < self.epsilon
+        mine = np.where(explore, self.rng.integers(0, 2, self.b), greedy)
+        reward = self.PAYOFF[mine, self.theirs]
+        nxt = mine * 2 + self.theirs
+        self.round += 1
+        done = self.round >= self.rounds
+        target = reward + self.gamma * self.q[nxt].max(1)  # truncation bootstraps, as in mas
+        td = target - self.q[self.state, mine]
+        flat = self.state * 2 + mine
+        sums = np.bincount(flat, weights=td, minlength=10)
+        counts = np.bincount(flat, minlength=10)
+        touched = counts > 0
+        self.q.reshape(-1)[touched] += self.alpha * sums[touched] / counts[touched]
+        self.theirs = mine  # tit for tat copies my move
+        self.state = np.where(done, 4, nxt)
+        self.theirs = np.where(done, 0, self.theirs)
+        self.round = np.where(done, 0, self.round)
+
+
+def time_plain(name: str, copies: int, seconds: float) -> tuple[str, float]:
+    learner = PlainQ(copies)
+    start, steps = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        learner.step()
+        steps += copies
+    return name, steps / (time.perf_counter() - start)
+
+
 def time_env(name: str, scenario_learners: tuple, num_envs: int, seconds: float) -> tuple[str, float]:
     scenario, learners = scenario_learners
     env = VectorEnv(scenario, learners, num_envs, seed=0)
@@ -75,6 +124,13 @@ def main() -> None:
         time_env("env only: PD self-play, 1024 copies", pd(None), 1024, args.seconds),
         time_env("env only: PD vs tit-for-tat (per-copy policy), 64 copies", pd("tit_for_tat"), 64, args.seconds),
     ]
+    side = [
+        time_training("[cpu] tabular IQL, PD vs tit-for-tat, 16 copies", pd("tit_for_tat"), "iql", IQLConfig(), "cpu", args.seconds),
+        time_plain("[cpu] plain numpy tabular Q, PD vs tit-for-tat, 16 copies", 16, args.seconds),
+        time_training("[cpu] tabular IQL, PD vs tit-for-tat, 256 copies", pd("tit_for_tat"), "iql", IQLConfig(num_envs=256), "cpu", args.seconds),
+        time_plain("[cpu] plain numpy tabular Q, PD vs tit-for-tat, 256 copies", 256, args.seconds),
+    ]
+    rows += side
     for device in args.device:
         rows += [
             time_training(f"[{device}] tabular IQL, PD vs tit-for-tat, 16 copies", pd("tit_for_tat"), "iql", IQLConfig(), device, args.seconds),
@@ -88,6 +144,7 @@ def main() -> None:
     print(f"{'case':<{width}}  env steps/s")
     for name, rate in rows:
         print(f"{name:<{width}}  {rate:>11,.0f}")
+    print(f"\ntabular IQL / plain numpy Q-learner: {side[0][1] / side[1][1]:.2f} (16 copies), {side[2][1] / side[3][1]:.2f} (256 copies)")
 
 
 if __name__ == "__main__":

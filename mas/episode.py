@@ -26,12 +26,14 @@ What it owns:
 
 Randomness: one numpy Generator per batch draws the game's chances and the continuation
 draws; `reset` takes it, so a caller decides how episodes are seeded (`mas run` seeds
-every episode from the master seed and the episode id, training seeds one stream).
+every episode from the master seed and the episode id, training seeds one stream). A
+batch of independent episodes (tournament matches) may instead give one generator per
+copy (`reset(rngs=...)`, `mas.copy_chance`), and one policy seed per copy (`seeds`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -41,8 +43,10 @@ import numpy as np
 from mas import registry
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy
 from mas.comms import Message, build_graph, deliver, empty_graph
+from mas.copy_chance import CopyChance
 from mas.games.base import State, sanitize_actions
-from mas.scenario import ContinuationRounds, Scenario
+from mas.policy_batch import PolicyBatcher
+from mas.scenario import AgentConfig, ContinuationRounds, Scenario
 from mas.seeding import child_seed
 
 
@@ -112,6 +116,10 @@ class EpisodeEngine:
         record_summaries: keep the game's full summary after each action step
             (`Transition.summaries`) for the store.
         measure_cooperation: fill `Transition.cooperation` (the PettingZoo env does not).
+        copy_agents: per copy, the agents (same ids in the same order) whose policies play
+            that copy (default: the scenario's in every copy): a batch of tournament matches.
+        batch_policies: let policies with a batched form decide for all copies at once
+            (`mas.policy_batch`; they then send no messages and keep no records).
     """
 
     def __init__(
@@ -124,6 +132,8 @@ class EpisodeEngine:
         auto_reset: bool = False,
         record_summaries: bool = False,
         measure_cooperation: bool = True,
+        copy_agents: Sequence[Sequence[AgentConfig]] | None = None,
+        batch_policies: bool = False,
     ) -> None:
         self.scenario = scenario
         self.agent_ids = list(scenario.agent_ids)
@@ -151,48 +161,79 @@ class EpisodeEngine:
         self._nothing: list = [MappingProxyType({})] * self.batch_size  # no decisions, no words (read-only)
         self.external_seats = np.array([self.agent_ids.index(a) for a in self.external], dtype=np.int64)
         self.internal_seats = [s for s in range(self.n_agents) if self.agent_ids[s] not in set(external)]
-        self._personas = [a.persona for a in scenario.agents]
-        self.groups = [self._build_groups() for _ in range(self.batch_size)]
+        self._copy_agents = [list(scenario.agents)] * self.batch_size if copy_agents is None else [list(a) for a in copy_agents]
+        if len(self._copy_agents) != self.batch_size or any([a.id for a in c] != self.agent_ids for c in self._copy_agents):
+            raise ValueError(f"copy_agents: need {self.batch_size} rosters with the agent ids {self.agent_ids}")
+        self._personas = [[a.persona for a in agents] for agents in self._copy_agents]
+        self.copy_seeds = np.full(self.batch_size, self.seed, dtype=np.int64)
+        self._batcher = PolicyBatcher() if batch_policies else None
+        self._spec_keys: dict[int, str] = {}
+        self.groups = [self._build_groups(copy) for copy in range(self.batch_size)]
+        if self._batcher is not None:
+            self._batcher.build(self)
+        self._per_copy = any(self.groups)  # some policy decides copy by copy
         self.needs_text = any(g.policy.needs_text for copy in self.groups for g in copy)
         self._rng = np.random.default_rng(0)
+        self._chance: CopyChance | None = None
         self._next_episode = 0
 
     # ----- policies --------------------------------------------------------------------
-    def _build_groups(self) -> list[PolicyGroup]:
-        """One policy instance per distinct spec among the internal seats (equal specs share)."""
+    def _build_groups(self, copy: int) -> list[PolicyGroup]:
+        """One policy instance per distinct spec among the internal seats (equal specs share);
+        none for the groups the batcher takes."""
+        agents = self._copy_agents[copy]
         by_spec: dict[str, list[int]] = {}
         for seat in self.internal_seats:
-            by_spec.setdefault(self.scenario.agents[seat].policy.model_dump_json(), []).append(seat)
+            by_spec.setdefault(self._spec_key(agents[seat].policy), []).append(seat)
         groups = []
         for seats in by_spec.values():
-            spec = self.scenario.agents[seats[0]].policy
-            setups = [AgentSetup(self.agent_ids[s], s, self._personas[s]) for s in seats]
+            spec = agents[seats[0]].policy
+            if self._batcher is not None and self._batcher.take(self, copy, spec, seats):
+                continue
+            setups = [AgentSetup(self.agent_ids[s], s, self._personas[copy][s]) for s in seats]
             policy = registry.policy_class(spec.type)(spec, self.info, setups, self.agent_ids)
             groups.append(PolicyGroup(policy, seats, [self.agent_ids[s] for s in seats]))
         return groups
 
+    def _spec_key(self, spec: Any) -> str:
+        """The spec as JSON (memoised by object: copies of a batch share spec objects)."""
+        key = self._spec_keys.get(id(spec))
+        if key is None:
+            key = self._spec_keys[id(spec)] = spec.model_dump_json()
+        return key
+
     def _reset_policies(self, copy: int) -> None:
         for group in self.groups[copy]:
             # keyed by the group's first agent so adding agents elsewhere shifts no seed
-            group.policy.reset(child_seed(self.seed, "policy", group.agents[0], int(self.episodes[copy])))
+            group.policy.reset(child_seed(int(self.copy_seeds[copy]), "policy", group.agents[0], int(self.episodes[copy])))
 
     # ----- episodes --------------------------------------------------------------------
-    def reset(self, rng: np.random.Generator, episodes: Sequence[int] | None = None) -> None:
+    def reset(self, rng: np.random.Generator, episodes: Sequence[int] | None = None, *,
+              seeds: Sequence[int] | None = None,
+              rngs: Sequence[np.random.Generator] | Callable[[int], np.random.Generator] | None = None) -> None:
         """Start an episode in every copy.
 
         Args:
             rng: the generator of the game's chances and continuation draws from now on.
             episodes: the episode id of each copy (default: the next B unused ids).
+            seeds: each copy's master seed of its policies (default: the engine's `seed`).
+            rngs: one generator per copy instead of `rng` (or a function of the copy that
+                makes it when first needed): each copy then plays exactly as a batch of one
+                given its generator would (`mas.copy_chance`); no auto reset.
         """
         b, n = self.batch_size, self.n_agents
         self._rng = rng
+        self.copy_seeds = np.full(b, self.seed, dtype=np.int64) if seeds is None else np.array(list(seeds), dtype=np.int64)
+        self._chance = None if rngs is None else CopyChance(self.game, rngs, b)
+        if self._chance is not None and self.auto_reset:
+            raise ValueError("rngs: per-copy generators do not go with auto_reset")
         if episodes is None:
             episodes = range(self._next_episode, self._next_episode + b)
         self.episodes = np.array(list(episodes), dtype=np.int64)
         if self.episodes.shape != (b,):
             raise ValueError(f"episodes: need {b} ids, got {len(self.episodes)}")
         self._next_episode = int(self.episodes.max()) + 1
-        self.state = self.game.reset(b, rng)
+        self.state = self.game.reset(b, rng) if self._chance is None else self._chance.reset(b)
         self.rounds = np.zeros(b, dtype=np.int64)
         self.steps = np.zeros(b, dtype=np.int64)
         self.active = np.ones(b, dtype=bool)
@@ -204,6 +245,8 @@ class EpisodeEngine:
         self._refresh()
         for copy in range(b):
             self._reset_policies(copy)
+        if self._batcher is not None:
+            self._batcher.reset(self, np.arange(b))
 
     def _refresh(self) -> None:
         self.mask = self.game.action_mask(self.state)
@@ -247,13 +290,13 @@ class EpisodeEngine:
                 summary=self.game.visible(summary, seat),
                 rules=self.info.rules[seat] if text else "",
                 situation=self.game.situation_text(self.state, copy, seat) if text else "",
-                persona=self._personas[seat], message_limit=limit,
+                persona=self._personas[copy][seat], message_limit=limit,
             ))
         return out
 
     def decide(self) -> list[Mapping[str, Decision]]:
         """The scenario policies' decisions for every active copy (empty for finished ones)."""
-        if not self.internal_seats:  # every seat is played from outside (the PettingZoo env)
+        if not self._per_copy:  # every seat is played from outside (the PettingZoo env) or batched
             return self._nothing
         out: list[dict[str, Decision]] = []
         for copy in range(self.batch_size):
@@ -286,6 +329,8 @@ class EpisodeEngine:
                 given = np.asarray(actions, dtype=np.int64).reshape(b, -1)
                 joint[:, self.external_seats] = given if given.shape[1] == len(self.external_seats) else given[:, self.external_seats]
         decisions = self.decide()
+        if self._batcher is not None:
+            self._batcher.act(self, joint)
         said = self._said(joint, decisions, messages)
         talking = self.talking
         logs = self._deliver(said)
@@ -301,7 +346,8 @@ class EpisodeEngine:
                               None, zeros, zeros.copy(), logs, tuple(decisions), None, self.state)
         legal, illegal = sanitize_actions(joint, self.mask)
         cooperation = self.game.cooperation(self.state, legal) if self.measure_cooperation else None
-        result = self.game.step(self.state, legal, self._rng)
+        result = (self.game.step(self.state, legal, self._rng) if self._chance is None
+                  else self._chance.step(self.state, legal, active))
         new_state, rewards = result.state, result.rewards
         self.rounds = rounds + active
         terminated, truncated = self._episode_end(result.terminated)
@@ -333,7 +379,7 @@ class EpisodeEngine:
               messages: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
         """Fill the scenario policies' actions into `joint` (in place) and gather what
         every agent says, per copy (external agents' words from `messages`)."""
-        if messages is None and not self.internal_seats:
+        if messages is None and not self._per_copy:
             return self._nothing
         said: list[dict[str, str]] = []
         for copy in range(self.batch_size):
@@ -366,7 +412,8 @@ class EpisodeEngine:
         if isinstance(rounds, ContinuationRounds):
             # one draw per copy after each round, also where the game already ended (so the
             # stream of draws does not depend on which copies ended)
-            terminated |= self._rng.random(self.batch_size) >= rounds.continuation
+            draws = self._rng.random(self.batch_size) if self._chance is None else self._chance.draws(self.active)
+            terminated |= draws >= rounds.continuation
             limit = rounds.max
         else:
             limit = rounds
@@ -391,6 +438,8 @@ class EpisodeEngine:
             self._next_episode += 1
             self.inboxes[copy] = {a: () for a in self.agent_ids}
             self._reset_policies(int(copy))
+        if self._batcher is not None:
+            self._batcher.reset(self, copies)
         self._refresh()
 
 

@@ -26,6 +26,8 @@ Rows are the typed records of `mas.records`, written by column name.
 
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 import errno
 import json
@@ -309,13 +311,18 @@ def remove_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import PackageNotFoundError, distribution
 
     found = {}
     for package in ("mas-sim", "numpy", "pettingzoo", "gymnasium", "pydantic", "torch", "transformers"):
         try:
-            found[package] = version(package)
+            dist = distribution(package)
         except PackageNotFoundError:
             continue
+        # the Version line of the metadata file: `version()` parses the whole file as email (slow)
+        text = dist.read_text("METADATA") or ""
+        line = next((ln for ln in text.splitlines() if ln.startswith("Version:")), None)
+        found[package] = line.split(":", 1)[1].strip() if line else dist.version
     return found

@@ -74,7 +74,9 @@ class VectorEnv:
         self.num_envs = int(num_envs)
         self.seed = int(seed)
         self.device = torch.device(device)
-        self.engine = EpisodeEngine(scenario, self.num_envs, external=self.learners, seed=self.seed, auto_reset=True)
+        # scripted opponents decide for all copies at once (the same decisions: mas.policy_batch)
+        self.engine = EpisodeEngine(scenario, self.num_envs, external=self.learners, seed=self.seed, auto_reset=True,
+                                    batch_policies=True)
         self.game = self.engine.game
         self.learner_seats = np.array([ids.index(a) for a in learners])
         self.n_learners = len(self.learners)

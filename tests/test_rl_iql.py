@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -87,3 +88,28 @@ def test_who_learns_and_with_which_hyperparameters():
     with pytest.raises(MasError, match="must share hyperparameters"):
         resolve_config(differing, "iql", ["a", "b"], {})
     assert resolve_config(plain, "ippo", ["a", "b"], {}).centralised_critic is False
+
+
+def _reference_rows(index: dict, obs: np.ndarray) -> np.ndarray:
+    """The lookup before the hash cache: sorted unique observations, added in that order."""
+    unique, inverse = np.unique(obs + np.float32(0.0), axis=0, return_inverse=True)
+    found = np.array([index.setdefault(row.tobytes(), len(index)) for row in unique], dtype=np.int64)
+    return found[inverse.reshape(-1)]
+
+
+def test_the_q_table_lookup_equals_the_plain_unique_lookup_on_random_observations():
+    from mas.agents.rl.iql import QTable
+
+    rng = np.random.default_rng(4)
+    table, index = QTable(2, 5), {}
+    values = np.array([0.0, -0.0, 1.0, 0.5, np.nan], dtype=np.float32)  # -0.0 is 0.0; NaN is a state
+    for step in range(300):
+        kinds = 2 if step < 100 else 5  # few states first (the cached path), then new ones arrive
+        obs = values[rng.integers(0, kinds, size=(int(rng.integers(1, 40)), 5))]
+        np.testing.assert_array_equal(table.rows(obs), _reference_rows(index, obs))
+    assert len(table.index) == len(index) > 32
+    unseen = np.full((3, 5), 7.0, dtype=np.float32)
+    assert (table.rows(unseen, add=False) == -1).all()
+    again = QTable.from_state_dict(table.state_dict(), 2)
+    obs = values[rng.integers(0, 5, size=(50, 5))]
+    np.testing.assert_array_equal(again.rows(obs, add=False), table.rows(obs, add=False))

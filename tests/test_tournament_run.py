@@ -136,7 +136,8 @@ def test_kill_minus_nine_then_resume_equals_an_uninterrupted_run(tmp_path: Path)
     again at a random point of its resume; the second resume gives exactly the store of an
     uninterrupted run, and no worker, forkserver or resource tracker outlives a kill."""
     classic = yaml.safe_load(CLASSIC.read_text())
-    classic.update(repetitions=2, rounds=60, scenario=str(Path("scenarios/prisoners_dilemma.yaml").resolve()))
+    # long matches: batched play is fast, and a kill must find the run still playing
+    classic.update(repetitions=2, rounds=1000, scenario=str(Path("scenarios/prisoners_dilemma.yaml").resolve()))
     file = tmp_path / "classic.yaml"
     file.write_text(yaml.safe_dump(classic))
     total = len(build_schedule(load_tournament(file)))
@@ -212,10 +213,14 @@ def test_a_failing_match_keeps_the_finished_ones(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(MatchPlayer, "play", failing)
     tournament = parse_tournament({**MIXED, "repetitions": 1})
+    # a failing match comes from a model-holding entrant, and those are played match by match
+    monkeypatch.setattr("mas.tournament.executors.batchable", lambda tournament: False)
+    monkeypatch.setattr("mas.tournament.play.batchable", lambda tournament: False)
     with pytest.raises(MasError, match="refused"):
         run_tournament(tournament, tmp_path / "t", backend="serial")
     assert committed(tmp_path / "t") == 7
     monkeypatch.setattr(MatchPlayer, "play", original)
+    monkeypatch.undo()
     assert resume_tournament(tmp_path / "t", backend="serial").played_now == 8
 
 

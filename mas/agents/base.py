@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from mas.agents.batch import BatchRule
     from mas.comms import Message
     from mas.games.base import GameInfo
 
@@ -127,6 +128,13 @@ class Policy(ABC):
     @abstractmethod
     def act(self, views: Sequence[AgentView]) -> list[Decision]:
         """One decision per view, in the same order."""
+
+    @classmethod
+    def batch_rule(cls, spec: Any, game: "GameInfo", agent_ids: Sequence[str], seats: np.ndarray,
+                   streams: np.ndarray) -> "BatchRule | None":
+        """The optional batched form of this policy for `spec` over many (copy, seat) rows
+        (`mas.agents.batch`); None: the policy decides copy by copy."""
+        return None
 
 
 def render_message(template: str, view: AgentView, action: int) -> str:

@@ -5,8 +5,11 @@ and an iterable of scheduled matches, and yields `MatchResult`s as they finish, 
 order. A match's result depends only on the tournament and the match, never on the
 executor or the order, so all executors give identical results for the same seed.
 
-Only the calling process writes the store; workers just play. At most a few matches per
-worker are in flight, so an interrupted run loses only those.
+Work goes out in chunks of matches (`MatchPlayer.play_many`): one match per chunk when
+entrants hold models, else large chunks that a worker plays as the copies of one engine
+(the batch is split between the workers). Only the calling process writes the store;
+workers just play. At most a few chunks per worker are in flight, so an interrupted run
+loses only those.
 """
 
 from __future__ import annotations
@@ -16,22 +19,36 @@ import os
 import select
 import threading
 import time
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from mas.errors import MasError, MissingExtraError
+from mas.tournament.batch import MAX_COPIES, batchable
 from mas.tournament.play import MatchPlayer, MatchResult
 from mas.tournament.schedule import Match
 from mas.tournament.spec import parse_tournament
 
 BACKENDS = ("process", "serial", "ray")
 IN_FLIGHT_PER_WORKER = 4
+#: batched chunks per worker process: enough that workers finishing early find work left
+#: and that an interrupted run loses little, few enough that each chunk is a large batch
+CHUNKS_PER_WORKER = 4
+#: the fewest matches in a batched chunk of a worker process
+MIN_CHUNK = 16
 
 
 def execute(tournament_data: dict[str, Any], matches: Iterable[Match], backend: str = "process", workers: int = 1) -> Iterator[MatchResult]:
-    """Play `matches` and yield their results as they finish.
+    """Play `matches` and yield their results as they finish (see `execute_chunks`)."""
+    for chunk in execute_chunks(tournament_data, matches, backend, workers):
+        yield from chunk
+
+
+def execute_chunks(tournament_data: dict[str, Any], matches: Iterable[Match], backend: str = "process",
+                   workers: int = 1) -> Iterator[list[MatchResult]]:
+    """Play `matches` and yield the results of each chunk as it finishes.
 
     Args:
         tournament_data: the resolved tournament (`Tournament.to_dict()`).
@@ -40,19 +57,34 @@ def execute(tournament_data: dict[str, Any], matches: Iterable[Match], backend: 
             "ray" (Ray tasks; the `ray` extra).
         workers: worker processes, or Ray actors.
     """
+    if backend not in BACKENDS:
+        raise MasError(f"unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
+    chunks = _chunks(tournament_data, matches, 0 if backend == "serial" else workers)
     if backend == "serial":
-        return _serial(tournament_data, matches)
+        return _serial(tournament_data, chunks)
     if backend == "process":
-        return _processes(tournament_data, matches, workers)
-    if backend == "ray":
-        return _ray(tournament_data, matches, workers)
-    raise MasError(f"unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
+        return _processes(tournament_data, chunks, workers)
+    return _ray(tournament_data, chunks, workers)
 
 
-def _serial(tournament_data: dict[str, Any], matches: Iterable[Match]) -> Iterator[MatchResult]:
+def _chunks(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int) -> Iterator[list[Match]]:
+    """The matches in the chunks workers play: single matches unless every entrant is
+    scripted; else one batch in this process (`workers` 0), or about `CHUNKS_PER_WORKER`
+    chunks per worker process (`MIN_CHUNK` to `MAX_COPIES` matches)."""
+    if not batchable(parse_tournament(tournament_data)):
+        for match in matches:
+            yield [match]
+        return
+    pending = list(matches)
+    size = MAX_COPIES if workers == 0 else min(MAX_COPIES, max(MIN_CHUNK, math.ceil(len(pending) / (workers * CHUNKS_PER_WORKER))))
+    for start in range(0, len(pending), size):
+        yield pending[start : start + size]
+
+
+def _serial(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]]) -> Iterator[list[MatchResult]]:
     player = MatchPlayer(parse_tournament(tournament_data))
-    for match in matches:
-        yield player.play(match)
+    for chunk in chunks:
+        yield player.play_many(chunk)
 
 
 # ----- worker processes ---------------------------------------------------------------------
@@ -101,9 +133,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _play_in_worker(match: Match) -> MatchResult:
+def _play_in_worker(chunk: Sequence[Match]) -> list[MatchResult]:
     assert _worker_player is not None, "worker not initialised"
-    return _worker_player.play(match)
+    return _worker_player.play_many(chunk)
 
 
 def _start_method() -> str:
@@ -113,19 +145,19 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def _processes(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int) -> Iterator[MatchResult]:
+def _processes(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[list[MatchResult]]:
     context = multiprocessing.get_context(_start_method())
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(tournament_data, os.getpid()))
-    pending = iter(matches)
+    pending = iter(chunks)
     in_flight: set[Future] = set()
     failure: BaseException | None = None
     try:
         while True:
             while failure is None and len(in_flight) < workers * IN_FLIGHT_PER_WORKER:
-                match = next(pending, None)
-                if match is None:
+                chunk = next(pending, None)
+                if chunk is None:
                     break
-                in_flight.add(pool.submit(_play_in_worker, match))
+                in_flight.add(pool.submit(_play_in_worker, chunk))
             if not in_flight:
                 break
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -155,7 +187,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def _ray(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int) -> Iterator[MatchResult]:
+def _ray(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[list[MatchResult]]:
     """Ray actors, one MatchPlayer each. Connects to the cluster named by RAY_ADDRESS
     when set (or one already initialised), else starts a local Ray with `workers` CPUs."""
     ray = _import_ray()
@@ -173,7 +205,7 @@ def _ray(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int
         in_flight: dict[Any, int] = {}  # object ref -> actor index
         failures: list[BaseException] = []
 
-        def finished() -> Iterator[MatchResult]:
+        def finished() -> Iterator[list[MatchResult]]:
             (ready,), _ = ray.wait(list(in_flight), num_returns=1)
             load[in_flight.pop(ready)] -= 1
             try:
@@ -182,13 +214,13 @@ def _ray(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int
                 cause = getattr(exc, "cause", None)
                 failures.append(cause if isinstance(cause, MasError) else exc)
 
-        for match in matches:
+        for chunk in chunks:
             while len(in_flight) >= workers * IN_FLIGHT_PER_WORKER:
                 yield from finished()
             if failures:  # stop submitting; the matches in flight finish and are kept
                 break
             actor = min(range(workers), key=load.__getitem__)
-            in_flight[actors[actor].play.remote(match)] = actor
+            in_flight[actors[actor].play_many.remote(chunk)] = actor
             load[actor] += 1
         while in_flight:
             yield from finished()
@@ -205,5 +237,5 @@ class _RayMatchPlayer:
     def __init__(self, tournament_data: dict[str, Any]) -> None:
         self.player = MatchPlayer(parse_tournament(tournament_data))
 
-    def play(self, match: Match) -> MatchResult:
-        return self.player.play(match)
+    def play_many(self, chunk: Sequence[Match]) -> list[MatchResult]:
+        return self.player.play_many(chunk)

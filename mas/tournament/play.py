@@ -1,8 +1,9 @@
-"""Playing one match: the base scenario with the match's entrants, through the runner.
+"""Playing matches: the base scenario with the match's entrants, through the runner.
 
 A match is one episode of `mas.runner.play_episode` with the match's seed, so it is the
 same interaction loop as `mas run` and the result depends on nothing but the tournament
-file and the match. The result is a small picklable value that worker processes send
+file and the match. Tournaments of scripted entrants play many matches at once as the
+copies of one engine, with identical results (`play_many`, `mas.tournament.batch`). The result is a small picklable value that worker processes send
 back to the one process that writes the store.
 
 Per-round actions are kept compactly as one string per seat (`ActionCodec`): the action
@@ -12,12 +13,16 @@ else the indices written in base 62.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from mas.comms import Message
 from mas.episode import EpisodeEngine
 from mas.records import DecisionRecord
 from mas.runner import play_episode
+from mas.tournament.batch import MAX_COPIES, batchable, play_batch
 from mas.tournament.schedule import Match
 from mas.tournament.spec import Tournament
 
@@ -80,6 +85,12 @@ class ActionCodec:
             return "".join(self.names[a] for a in actions)
         return "".join(_base62(a, self.width) for a in actions)
 
+    def encode_array(self, actions: np.ndarray) -> str:
+        """`encode` of an integer array (one table lookup for one-character names)."""
+        if self.names is not None and self.names.isascii():
+            return np.frombuffer(self.names.encode("ascii"), dtype=np.uint8)[actions].tobytes().decode("ascii")
+        return self.encode([int(a) for a in actions])
+
     def decode(self, text: str) -> list[int]:
         if self.names is not None:
             return [self.names.index(c) for c in text]
@@ -108,6 +119,17 @@ class MatchPlayer:
         probe = EpisodeEngine(tournament.match_scenario(tuple(range(tournament.group_size))))
         self.action_names = [list(names) for names in probe.info.action_names]
         self.codec = ActionCodec.for_game(self.action_names)
+        self.batchable = batchable(tournament)
+
+    def play_many(self, matches: Sequence[Match]) -> list[MatchResult]:
+        """Play `matches`: as copies of one engine when every entrant is scripted
+        (`mas.tournament.batch`: the same results, much faster), else one by one."""
+        if not self.batchable:
+            return [self.play(m) for m in matches]
+        out = []
+        for start in range(0, len(matches), MAX_COPIES):
+            out.extend(play_batch(self, matches[start : start + MAX_COPIES]))
+        return out
 
     def play(self, match: Match) -> MatchResult:
         """Play one scheduled match and return its result."""

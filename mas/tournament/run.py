@@ -23,7 +23,7 @@ import numpy as np
 from mas.rundir import first_difference, locked
 from mas.seeding import rng
 from mas.tournament import ecology
-from mas.tournament.executors import execute
+from mas.tournament.executors import execute_chunks
 from mas.tournament.play import MatchPlayer
 from mas.tournament.ratings import MatchTable, Rating, payoff_matrix, rate
 from mas.tournament.schedule import build_schedule
@@ -65,7 +65,7 @@ def run_tournament(
         workers: parallel worker processes (or Ray actors).
         backend: "process", "serial" or "ray".
         on_progress: called with (matches done, total) at the start and after each
-            committed match (progress bars).
+            committed match, or chunk of matches played together (progress bars).
     """
     data = tournament.to_dict()
     player = MatchPlayer(tournament)
@@ -130,9 +130,9 @@ def _play_and_rate(
         if on_progress is not None:
             on_progress(finished, len(schedule))
         with shared_models(tournament.to_dict(), backend) as (worker_data, _servers):
-            for result in execute(worker_data, pending, backend=backend, workers=workers):
-                store.write_match(result)
-                finished += 1
+            for results in execute_chunks(worker_data, pending, backend=backend, workers=workers):
+                store.write_matches(results)
+                finished += len(results)
                 if on_progress is not None:
                     on_progress(finished, len(schedule))
         results = summarise(tournament, store, out_dir)

@@ -1,7 +1,7 @@
 """The tournament store: one SQLite database per tournament run (`tournament.sqlite`).
 
-Only the process that schedules matches writes it. Each finished match is one
-transaction, committed at once, so a tournament killed at any moment (even `kill -9`)
+Only the process that schedules matches writes it. Each finished match (or chunk of
+matches played together) is one transaction, committed at once, so a tournament killed at any moment (even `kill -9`)
 keeps every finished match and never half of one; `--resume` reads which matches are
 done and plays only the others. Summary tables are rewritten in one transaction at the
 end, from the matches alone.
@@ -99,8 +99,8 @@ class TournamentStore:
             raise StoreError(f"{run_dir}: cannot create run directory ({exc.strerror})") from None
         db = sqlite3.connect(path)
         with creating(path, db):
-            db.executescript("PRAGMA journal_mode=WAL;" + _SCHEMA)
-            db.execute(_DURABILITY)
+            # durability first and the schema in one transaction: one sync, not one per table
+            db.executescript(f"PRAGMA journal_mode=WAL; {_DURABILITY}; BEGIN; {_SCHEMA} COMMIT;")
         meta = {
             "schema_version": str(SCHEMA_VERSION),
             "tournament": json.dumps(tournament),
@@ -135,23 +135,31 @@ class TournamentStore:
     # ----- writing -----------------------------------------------------------------------
     def write_match(self, result: MatchResult) -> None:
         """Write one finished match atomically."""
-        m = result.match
+        self.write_matches([result])
+
+    def write_matches(self, results: Sequence[MatchResult]) -> None:
+        """Write finished matches in one transaction (all or none of them)."""
         with space_errors(self.path, in_flight_lost("match")), self._db:
-            self._db.execute(
-                "INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (m, result.repetition, result.seed, result.rounds, result.steps, int(result.terminated), int(result.truncated)),
-            )
-            self._db.executemany(
-                "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (m, seat, entrant, score, coop, illegal, actions)
-                    for seat, (entrant, score, coop, illegal, actions) in enumerate(
-                        zip(result.seats, result.scores, result.cooperation, result.illegal, result.actions)
-                    )
-                ],
-            )
-            insert_records(self._db, "messages", result.messages, exclude=("episode",), match=m)
-            insert_records(self._db, "decisions", result.decisions, exclude=("episode", "status"), match=m)
+            for result in results:
+                self._insert(result)
+
+    def _insert(self, result: MatchResult) -> None:
+        m = result.match
+        self._db.execute(
+            "INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (m, result.repetition, result.seed, result.rounds, result.steps, int(result.terminated), int(result.truncated)),
+        )
+        self._db.executemany(
+            "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (m, seat, entrant, score, coop, illegal, actions)
+                for seat, (entrant, score, coop, illegal, actions) in enumerate(
+                    zip(result.seats, result.scores, result.cooperation, result.illegal, result.actions)
+                )
+            ],
+        )
+        insert_records(self._db, "messages", result.messages, exclude=("episode",), match=m)
+        insert_records(self._db, "decisions", result.decisions, exclude=("episode", "status"), match=m)
 
     def write_summary(self, payoff: Sequence[tuple], ratings: Sequence[tuple], ecology: Sequence[tuple]) -> None:
         """Replace the summary tables (payoff matrix, ratings, ecology) in one transaction."""

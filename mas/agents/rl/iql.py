@@ -61,16 +61,37 @@ class _IQLBase:
 
 # ----- tabular ---------------------------------------------------------------------------
 class QTable:
-    """One agent's Q table: observation bytes -> row of a growing [states, A] array."""
+    """One agent's Q table: observation bytes -> row of a growing [states, A] array.
+
+    Lookups hash each observation's bits to 64 bits (vectorised) and find the hash among
+    the known states' sorted hashes; the bits of the state found are compared with the
+    observation, so a lookup is exact. Only a batch with an unseen observation (or a hash
+    collision) takes the slow path, which adds states in the order it always did (sorted
+    unique observations), so tables, checkpoints and learning are unchanged by the cache.
+    """
 
     def __init__(self, num_actions: int, obs_dim: int) -> None:
         self.index: dict[bytes, int] = {}
         self.q = np.zeros((64, num_actions), dtype=np.float64)
         self.keys = np.zeros((64, obs_dim), dtype=np.float32)
+        # odd 64-bit multipliers, one per observation entry (fixed: hashes are not stored)
+        self._mix = np.random.default_rng(0x51ED).integers(1, 2**63, size=obs_dim, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self._hashes = np.zeros(0, dtype=np.uint64)  # sorted hashes of the known states
+        self._order = np.zeros(0, dtype=np.int64)  # their rows
+
+    def _hash(self, obs: np.ndarray) -> np.ndarray:
+        return (obs.view(np.uint32).astype(np.uint64) * self._mix).sum(axis=1, dtype=np.uint64)
 
     def rows(self, obs: np.ndarray, add: bool = True) -> np.ndarray:
         """Row of each observation [n, d]; unseen ones are added (or -1 if `add` is false)."""
-        obs = np.ascontiguousarray(obs, dtype=np.float32)
+        obs = np.ascontiguousarray(obs, dtype=np.float32) + np.float32(0.0)  # -0.0 is 0.0 (np.unique merged them anyway)
+        if len(self._hashes) and len(obs):
+            hashes = self._hash(obs)
+            at = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
+            rows = self._order[at]
+            if (self._hashes[at] == hashes).all() and (self.keys[rows].view(np.uint32) == obs.view(np.uint32)).all():
+                return rows
+        known = len(self.index)
         unique, inverse = np.unique(obs, axis=0, return_inverse=True)
         found = np.empty(len(unique), dtype=np.int64)
         for i, row in enumerate(unique):
@@ -79,7 +100,14 @@ class QTable:
             if index is None and add:
                 index = self._add(row, key)
             found[i] = -1 if index is None else index
+        if len(self.index) != known:
+            self._rehash()
         return found[inverse.reshape(-1)]
+
+    def _rehash(self) -> None:
+        hashes = self._hash(self.keys[: len(self.index)])
+        self._order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[self._order]
 
     def _add(self, row: np.ndarray, key: bytes) -> int:
         index = len(self.index)
@@ -103,6 +131,7 @@ class QTable:
             # `table.q[table._add(...)] = values` writes into the old, full array)
             index = table._add(row.astype(np.float32), row.astype(np.float32).tobytes())
             table.q[index] = values
+        table._rehash()
         return table
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 from pydantic import Field
 
 from mas.agents.base import AgentView
-from mas.agents.scripted.base import Automaton, Classifier, ScriptedPolicy, ScriptedSpec
+from mas.agents.batch import BatchView
+from mas.agents.scripted.base import Automaton, Classifier, ScriptedBatchRule, ScriptedPolicy, ScriptedSpec
 
 if TYPE_CHECKING:
     from mas.games.base import GameInfo
@@ -41,6 +43,23 @@ class RandomPolicy(ScriptedPolicy):
             return caps.cooperate if self.uniform(view) < self.spec.p else caps.defect
         return self.pick(view, legal)
 
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        legal = view.mask != 0
+        count = legal.sum(axis=1)
+        caps = rule.info.capabilities
+        coin = np.zeros(len(count), dtype=bool)
+        if caps.has_cooperate_defect and max(caps.cooperate, caps.defect) < legal.shape[1]:
+            coin = legal[:, caps.cooperate] & legal[:, caps.defect]
+        draws = rule.uniform(view, coin | (count >= 2))
+        flip = np.where(draws < rule.spec.p, rule.C if rule.C is not None else -1, rule.D if rule.D is not None else -1)
+        if coin.all():  # a coin flip everywhere (the dilemmas): nothing to pick
+            return flip
+        # pick: the index-th legal action, index = min(int(u * count), count - 1) (the only one without a draw)
+        index = np.where(count >= 2, np.minimum(np.nan_to_num(draws * count).astype(np.int64), count - 1), 0)
+        picked = np.where(count > 0, np.argmax(np.cumsum(legal, axis=1) > index[:, None], axis=1), -1)
+        return np.where(coin, flip, picked)
+
 
 class FixedActionSpec(ScriptedSpec):
     type: Literal["fixed_action"] = "fixed_action"
@@ -60,3 +79,8 @@ class FixedAction(ScriptedPolicy):
     def choose(self, view: AgentView) -> int:
         names = list(view.action_names)
         return names.index(self.spec.action) if self.spec.action in names else -1
+
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        wanted = [names.index(rule.spec.action) if rule.spec.action in names else -1 for names in rule.info.action_names]
+        return np.asarray(wanted, dtype=np.int64)[view.seats]

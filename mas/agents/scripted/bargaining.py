@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from mas.agents.base import AgentSetup, AgentView
-from mas.agents.scripted.base import Classifier, ScriptedPolicy, ScriptedSpec
+from mas.agents.scripted.base import Classifier, ScriptedPolicy, ScriptedSpec, choose_rowwise
 
 if TYPE_CHECKING:
     from mas.games.base import GameInfo
@@ -27,6 +27,7 @@ class _Bargainer(ScriptedPolicy):
     offers but no ACCEPT = first mover; ACCEPT legal = responding to `summary["offer"]`."""
 
     classifier = CLASSIFIER
+    choose_batch = staticmethod(choose_rowwise)  # no memory, no draws: row by row
 
     def __init__(self, spec: Any, game: "GameInfo", agents: Sequence[AgentSetup], agent_ids: Sequence[str]) -> None:
         super().__init__(spec, game, agents, agent_ids)

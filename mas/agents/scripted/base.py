@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy, PolicySpec, render_message
+from mas.agents.batch import BatchRule, BatchView
+from mas.agents.batch import legal_or_first as legal_or_first_batch
 
 if TYPE_CHECKING:
     from mas.games.base import GameInfo
@@ -189,6 +192,22 @@ class ScriptedPolicy(Policy):
     def choose(self, view: AgentView) -> int:
         """The action the rule wants (it may be illegal; `act` falls back to a legal one)."""
 
+    #: the rule over arrays, when the strategy offers it: (rule, view) -> [K] wanted
+    #: actions, exactly what `choose` would want for each row (`ScriptedBatchRule`)
+    choose_batch: ClassVar[Any] = None
+    #: `choose_batch` only names actions in range (e.g. cooperate or defect): where every
+    #: action is legal, no fallback is needed
+    batch_legal: ClassVar[bool] = False
+    #: the [R] int64 memory arrays the batched rule keeps: name -> value after a reset
+    batch_memory: ClassVar[Mapping[str, int]] = MappingProxyType({})
+
+    @classmethod
+    def batch_rule(cls, spec: Any, game: "GameInfo", agent_ids: Sequence[str], seats: np.ndarray,
+                   streams: np.ndarray) -> "ScriptedBatchRule | None":
+        if cls.choose_batch is None or spec.message:  # messages are rendered copy by copy
+            return None
+        return ScriptedBatchRule(cls, spec, game, agent_ids, seats, streams)
+
     def uniform(self, view: AgentView) -> float:
         """This agent's uniform draw in [0, 1) for this round (drawn on first use)."""
         cached = self._draws.get(view.agent)
@@ -204,3 +223,54 @@ class ScriptedPolicy(Policy):
         if len(options) == 1:
             return int(options[0])
         return int(options[min(int(self.uniform(view) * len(options)), len(options) - 1)])
+
+
+class ScriptedBatchRule(BatchRule):
+    """A scripted strategy over many rows: its `choose_batch` with the legal fallback of
+    `act`; the memory arrays of `batch_memory` live in `memory`."""
+
+    def __init__(self, strategy: type[ScriptedPolicy], spec: Any, info: "GameInfo", agent_ids: Sequence[str],
+                 seats: np.ndarray, streams: np.ndarray) -> None:
+        super().__init__(spec, info, agent_ids, seats, streams)
+        self.strategy = strategy
+        caps = info.capabilities
+        self.C, self.D = caps.cooperate, caps.defect
+        self.memory = {name: np.full(len(self.seats), start, dtype=np.int64) for name, start in strategy.batch_memory.items()}
+        self._single: ScriptedPolicy | None = None
+
+    def reset_rows(self, rows: np.ndarray) -> None:
+        for name, start in self.strategy.batch_memory.items():
+            self.memory[name][rows] = start
+
+    def single(self) -> ScriptedPolicy:
+        """One per-copy instance (for `choose_rowwise`)."""
+        if self._single is None:
+            self._single = self.strategy(self.spec, self.info, [AgentSetup(self.agent_ids[0], 0)], self.agent_ids)
+        return self._single
+
+    def act(self, view: BatchView) -> np.ndarray:
+        actions = self.strategy.choose_batch(self, view)
+        if self.strategy.batch_legal and view.all_legal:  # nothing to fall back from
+            return actions
+        return legal_or_first_batch(view, actions)
+
+
+def choose_rowwise(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+    """`choose` row by row on a per-copy instance: the batched form of strategies that
+    keep no memory and draw nothing, and read the summary (a row costs one small view,
+    far less than the engine's full per-copy views)."""
+    policy = rule.single()
+    summaries = view.summaries()
+    names = rule.info.action_names
+    out = np.empty(len(view.rows), dtype=np.int64)
+    for k, seat in enumerate(view.seats.tolist()):
+        last = dict(zip(rule.agent_ids, view.last_actions[k].tolist())) if view.played[k] else None
+        out[k] = policy.choose(AgentView(
+            agent=rule.agent_ids[seat], seat=seat, observation=_NO_OBSERVATION, action_mask=view.mask[k],
+            action_names=names[seat], round=int(view.round[k]), talking=view.talking, last_actions=last,
+            summary=summaries[k],
+        ))
+    return out
+
+
+_NO_OBSERVATION = np.zeros(0, dtype=np.float32)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from mas.agents.base import AgentView
-from mas.agents.scripted.base import Classifier, ScriptedPolicy, ScriptedSpec, nearest_level
+from mas.agents.scripted.base import Classifier, ScriptedPolicy, ScriptedSpec, nearest_level, choose_rowwise
 
 NEEDS = frozenset({"amounts", "capacity"})
 
@@ -22,6 +22,7 @@ class FixedQuota(ScriptedPolicy):
     """Fixed quota: harvest the same amount every round, whatever the stock."""
 
     classifier = Classifier(memory_depth=0, stochastic=False, needs=NEEDS, family="commons")
+    choose_batch = staticmethod(choose_rowwise)  # no memory, no draws: row by row
 
     def choose(self, view: AgentView) -> int:
         return nearest_level(self.info.constants["amounts"], self.spec.amount, view)
@@ -38,6 +39,7 @@ class SustainableHarvester(ScriptedPolicy):
 
     classifier = Classifier(memory_depth=0, stochastic=False, needs=NEEDS, family="commons",
                             makes_use_of=frozenset({"summary"}))
+    choose_batch = staticmethod(choose_rowwise)  # no memory, no draws: row by row
 
     def choose(self, view: AgentView) -> int:
         stock = float(view.summary.get("stock", 0.0))

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+import numpy as np
+
 from mas.agents.base import AgentSetup, AgentView
-from mas.agents.scripted.base import COOPERATE_DEFECT, Automaton, Classifier, ScriptedPolicy, ScriptedSpec
+from mas.agents.batch import BatchState, BatchView
+from mas.agents.scripted.base import COOPERATE_DEFECT, Automaton, Classifier, ScriptedBatchRule, ScriptedPolicy, ScriptedSpec
 
 if TYPE_CHECKING:
     from mas.games.base import GameInfo
@@ -50,6 +54,8 @@ class _PDPolicy(ScriptedPolicy):
         self.C = game.capabilities.cooperate
         self.D = game.capabilities.defect
 
+    batch_legal = True  # the batched forms play the cooperate or the defect action
+
     def play(self, cooperate: bool) -> int:
         return self.C if cooperate else self.D
 
@@ -74,6 +80,61 @@ class _PDPolicy(ScriptedPolicy):
         return flags
 
 
+# ----- the batched forms (`choose_batch`): the same rules over arrays of rows -----------------
+#: the memory of the strategies that remember the partner's moves: the round last recorded,
+#: how many moves are recorded, the last two (1: defected) and the index of the first defection
+HISTORY = MappingProxyType({"seen": -1, "n": 0, "last": 0, "before": 0, "first": -1})
+
+
+def partner_defected_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+    """[K] `partner_defected` of each row (False in round 0, where it is None); computed
+    once per step for the whole batch and shared by the rules of equal C and tolerance."""
+    tolerance = getattr(rule.spec, "tolerance", 0.0)
+    every = view.shared(("partner_defected", rule.C, tolerance), lambda state: _partner_defected(state, rule.C, tolerance))
+    return every[view.copies, view.seats]
+
+
+def _partner_defected(state: BatchState, cooperate: int, tolerance: float) -> np.ndarray:
+    """[B, N] whether the others of each seat defected last round, by `tolerance`."""
+    n = state.last_actions.shape[1]
+    if n < 2:
+        return np.zeros(state.last_actions.shape, dtype=bool)
+    defected = state.last_actions != cooperate
+    others = defected.sum(axis=1, keepdims=True) - defected
+    return state.played[:, None] & (others / (n - 1) > tolerance)
+
+
+def record_history(rule: ScriptedBatchRule, view: BatchView) -> "_Rows":
+    """`history`, once per round: appends each row's partner move to its `HISTORY` memory;
+    returns the memory of `view.rows` (by name)."""
+    memory, rows = rule.memory, view.rows
+    new = memory["seen"][rows] != view.round
+    if new.any():
+        add = new & view.played
+        at = rows[add]
+        flag = partner_defected_batch(rule, view)[add].astype(np.int64)
+        memory["first"][at] = np.where((memory["first"][at] < 0) & (flag == 1), memory["n"][at], memory["first"][at])
+        memory["before"][at] = memory["last"][at]
+        memory["last"][at] = flag
+        memory["n"][at] += 1
+        memory["seen"][rows[new]] = view.round[new]
+    return _Rows(memory, rows)
+
+
+class _Rows:
+    """`memory[name][rows]`, gathered when asked for."""
+
+    def __init__(self, memory: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        self.memory, self.rows = memory, rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.memory[name][self.rows]
+
+
+def play_batch(rule: ScriptedBatchRule, cooperate: np.ndarray) -> np.ndarray:
+    return np.where(cooperate, rule.C, rule.D)
+
+
 class AlwaysCooperateSpec(ScriptedSpec):
     type: Literal["always_cooperate"] = "always_cooperate"
 
@@ -89,6 +150,10 @@ class AlwaysCooperate(_PDPolicy):
 
     def choose(self, view: AgentView) -> int:
         return self.C
+
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        return np.full(len(view.rows), rule.C, dtype=np.int64)
 
 
 class AlwaysDefectSpec(ScriptedSpec):
@@ -107,6 +172,10 @@ class AlwaysDefect(_PDPolicy):
     def choose(self, view: AgentView) -> int:
         return self.D
 
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        return np.full(len(view.rows), rule.D, dtype=np.int64)
+
 
 class TitForTatSpec(_ReactiveSpec):
     type: Literal["tit_for_tat"] = "tit_for_tat"
@@ -123,6 +192,10 @@ class TitForTat(_PDPolicy):
 
     def choose(self, view: AgentView) -> int:
         return self.play(not self.partner_defected(view))
+
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        return play_batch(rule, ~partner_defected_batch(rule, view))
 
 
 class TitForTwoTatsSpec(_ReactiveSpec):
@@ -141,6 +214,13 @@ class TitForTwoTats(_PDPolicy):
     def choose(self, view: AgentView) -> int:
         past = self.history(view)
         return self.play(not (len(past) >= 2 and past[-1] and past[-2]))
+
+    batch_memory = HISTORY
+
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        past = record_history(rule, view)
+        return play_batch(rule, ~((past["n"] >= 2) & (past["last"] == 1) & (past["before"] == 1)))
 
 
 class GenerousTitForTatSpec(_ReactiveSpec):
@@ -163,6 +243,12 @@ class GenerousTitForTat(_PDPolicy):
             return self.C
         return self.play(self.uniform(view) < self.spec.generosity)
 
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        defected = partner_defected_batch(rule, view)
+        forgive = rule.uniform(view, defected) < rule.spec.generosity  # NaN (no draw) compares False
+        return play_batch(rule, ~defected | forgive)
+
 
 class GrimTriggerSpec(_ReactiveSpec):
     type: Literal["grim_trigger"] = "grim_trigger"
@@ -179,6 +265,12 @@ class GrimTrigger(_PDPolicy):
 
     def choose(self, view: AgentView) -> int:
         return self.play(not any(self.history(view)))
+
+    batch_memory = HISTORY
+
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        return play_batch(rule, record_history(rule, view)["first"] < 0)
 
 
 class PavlovSpec(_ReactiveSpec):
@@ -204,6 +296,12 @@ class Pavlov(_PDPolicy):
         i_defected = view.last_actions[view.agent] != self.C
         return self.play(i_defected == partner_defected)
 
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        partner = partner_defected_batch(rule, view)
+        me = view.own_last != rule.C
+        return play_batch(rule, ~view.played | (me == partner))
+
 
 class SuspiciousTitForTatSpec(_ReactiveSpec):
     type: Literal["suspicious_tit_for_tat"] = "suspicious_tit_for_tat"
@@ -222,6 +320,10 @@ class SuspiciousTitForTat(_PDPolicy):
         defected = self.partner_defected(view)
         return self.play(defected is not None and not defected)
 
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        return play_batch(rule, view.played & ~partner_defected_batch(rule, view))
+
 
 class AlternatorSpec(ScriptedSpec):
     type: Literal["alternator"] = "alternator"
@@ -238,6 +340,10 @@ class Alternator(_PDPolicy):
 
     def choose(self, view: AgentView) -> int:
         return self.play(view.round % 2 == 0)
+
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        return play_batch(rule, view.round % 2 == 0)
 
 
 class JossSpec(_ReactiveSpec):
@@ -263,6 +369,12 @@ class Joss(_PDPolicy):
             return self.C
         return self.play(self.uniform(view) >= self.spec.sneakiness)
 
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        defected = partner_defected_batch(rule, view)
+        draws = rule.uniform(view, view.played & ~defected)
+        return play_batch(rule, ~view.played | (~defected & (draws >= rule.spec.sneakiness)))
+
 
 class TesterSpec(_ReactiveSpec):
     type: Literal["tester"] = "tester"
@@ -286,3 +398,13 @@ class Tester(_PDPolicy):
         if view.round == 0:
             return self.D
         return self.play(view.round < 3 or view.round % 2 == 0)
+
+    batch_memory = HISTORY
+
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        past = record_history(rule, view)
+        r = view.round
+        probing = np.where(r == 0, False, (r < 3) | (r % 2 == 0))
+        retaliating = np.where(r == past["first"] + 1, True, past["last"] == 0)
+        return play_batch(rule, np.where(past["first"] >= 0, retaliating, probing))

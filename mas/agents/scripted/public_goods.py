@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from mas.agents.base import AgentView
-from mas.agents.scripted.base import Classifier, ScriptedPolicy, ScriptedSpec, nearest_level
+from mas.agents.scripted.base import Classifier, ScriptedPolicy, ScriptedSpec, nearest_level, choose_rowwise
 
 NEEDS = frozenset({"amounts", "punish_nobody", "endowment"})
 
@@ -34,6 +34,7 @@ class ConditionalCooperator(ScriptedPolicy):
 
     classifier = Classifier(memory_depth=1, stochastic=False, needs=NEEDS, family="public_goods",
                             makes_use_of=frozenset({"summary"}))
+    choose_batch = staticmethod(choose_rowwise)  # no memory, no draws: row by row
 
     def choose(self, view: AgentView) -> int:
         last = view.summary.get("last_contributions")
@@ -63,6 +64,7 @@ class FreeRider(ScriptedPolicy):
 
     classifier = Classifier(memory_depth=0, stochastic=False, needs=NEEDS, family="public_goods",
                             makes_use_of=frozenset({"summary"}))
+    choose_batch = staticmethod(choose_rowwise)  # no memory, no draws: row by row
 
     def choose(self, view: AgentView) -> int:
         if view.summary.get("phase") == "punish":

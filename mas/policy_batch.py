@@ -1,0 +1,87 @@
+"""The engine's batched policies: one `BatchRule` per policy spec across all copies.
+
+`EpisodeEngine(batch_policies=True)` hands every policy group whose class offers a
+batched form (`Policy.batch_rule`) to a `PolicyBatcher` instead of building one instance
+per copy. The batcher merges the groups of equal spec over all copies into one rule whose
+rows are (copy, seat) pairs; a group of one copy is one random stream of the rule, seeded
+exactly as the per-copy instance would be. Each step it asks every rule for the rows of
+the copies still playing and writes their actions into the joint action array. Batched
+policies render no messages and keep no decision records (so they are used only for specs
+without a message: tournaments, sweeps), and the copies may play different rosters.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mas import registry
+from mas.agents.batch import BatchRule, BatchState, BatchView
+from mas.seeding import child_seed
+
+if TYPE_CHECKING:
+    from mas.episode import EpisodeEngine
+
+
+class PolicyBatcher:
+    """Collects batchable groups while the engine builds its copies, then decides for them."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[Any, list[tuple[int, list[int], str]]]] = {}
+        self.rules: list[tuple[BatchRule, np.ndarray, np.ndarray, list[tuple[int, str]]]] = []
+
+    def take(self, engine: "EpisodeEngine", copy: int, spec: Any, seats: list[int]) -> bool:
+        """Claim the group of `seats` playing `spec` in `copy` if its policy has a batched form."""
+        key = engine._spec_key(spec)
+        if key not in self._pending:
+            cls = registry.policy_class(spec.type)
+            probe = cls.batch_rule(spec, engine.info, engine.agent_ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+            if probe is None:
+                return False
+            self._pending[key] = (spec, [])
+        self._pending[key][1].append((copy, seats, engine.agent_ids[seats[0]]))
+        return True
+
+    def build(self, engine: "EpisodeEngine") -> None:
+        """Make one rule per spec over every claimed group."""
+        for spec, groups in self._pending.values():
+            copies = np.array([c for c, seats, _ in groups for _ in seats], dtype=np.int64)
+            seats = np.array([s for _, group, _ in groups for s in group], dtype=np.int64)
+            streams = np.array([i for i, (_, group, _) in enumerate(groups) for _ in group], dtype=np.int64)
+            rule = registry.policy_class(spec.type).batch_rule(spec, engine.info, engine.agent_ids, seats, streams)
+            assert rule is not None
+            self.rules.append((rule, copies, seats, [(c, first) for c, _, first in groups]))
+        self._pending.clear()
+
+    def reset(self, engine: "EpisodeEngine", copies: np.ndarray) -> None:
+        """Reseed the streams of `copies` from each copy's seed and episode id."""
+        restart = set(np.asarray(copies).tolist())
+        for rule, _, _, streams in self.rules:
+            chosen = [i for i, (c, _) in enumerate(streams) if c in restart]
+
+            def seed(stream: int, streams: list[tuple[int, str]] = streams) -> int:
+                copy, first = streams[stream]
+                return child_seed(int(engine.copy_seeds[copy]), "policy", first, int(engine.episodes[copy]))
+
+            rule.reset(np.array(chosen, dtype=np.int64), seed)
+
+    def act(self, engine: "EpisodeEngine", joint: np.ndarray) -> None:
+        """Fill the batched seats of the active copies into `joint` [B, N] (in place)."""
+        everyone = bool(engine.active.all())
+        game = engine.game
+
+        def summary(copy: int, seat: int) -> dict[str, Any]:
+            return game.visible(game.summary(engine.state, copy), seat)
+
+        state = BatchState(engine.rounds, engine.played, engine.last_actions, engine.mask, engine.talking,
+                           bool(engine.mask.all()), summary)
+        for rule, copies, seats, _ in self.rules:
+            if everyone:
+                rows, at, where = rule.index(len(copies)), copies, seats
+            else:
+                rows = np.flatnonzero(engine.active[copies])
+                if not len(rows):
+                    continue
+                at, where = copies[rows], seats[rows]
+            joint[at, where] = rule.act(BatchView(rows, at, where, state))
