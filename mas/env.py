@@ -190,7 +190,7 @@ class MasParallelEnv(ParallelEnv):
         if not self.agents:
             raise RuntimeError("step() called on a finished episode; call reset() first")
         chosen, said = self._split(actions)
-        moved = self.engine.step(chosen[None, :], [said])
+        moved = self.engine.step(chosen[None, :], [said] if self.comms_mode != "off" else None)
         self.message_log.extend(moved.messages[0])
         rewards = dict(zip(self.possible_agents, moved.rewards[0].tolist()))
         if moved.talking:

@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -50,8 +50,7 @@ from mas.scenario import AgentConfig, ContinuationRounds, Scenario
 from mas.seeding import child_seed
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(NamedTuple):
     """What one engine step did, over the batch (arrays have a leading copy axis B).
 
     Attributes:
