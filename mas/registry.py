@@ -41,6 +41,7 @@ GAMES: dict[str, tuple[str, str]] = {
     "signalling": ("mas.games.signalling:SignallingConfig", "mas.games.signalling:SignallingGame"),
     "private_signals": ("mas.games.private_signals:PrivateSignalsConfig", "mas.games.private_signals:PrivateSignalsGame"),
     "volunteers_dilemma": ("mas.games.volunteer:VolunteerConfig", "mas.games.volunteer:VolunteerGame"),
+    "guess_two_thirds": ("mas.games.guess_two_thirds:GuessTwoThirdsConfig", "mas.games.guess_two_thirds:GuessTwoThirdsGame"),
 }
 
 #: policy type -> (spec model, policy class, optional extra that provides it); scripted
