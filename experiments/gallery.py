@@ -96,12 +96,13 @@ def share_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float, float
     return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
-def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean over seeds with its 95% Student-t interval."""
+def mean_interval(values: Sequence[float], low: float = -math.inf, high: float = math.inf) -> tuple[float, float, float]:
+    """Mean over seeds with its 95% Student-t interval, clipped to [low, high] (the range
+    the quantity can take: a t-interval over few seeds can reach past it)."""
     from mas.analysis.metrics import mean_ci
 
     ci = mean_ci(list(values))
-    return ci.mean, ci.low, ci.high
+    return ci.mean, max(low, ci.low), min(high, ci.high)
 
 
 def fmt(value: tuple[float, float, float] | float, digits: int = 2) -> str:

@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rows = []
     for label, name, _ in SETTINGS:
         v = np.asarray(per_seed[label])
-        rows.append({"setting": label, "mas: mutual cooperation, mean [95% CI]": g.fmt(g.mean_interval(v)),
+        rows.append({"setting": label, "mas: mutual cooperation, mean [95% CI]": g.fmt(g.mean_interval(v, 0.0, 1.0)),
                      "seeds >= 0.9": int((v >= 0.9).sum()), "seeds at 0": int((v == 0).sum()), "reference": REFERENCE[name]})
     _figure(per_seed, args.out)
     g.write_results(args.out, f"Sandholm & Crites: mutual cooperation of Q-learners ({args.seeds} seeds, {steps} rounds)", rows,

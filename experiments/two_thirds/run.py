@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     steps = QUICK_STEPS if args.quick else STEPS
     per_seed = g.run_seeds(one_seed, [dict(seed=s, steps=steps, device=args.device) for s in range(args.seeds)], args.workers)
     curve = np.asarray(per_seed)  # [seeds, rounds]
-    intervals = [g.mean_interval(curve[:, r]) for r in range(ROUNDS)]
+    intervals = [g.mean_interval(curve[:, r], 0.0, 100.0) for r in range(ROUNDS)]
     rows = [{"round": r + 1, "mas (MAPPO): mean choice [95% CI]": g.fmt(intervals[r], 1),
              "reference": {0: "people (Nagel 1995): ~36; random: 50; Nash: 0"}.get(r, "Nash: 0")} for r in (0, 4, 9, 19)]
     _figure(intervals, args.out)
