@@ -10,14 +10,17 @@ normalisation, LayerNorm, orthogonal init, hidden 64, shared actor, centralised 
 `env.state()`), i.e. `MAPPOConfig()` defaults. The paper trains for 20M steps.
 
 Units. mpe2 gives agent i the reward 0.5*G + 0.5*c_i per step (`local_ratio=0.5`), with G
-the global reward (minus the summed landmark distances) and c_i its collision penalty.
-The on-policy code behind the paper gives every agent the shared reward
-sum_i (G + c_i) = 3G + sum_i c_i and reports "average episode rewards" = that per-step
-reward x 25. Since 2 * sum_i (0.5G + 0.5c_i) = 3G + sum_i c_i, the comparable figure is
-`paper_units = 2 * sum of the agents' episode returns` (= 6 x the mean per-agent return).
-The random policy gives about -26.1 per agent (REFERENCES.md), i.e. about -157 in paper
-units; the maintainers' runs of the official code converge near -120 (issues of
-marlbenchmark/on-policy), which is the figure to compare with at 20M steps.
+the global reward (minus the summed landmark distances) and c_i its collision penalty
+(-1 per *other* agent it overlaps). The on-policy code behind the paper gives every agent
+the shared reward sum_i (G + c'_i) and reports "average episode rewards" = that per-step
+reward x 25, where its c'_i also counts each agent's collision with *itself* (its loop
+over all agents includes the agent): c'_i = c_i - 1, a constant -3 per step for 3
+agents, -75 per episode. Since 2 * sum_i (0.5G + 0.5c_i) = 3G + sum_i c_i, the official
+figure is `official_units = 6 x mean per-agent return - 75`. (An earlier version left out
+the -75 and so claimed to beat the official -120 when it did not: -108.7 without it is
+about -184 in official units.) The random policy gives about -26.1 per agent (measured
+with mpe2), about -232 in official units; the maintainers' runs of the official code
+converge near -120 (issues of marlbenchmark/on-policy), the figure to compare with at 20M steps.
 Prints progress lines and a final greedy evaluation; nothing is asserted.
 """
 
@@ -33,8 +36,14 @@ from mas.agents.rl.config import MAPPOConfig
 from mas.agents.rl.mappo import MAPPO
 from mas.agents.rl.pettingzoo_adapter import PettingZooVectorEnv
 
-PAPER_REFERENCE = -120.0  # official MAPPO on simple_spread, 20M steps, paper units (see docstring)
-RANDOM_PER_AGENT = -26.1  # REFERENCES.md, measured
+PAPER_REFERENCE = -120.0  # official MAPPO on simple_spread, 20M steps, official units (see docstring)
+RANDOM_PER_AGENT = -26.1  # random policy on mpe2 simple_spread, measured
+SELF_COLLISIONS = -75.0  # the official reward's constant self-collision term per episode (3 agents x 25 steps)
+
+
+def official_units(per_agent: float) -> float:
+    """A mean per-agent mpe2 episode return in the units of the official code's curves."""
+    return 6 * per_agent + SELF_COLLISIONS
 
 
 def make_env():  # noqa: ANN201
@@ -86,14 +95,14 @@ def main() -> None:
             per_agent = float(np.concatenate(recent[-4:]).mean()) if recent else float("nan")
             elapsed = time.perf_counter() - start
             print(f"steps {learner.env_steps:>10,}  {learner.env_steps / elapsed:>7,.0f} steps/s  env {env_time / elapsed:4.0%}  "
-                  f"train return/agent {per_agent:7.2f}  paper units {6 * per_agent:8.1f}", flush=True)
+                  f"train return/agent {per_agent:7.2f}  official units {official_units(per_agent):8.1f}", flush=True)
             next_report += max(args.steps // 20, 1)
     elapsed = time.perf_counter() - start
     greedy = evaluate(learner, 100, args.seed + 1)
     print(f"done: {learner.env_steps:,} steps in {elapsed:.0f} s ({learner.env_steps / elapsed:,.0f} steps/s, {env_time / elapsed:.0%} in the env)")
-    print(f"greedy evaluation, 100 episodes: return/agent {greedy:.2f}  paper units {6 * greedy:.1f}")
-    print(f"reference: random {RANDOM_PER_AGENT} /agent ({6 * RANDOM_PER_AGENT:.0f} paper units); "
-          f"official MAPPO at 20M steps about {PAPER_REFERENCE:.0f} paper units")
+    print(f"greedy evaluation, 100 episodes: return/agent {greedy:.2f}  official units {official_units(greedy):.1f}")
+    print(f"reference: random {RANDOM_PER_AGENT} /agent ({official_units(RANDOM_PER_AGENT):.0f} official units); "
+          f"official MAPPO at 20M steps about {PAPER_REFERENCE:.0f} official units")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ GAMES: dict[str, tuple[str, str]] = {
     "private_signals": ("mas.games.private_signals:PrivateSignalsConfig", "mas.games.private_signals:PrivateSignalsGame"),
     "volunteers_dilemma": ("mas.games.volunteer:VolunteerConfig", "mas.games.volunteer:VolunteerGame"),
     "grid": ("mas.games.grid:GridConfig", "mas.games.grid:GridGame"),
+    "guess_two_thirds": ("mas.games.guess_two_thirds:GuessTwoThirdsConfig", "mas.games.guess_two_thirds:GuessTwoThirdsGame"),
 }
 
 #: policy type -> (spec model, policy class, optional extra that provides it); scripted

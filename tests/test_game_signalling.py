@@ -113,7 +113,8 @@ def test_observations_hide_target_from_listeners():
     expected_listener[0] = 1.0
     expected_listener[4 + word] = 1.0
     np.testing.assert_array_equal(obs[1], expected_listener)
-    assert obs[0, 0] == 1.0 and obs[0, 4:7].sum() == 0.0
+    # the speaker knows the word it said (so a learner on its own view can credit it)
+    assert obs[0, 0] == 1.0 and obs[0, 4 + word] == 1.0 and obs[0, 4:7].sum() == 1.0
     summary = game.summary(state, 0)
     assert summary == {"phase": "pick", "target": game.targets[target], "signal": game.vocabulary[word], "last_success": None}
     glob = game.global_state(state)[0]
@@ -173,3 +174,13 @@ def test_config_validation():
         SignallingConfig(vocabulary=["x", "x", "y"])
     with pytest.raises(ValueError, match="n_agents"):
         SignallingGame(SignallingConfig(), 1)
+
+
+def test_a_deaf_listener_never_sees_the_word_but_the_speaker_does():
+    game = make(n_agents=3, listeners_hear=False)
+    rng = np.random.default_rng(0)
+    state = game.step(game.reset(2, rng), np.array([[1, 0, 0], [3, 0, 0]]), rng).state
+    obs = game.observe(state)
+    assert obs[:, 1:, 4:7].sum() == 0.0  # listeners: no word in either copy
+    assert obs[0, 0, 4] == 1.0 and obs[1, 0, 6] == 1.0
+    assert game.global_state(state)[:, 4:7].sum() == 2.0  # the state (for critics) keeps it

@@ -113,3 +113,35 @@ def test_the_q_table_lookup_equals_the_plain_unique_lookup_on_random_observation
     again = QTable.from_state_dict(table.state_dict(), 2)
     obs = values[rng.integers(0, 5, size=(50, 5))]
     np.testing.assert_array_equal(again.rows(obs, add=False), table.rows(obs, add=False))
+
+
+def test_boltzmann_exploration_draws_from_the_softmax_and_cools_geometrically():
+    import numpy as np
+
+    from mas.agents.rl.config import IQLConfig
+    from mas.agents.rl.iql import TabularIQL
+
+    config = IQLConfig(exploration="boltzmann", temperature_start=8.0, temperature_end=0.5, exploration_fraction=1.0)
+    learner = TabularIQL(config, 1, 2, 3, "cpu", 0, 100)
+    rows = learner.tables[0].rows(np.zeros((20_000, 2), dtype=np.float32))
+    learner.tables[0].q[0] = [1.0, 0.0, -1.0]
+    mask = np.ones((len(rows), 3), dtype=bool)
+    mask[:, 2] = False  # a masked action is never drawn, whatever its value
+    drawn = np.bincount(learner._policy(0, rows, mask, 1.0), minlength=3) / len(rows)
+    assert drawn[2] == 0.0 and drawn[0] == pytest.approx(np.e / (np.e + 1), abs=0.01)
+    assert (learner._policy(0, rows, mask, 0.0) == 0).all()  # temperature 0: greedy
+    learner.env_steps = 50  # half-way: geometric mean of 8 and 0.5
+    assert learner.temperature == pytest.approx(2.0)
+
+
+def test_boltzmann_is_tabular_only_and_its_bounds_are_named():
+    from mas.errors import MasError
+    from mas.training.learners import resolve_config
+
+    for policy, message in [(iql(variant="dqn", exploration="boltzmann"), "boltzmann is implemented for the tabular variant only"),
+                            (iql(exploration="boltzmann", temperature_start=0.1, temperature_end=1.0), "temperature_end")]:
+        with pytest.raises(Exception, match=message):
+            scenario = parse_scenario({**PD, "agents": [{"id": "a", "policy": policy}, {"id": "b", "policy": "tit_for_tat"}]})
+            resolve_config(scenario, "iql", ["a"], {})
+    with pytest.raises(MasError, match="exploration"):
+        resolve_config(parse_scenario(PD), "iql", ["a", "b"], {"exploration": "softmax"})

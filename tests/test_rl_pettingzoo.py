@@ -75,3 +75,16 @@ def test_mappo_learns_to_coordinate_through_the_pettingzoo_adapter():
         step = evaluation.step(learner.act_batch(step, greedy=True))
         total += step.rewards.numpy()
     assert (total == 5.0).all()  # every copy matched in every round
+
+
+def test_the_simple_spread_benchmark_converts_to_the_official_units_with_self_collisions():
+    # the official reward counts each agent's collision with itself: -1 x 3 agents x 25 steps
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mappo_simple_spread.py"
+    spec = importlib.util.spec_from_file_location("mappo_simple_spread", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.official_units(-108.7 / 6) == pytest.approx(-183.7)  # the figure: not better than -120
+    assert bench.official_units(bench.RANDOM_PER_AGENT) == pytest.approx(-231.6)

@@ -106,3 +106,17 @@ def test_payoff_matrix_and_rate() -> None:
     assert [(r.entrant, r.rank, r.matches) for r in lines] == [(2, 1, 2), (0, 2, 3), (1, 3, 3)]
     assert lines[1].mean == pytest.approx(8 / 3) and lines[1].per_round == pytest.approx(8 / 12)
     assert lines[0].low <= lines[0].mean <= lines[0].high
+
+
+def test_self_play_counts_once_per_seat_or_once_per_match() -> None:
+    # entrant 0 plays itself (3 and 5) and entrant 1 (score 2)
+    matches = [[(0, 3.0), (0, 5.0)], [(0, 2.0), (1, 1.0)]]
+    seats = table_of(matches, 2)
+    rows = [(m, seat, e, s, 10) for m, ms in enumerate(matches) for seat, (e, s) in enumerate(ms)]
+    once = MatchTable.from_rows(rows, 2, self_play="match")
+    # per seat: (3 + 5 + 2) / 3 appearances; per match (the axelrod library): (4 + 2) / 2
+    assert seats.scores[:, 0].sum() / seats.appearances[:, 0].sum() == pytest.approx(10 / 3)
+    assert once.scores[:, 0].sum() / once.appearances[:, 0].sum() == pytest.approx(3.0)
+    assert rate(once, 2, 50, 0.95, 16, np.random.default_rng(0))[0].mean == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="self_play"):
+        MatchTable.from_rows(rows, 2, self_play="twice")

@@ -109,7 +109,7 @@ def _rate(data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = [(m, seat, index[name], score, rounds) for m, seat, name, score, rounds
             in data.scores[["match", "seat", "entrant", "score", "rounds"]].itertuples(index=False)]
     n = len(names)
-    table = MatchTable.from_rows(rows, n)
+    table = MatchTable.from_rows(rows, n, str(settings.get("self_play", "seats")))
     lines = rate(table, n, int(settings.get("bootstrap", 1000)), float(settings.get("confidence", 0.95)),
                  float(settings.get("elo_k", 32.0)), rng(int(data.meta.get("seed", 0)), "bootstrap"))
     ratings = pd.DataFrame([vars(line) for line in lines])

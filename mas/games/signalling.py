@@ -11,8 +11,10 @@ The words mean nothing in advance: a shared language has to emerge or be agreed 
 Actions: WAIT=0, then 1+k; num_actions = 1 + max(len(targets), len(vocabulary)) and the
 indices a role cannot use are masked out.
 Observation (per agent): [pick-step flag, one-hot target (speaker only; zeros for
-listeners), one-hot heard word (listeners only, zeros before a word was said), is-speaker
-flag].
+listeners), one-hot word said this round (zeros before a word was said; the speaker knows
+what it said, which lets a learner that only sees its own observation, such as IQL, credit
+its word with the reward of the pick step), is-speaker flag]. With `listeners_hear: false`
+the listeners' word is always zeros: the ablation in which no language can form.
 State (global): [pick-step flag, one-hot target, one-hot word said (zeros before one)].
 Rewards: a team reward shared by every agent at the pick step, `reward` times the fraction
 of listeners who picked the target; 0 at signal steps. The game never terminates itself.
@@ -64,6 +66,7 @@ class SignallingConfig(GameConfigBase):
         None, max_length=MAX_ACTIONS, description="The speaker's words; default: as many made-up words as targets (blip, blop, ...)."
     )
     reward: float = Field(1.0, description="Team reward when every listener picks the target (scaled by the fraction who do).")
+    listeners_hear: bool = Field(True, description="Whether the listeners' observation holds the word said; false: an ablation (they pick blind).")
 
     @model_validator(mode="after")
     def _check(self) -> "SignallingConfig":
@@ -164,7 +167,8 @@ class SignallingGame(Game):
         is_speaker = (np.arange(n) == self.SPEAKER)[None, :, None]
         phase = np.broadcast_to(state["phase"].astype(np.float32)[:, None, None], (batch, n, 1))
         target = np.where(is_speaker, one_hot(state["target"], len(self.targets))[:, None, :], np.float32(0.0))
-        heard = np.where(is_speaker, np.float32(0.0), one_hot(state["signal"], len(self.vocabulary))[:, None, :])
+        word = one_hot(state["signal"], len(self.vocabulary))[:, None, :]
+        heard = np.where(is_speaker | self.config.listeners_hear, word, np.float32(0.0))
         role = np.broadcast_to(is_speaker.astype(np.float32), (batch, n, 1))
         return np.concatenate([phase, target, heard, role], axis=-1).astype(np.float32)
 

@@ -3,8 +3,10 @@ rank is under resampling of matches, win/draw/loss, Elo, and the payoff matrix.
 
 All functions are pure: they take the finished matches as arrays and return numbers.
 
-- Scores are per match: an entrant's total payoff in one match. In self-play both seats
-  count, each as one appearance.
+- Scores are per match: an entrant's total payoff in one match. Self-play (an entrant
+  in several seats of one match) counts by `self_play`: "seats" (the default) counts each
+  seat as one appearance; "match" counts the match once, at the mean of its seats, as the
+  `axelrod` library does (so mas's and its score tables can be compared).
 - Bootstrap: resample whole matches with replacement (the match is the unit of
   independent play), recompute every entrant's mean from the same resample, and take
   percentile intervals. The same resamples give the rank stability: the share of
@@ -39,8 +41,9 @@ class MatchTable:
     rounds: np.ndarray
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[int, int, int, float, int]], n_entrants: int) -> "MatchTable":
-        """Build from (match, seat, entrant, score, rounds) rows, ordered by match id."""
+    def from_rows(cls, rows: list[tuple[int, int, int, float, int]], n_entrants: int, self_play: str = "seats") -> "MatchTable":
+        """Build from (match, seat, entrant, score, rounds) rows, ordered by match id;
+        `self_play`: "seats" or "match" (see the module docstring)."""
         match_ids = sorted({r[0] for r in rows})
         row_of = {m: i for i, m in enumerate(match_ids)}
         width = max((r[1] for r in rows), default=0) + 1
@@ -57,6 +60,12 @@ class MatchTable:
             seat_entrants[i, seat] = entrant
             seat_scores[i, seat] = score
             rounds[i] = length
+        if self_play == "match":  # one appearance per match, at the mean of the entrant's seats
+            several = appearances > 1
+            scores[several] /= appearances[several]
+            appearances[several] = 1
+        elif self_play != "seats":
+            raise ValueError(f"self_play: 'seats' or 'match', got {self_play!r}")
         return cls(scores, appearances, seat_entrants, seat_scores, rounds)
 
 

@@ -42,7 +42,8 @@ def legend(results: TournamentResults) -> str:
     """What the table's columns mean."""
     spec = results.tournament.spec
     text = (
-        "score: mean total payoff per match, with a percentile bootstrap interval over matches; "
+        "score: mean total payoff per match, with a percentile bootstrap interval over matches "
+        f"(self-play counted once per {'match' if spec.ratings.self_play == 'match' else 'seat'}); "
         f"kept: share of {spec.ratings.bootstrap} resamples in which the entrant keeps its rank; "
         "/round: mean payoff per round; W/D/L: matches won (alone on top), drawn (shared top), lost"
     )

@@ -147,7 +147,7 @@ def summarise(tournament: Tournament, store: TournamentStore, out_dir: Path) -> 
     store's summary tables."""
     spec = tournament.spec
     n = len(spec.entrants)
-    table = MatchTable.from_rows(store.match_scores(), n)
+    table = MatchTable.from_rows(store.match_scores(), n, spec.ratings.self_play)
     ratings = rate(table, n, spec.ratings.bootstrap, spec.ratings.confidence, spec.ratings.elo_k, rng(spec.seed, "bootstrap"))
     payoff, counts = payoff_matrix(table, n)
     shares = _ecology(tournament, payoff) if isinstance(spec.format, EcologicalFormat) else None

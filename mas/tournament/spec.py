@@ -106,6 +106,8 @@ class RatingsConfig(_Frozen):
     bootstrap: int = Field(1000, ge=10, le=100_000, description="Bootstrap resamples of matches for intervals and rank stability.")
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Coverage of the bootstrap intervals.")
     elo_k: float = Field(16.0, gt=0.0, le=400.0, description="Elo update step per match.")
+    self_play: Literal["seats", "match"] = Field(
+        "seats", description="How a self-play match counts in the scores: once per seat, or once per match (the axelrod library's convention).")
 
 
 class TournamentFile(_Frozen):

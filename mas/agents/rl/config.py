@@ -45,7 +45,11 @@ class IQLConfig:
     alpha: float = hp(0.1, "Tabular step size.", gt=0.0, le=1.0)
     epsilon_start: float = hp(1.0, "Exploration rate at the start (epsilon-greedy).", ge=0.0, le=1.0)
     epsilon_end: float = hp(0.05, "Exploration rate after the decay.", ge=0.0, le=1.0)
-    exploration_fraction: float = hp(0.5, "Fraction of the training steps over which epsilon decays linearly.", gt=0.0, le=1.0)
+    exploration_fraction: float = hp(0.5, "Fraction of the training steps over which epsilon (or the temperature) decays.", gt=0.0, le=1.0)
+    exploration: Literal["epsilon_greedy", "boltzmann"] = hp(
+        "epsilon_greedy", "Tabular: epsilon-greedy, or Boltzmann (softmax of Q / temperature) exploration.")
+    temperature_start: float = hp(10.0, "Boltzmann: temperature at the start.", gt=0.0)
+    temperature_end: float = hp(0.05, "Boltzmann: temperature after the decay (geometric, over exploration_fraction).", gt=0.0)
     num_envs: int = hp(16, "Game copies stepped at once.", ge=1, le=65536)
     lr: float = hp(5e-4, "DQN: Adam learning rate.", gt=0.0)
     hidden: int = hp(64, "DQN: hidden units of the two-layer Q-network.", ge=1, le=65536)
@@ -181,6 +185,10 @@ def _spec_from_config(name: str, cls: type, doc: str, check: Any = None) -> type
 def _check_iql(spec: Any) -> Any:
     if spec.update == "sarsa" and spec.variant != "tabular":
         raise ValueError("update: sarsa is implemented for the tabular variant only; use update: q_learning with dqn")
+    if spec.exploration == "boltzmann" and spec.variant != "tabular":
+        raise ValueError("exploration: boltzmann is implemented for the tabular variant only; use epsilon_greedy with dqn")
+    if spec.temperature_end > spec.temperature_start:
+        raise ValueError(f"temperature_end ({spec.temperature_end}) must not exceed temperature_start ({spec.temperature_start})")
     if spec.epsilon_end > spec.epsilon_start:
         raise ValueError(f"epsilon_end ({spec.epsilon_end}) must not exceed epsilon_start ({spec.epsilon_start})")
     return spec

@@ -1,0 +1,58 @@
+"""The experiments gallery (experiments/): every experiment's --quick mode reproduces its
+qualitative result, and writes its results table and figure."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def quick(name: str, tmp_path: Path) -> dict:
+    """Run experiments/<name>/run.py --quick into tmp_path; check its outputs; its result."""
+    spec = importlib.util.spec_from_file_location(f"gallery_{name}", EXPERIMENTS / name / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--quick", "--out", str(tmp_path)])
+    table = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert table.startswith("# ") and "| " in table and "![figure](figure.png)" in table
+    assert (tmp_path / "figure.png").stat().st_size > 5_000 and (tmp_path / "results.csv").exists()
+    return result
+
+
+def test_claus_boutilier_independent_learners_miss_the_optimum(tmp_path: Path) -> None:
+    ends = quick("claus_boutilier", tmp_path)["ends"]
+    seeds = sum(ends["climbing/epsilon-greedy"].values())
+    # epsilon-greedy: the safe (c,c) in the climbing game, the safe (b,b) in the penalty game
+    assert ends["climbing/epsilon-greedy"]["(c,c)"] > seeds / 2 and ends["climbing/epsilon-greedy"]["(a,a)"] == 0
+    assert ends["penalty/epsilon-greedy"]["(b,b)"] == seeds
+    # Boltzmann climbs one step further, to (b,b) = 7, in most seeds
+    assert ends["climbing/Boltzmann"]["(b,b)"] > seeds / 2
+
+
+def test_sandholm_crites_q_learner_cooperates_with_tit_for_tat(tmp_path: Path) -> None:
+    per_seed = quick("sandholm_crites", tmp_path)["per_seed"]
+    assert min(per_seed["vs tit-for-tat, 16 copies"]) >= 0.9
+    assert set(per_seed) == {"self-play, 1 copy", "self-play, 16 copies (default)", "vs tit-for-tat, 16 copies"}
+    assert all(0.0 <= v <= 1.0 for values in per_seed.values() for v in values)
+
+
+def test_lewis_signalling_emerges_and_the_deaf_listener_ablation_fails(tmp_path: Path) -> None:
+    per_seed = quick("lewis_signalling", tmp_path)["per_seed"]
+    for algo in ("MAPPO", "IQL"):
+        success, information = np.mean(per_seed[algo], axis=0)
+        assert success >= 0.95 and information >= 0.9, (algo, success, information)
+        deaf, _ = np.mean(per_seed[f"{algo}, listener deaf (ablation)"], axis=0)
+        assert deaf <= 0.5, (algo, deaf)  # chance is 1/3
+
+
+def test_guess_two_thirds_learners_move_toward_zero(tmp_path: Path) -> None:
+    per_seed = np.asarray(quick("two_thirds", tmp_path)["per_seed"])
+    assert per_seed.shape[1] == 20
+    assert per_seed.mean() < 25  # uniform random play averages 50; the equilibrium is 0
