@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from mas.analysis import figures as figs
+from mas.analysis.baselines import baselines_table, scenario_baselines
 from mas.analysis.experiment import Experiment
 from mas.analysis.load import Run
 from mas.analysis.metrics import number
@@ -89,6 +90,11 @@ def run_context(run: Run, max_episodes: int) -> dict[str, Any]:
                 tables.append(table_block("Promises", shown.head(200), "Stated intentions and the next action (first 200)."))
             elif title == "bargaining outcomes":
                 tables.append(table_block(title.capitalize(), frame.head(200), "First 200 episodes." if len(frame) > 200 else ""))
+    baselines = scenario_baselines(scenario)
+    if baselines:
+        tables.append(table_block("Exact baselines", baselines_table(baselines),
+                                  "Computed by mas solve from the stored scenario: one agent's return per episode; "
+                                  "drawn as grey reference lines on the return figures."))
     episodes = sorted(run.episodes["episode"].unique()) if len(run.episodes) else []
     return {
         "title": f"{scenario.get('name') or run.name}: run report",
