@@ -4,10 +4,12 @@ Two variants, chosen by `IQLConfig.variant`:
 
 - **tabular**: one Q table per agent over its observation, used as a hashable key (in a
   normal-form game: the last `memory` joint actions). Epsilon-greedy exploration with a
-  linear schedule; Q-learning (target r + gamma * max_a' Q(s', a')) or SARSA (target
-  r + gamma * Q(s', a') with a' the action the agent then takes) updates. All copies of a
-  vector step are applied at once: several copies visiting the same (s, a) contribute the
-  mean of their TD errors, one step of size `alpha`. Tables live in numpy on the CPU: a
+  linear schedule; Q-learning (target r + gamma * max_a' Q(s', a')), SARSA (target
+  r + gamma * Q(s', a') with a' the action the agent then takes) or Monte Carlo (target:
+  the episode's discounted return from that step, every-visit or first-visit, applied when
+  the episode ends; `mas.agents.rl.monte_carlo`) updates. All copies of a vector step are
+  applied at once: several rows naming the same (s, a) contribute the mean of their
+  errors, one step of size `alpha`. Tables live in numpy on the CPU: a
   table lookup gains nothing from a GPU.
 - **dqn**: a Q-network per agent (or one shared network with the agent id appended),
   a replay buffer, a target network copied every `target_update_interval` gradient
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 
 from mas.agents.rl.common import MultiMLP, ReplayBuffer, epsilon_greedy, linear_schedule, masked_logits, torch_generator
 from mas.agents.rl.config import IQLConfig
+from mas.agents.rl.monte_carlo import EpisodeTraces
 from mas.vector import VectorStep
 
 
@@ -136,7 +139,7 @@ class QTable:
 
 
 class TabularIQL(_IQLBase):
-    """Tabular independent Q-learning / SARSA; see the module docstring."""
+    """Tabular independent Q-learning / SARSA / Monte Carlo control; see the module docstring."""
 
     METRICS = ("epsilon", "td_error")
 
@@ -145,6 +148,8 @@ class TabularIQL(_IQLBase):
         self.tables = [QTable(self.num_actions, self.obs_dim) for _ in range(self.n_learners)]
         self.rng = np.random.default_rng(int(self.generator.initial_seed()))
         self._pending: np.ndarray | None = None  # SARSA: the actions already chosen for the current obs
+        self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")  # Monte Carlo: running episodes
+        self._mc_error = 0.0  # Monte Carlo: the last update's mean |G - Q| (logged as td_error)
 
     def _policy(self, learner: int, rows: np.ndarray, mask: np.ndarray, epsilon: float) -> np.ndarray:
         q = np.where(mask, self.tables[learner].q[rows], -np.inf)
@@ -169,9 +174,10 @@ class TabularIQL(_IQLBase):
         alive = 1.0 - nxt.terminated.cpu().numpy().astype(np.float64)
         final_obs, final_mask = nxt.final_obs.cpu().numpy(), nxt.final_mask.cpu().numpy()
         done = (nxt.terminated | nxt.truncated).cpu().numpy()
-        sarsa = self.config.update == "sarsa"
+        sarsa, monte_carlo = self.config.update == "sarsa", self.config.update == "monte_carlo"
         pending = np.empty_like(actions)
         td_abs = 0.0
+        keys, tails = np.empty_like(actions), np.empty_like(rewards)
         for l, table in enumerate(self.tables):
             rows = table.rows(obs[:, l])
             next_rows = table.rows(final_obs[:, l])
@@ -182,14 +188,18 @@ class TabularIQL(_IQLBase):
                 pending[:, l] = chosen
             else:
                 future = next_q.max(-1)
-            target = rewards[:, l] + self.config.gamma * alive * future
-            td = target - table.q[rows, actions[:, l]]
             flat = rows * self.num_actions + actions[:, l]
-            sums = np.bincount(flat, weights=td, minlength=table.q.size)
-            counts = np.bincount(flat, minlength=table.q.size)
-            touched = counts > 0
-            table.q.reshape(-1)[touched] += self.config.alpha * sums[touched] / counts[touched]
-            td_abs += float(np.abs(td).mean())
+            if monte_carlo:  # the update waits for the episode's end
+                keys[:, l], tails[:, l] = flat, alive * future
+                continue
+            target = rewards[:, l] + self.config.gamma * alive * future
+            td_abs += _step_toward(table.q, flat, target, self.config.alpha)
+        if monte_carlo:
+            learners, flat, returns = self._traces.record(keys, rewards, done, tails)
+            if len(learners):
+                self._mc_error = sum(_step_toward(table.q, flat[learners == l], returns[learners == l], self.config.alpha)
+                                     for l, table in enumerate(self.tables) if (learners == l).any())
+            td_abs = self._mc_error
         if sarsa:  # copies that started a new episode choose afresh at the reset observation
             if done.any():
                 pending[done] = self._explore(nxt.obs.cpu().numpy()[done], nxt.mask.cpu().numpy()[done])
@@ -233,6 +243,18 @@ class TabularIQL(_IQLBase):
         self.tables = [QTable.from_state_dict(t, self.num_actions) for t in tables]
         self.env_steps = int(data["env_steps"])
         self._pending = None
+        self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")
+
+
+def _step_toward(q: np.ndarray, flat: np.ndarray, target: np.ndarray, alpha: float) -> float:
+    """Move the entries `flat` (row * A + action) of `q` toward `target` by `alpha` times the
+    mean error of the rows naming each entry (one step per entry); returns the mean |error|."""
+    error = target - q.reshape(-1)[flat]
+    sums = np.bincount(flat, weights=error, minlength=q.size)
+    counts = np.bincount(flat, minlength=q.size)
+    touched = counts > 0
+    q.reshape(-1)[touched] += alpha * sums[touched] / counts[touched]
+    return float(np.abs(error).mean()) if len(error) else 0.0
 
 
 # ----- DQN -------------------------------------------------------------------------------
