@@ -192,6 +192,20 @@ def test_rgb_array_draws_agents_and_apples():
     assert tuple(image[0, 0]) == AGENT_COLOURS[0] and image[0, CELL_PX, 1] > image[0, CELL_PX, 0]  # green apple
 
 
+
+def test_the_picture_is_rebuilt_exactly_from_the_stored_summary():
+    import json
+
+    g = game(["S@@.SS", "..@@.."], n=3, tag_timeout=2, beam_length=4, regrowth=[0.0])
+    state = place(g, [(0, 0), (0, 4), (0, 5)], facing=[1, 3, 0])
+    for actions in ([RIGHT, TAG, STAY], [STAY, STAY, DOWN], [DOWN, STAY, LEFT]):  # eat, tag (beam, one out), move
+        state = step(g, state, actions).state
+        stored = json.loads(json.dumps(g.summary(state, 0)))  # as the run store keeps it
+        np.testing.assert_array_equal(g.summary_rgb(stored), g.rgb_array(state, 0))
+    assert g.summary_rgb({"positions": []}) is None  # not this game's summary
+    assert "_apple_bits" not in game(["S.G"]).summary(place(game(["S.G"]), [(0, 0)]), 0)  # a maze stores no layers
+
+
 # ----- metrics -----------------------------------------------------------------------------
 def test_social_outcome_metrics_by_hand():
     episodes = pd.DataFrame({"episode": [0, 0], "agent": ["a", "b"], "return": [3.0, 1.0], "rounds": [4, 4]})

@@ -119,7 +119,7 @@ def figures(experiments: Mapping[str, Experiment]) -> dict[str, Figure]:
     """Returns and cooperation with intervals across seeds (overlaid when several
     experiments), then the pooled figures of a single experiment (talk graph, stock, ...)."""
     from mas.analysis import plots
-    from mas.analysis.figures import run_figures
+    from mas.analysis.figures import references, run_figures
 
     out: dict[str, Figure] = {}
     if len(experiments) == 1:
@@ -128,6 +128,8 @@ def figures(experiments: Mapping[str, Experiment]) -> dict[str, Figure]:
                     if k not in ("returns", "cooperation_over_rounds")})
     returns = {label: _returns(e) for label, e in experiments.items()}
     out["seed_returns"] = plots.plot_agent_returns({label: t for label, t in returns.items() if len(t)})
+    lines = references(e.config["scenario"] for e in experiments.values())
+    plots.draw_references(out["seed_returns"].axes[0], lines, vertical=True)
     bands = {label: _cooperation_band(e) for label, e in experiments.items()}
     bands = {label: b for label, b in bands.items() if len(b)}
     if bands:

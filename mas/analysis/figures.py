@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +20,7 @@ from mas.analysis import metrics as m
 from mas.analysis import plots
 from mas.analysis import training as tr
 from mas.analysis import tournaments as tn
+from mas.analysis.baselines import scenario_baselines
 from mas.analysis.experiment import Experiment
 from mas.analysis.load import Run
 from mas.analysis.summary import GameFacts
@@ -27,11 +28,13 @@ from mas.analysis.tournaments import Tournament
 
 #: figure stem -> what it shows (for the report's captions)
 CAPTIONS = {
-    "returns": "Mean return per episode of each agent, with 95% confidence intervals over episodes.",
+    "returns": "Mean return per episode of each agent, with 95% confidence intervals over episodes; grey lines are the "
+               "scenario's exact baselines (mas solve), where it has any.",
     "cooperation_over_rounds": "Cooperation rate in each round, averaged over agents; the band is a 95% interval over episodes.",
     "cooperation_by_pair": "Fraction of rounds in which both agents of a pair cooperated (diagonal: the agent's own rate).",
     "resource_stock": "Resource stock after each round; thin lines are single episodes, the bold line their mean.",
-    "training_return": "Episode return during training; the band is a 95% interval across seeds.",
+    "training_return": "Episode return during training; the band is a 95% interval across seeds; grey lines are the "
+                       "scenario's exact baselines (mas solve), where it has any.",
     "training_cooperation": "Cooperation rate during training; the band is a 95% interval across seeds.",
     "training_kl": "KL divergence of the tuned policy from the frozen base model at each update (llm-ppo, llm-mappo); "
                    "the band is a 95% interval across seeds.",
@@ -107,9 +110,11 @@ def run_figures(runs: Mapping[str, Run]) -> dict[str, Figure]:
     """The standard figures of one or more runs (label -> run), overlaid where several runs
     share a figure. Figures whose data no run has are left out."""
     figures: dict[str, Figure] = {}
+    lines = references(run.meta.get("scenario", {}) for run in runs.values())
     returns = {label: _returns_table(run) for label, run in runs.items() if len(run.episodes)}
     if returns:
         figures["returns"] = plots.plot_agent_returns(returns)
+        plots.draw_references(figures["returns"].axes[0], lines, vertical=True)
     cooperation = {label: m.cooperation_by_round(run.steps) for label, run in runs.items() if _has_cooperation(run)}
     if cooperation:
         figures["cooperation_over_rounds"] = plots.plot_cooperation_over_rounds(cooperation)
@@ -125,7 +130,7 @@ def run_figures(runs: Mapping[str, Run]) -> dict[str, Figure]:
         trajectories = {label: gm.stock_trajectories(run.states, resources[label]["start_stock"]) for label, run in stocks.items()}
         first = resources[next(iter(stocks))]
         figures["resource_stock"] = plots.plot_stock(trajectories, first["capacity"], first["collapse_threshold"])
-    figures.update(training_figures({label: run.training for label, run in runs.items() if len(run.training)}))
+    figures.update(training_figures({label: run.training for label, run in runs.items() if len(run.training)}, lines))
     talkers = {label: run for label, run in runs.items() if len(run.messages)}
     if len(talkers) == 1:
         (label, run), = talkers.items()
@@ -141,8 +146,18 @@ def run_figures(runs: Mapping[str, Run]) -> dict[str, Figure]:
     return _name(figures, described[0] if len(described) == 1 else "; ".join(f"{label} = {d}" for label, d in zip(runs, described)))
 
 
-def training_figures(curves: Mapping[str, pd.DataFrame]) -> dict[str, Figure]:
-    """Return (and, if logged, cooperation) over training steps with 95% bands over seeds."""
+def references(scenarios: Iterable[dict]) -> list[tuple[str, float]]:
+    """The exact baselines of stored scenarios as (label, return per episode), each once
+    (`mas.analysis.baselines`); [] when their games offer none."""
+    found: list[tuple[str, float]] = []
+    for scenario in scenarios:
+        found += [(b.label, b.value) for b in scenario_baselines(scenario) if (b.label, b.value) not in found]
+    return found
+
+
+def training_figures(curves: Mapping[str, pd.DataFrame], lines: Sequence[tuple[str, float]] = ()) -> dict[str, Figure]:
+    """Return (and, if logged, cooperation) over training steps with 95% bands over seeds;
+    the return curve gets the reference `lines` (label, return per episode)."""
     figures: dict[str, Figure] = {}
     for stem, candidates, evaluation, label, title in (
         ("training_return", tr.RETURN_COLUMNS, tr.EVAL_RETURN_COLUMNS, "episode return (payoff units)", "Return during training"),
@@ -161,6 +176,8 @@ def training_figures(curves: Mapping[str, pd.DataFrame]) -> dict[str, Figure]:
                 bands[f"{run_label} (greedy evaluation)" if len(curves) > 1 else "greedy evaluation"] = tr.band(frame, column)
         if bands:
             figures[stem] = plots.plot_training_curves(bands, label, title)
+            if stem == "training_return":
+                plots.draw_references(figures[stem].axes[0], lines)
     return figures
 
 

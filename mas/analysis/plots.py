@@ -10,7 +10,7 @@ label -> table: one run gives one entry, an ablation gives several.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,22 @@ def plot_cooperation_over_rounds(curves: Mapping[str, pd.DataFrame]) -> Figure:
     renamed = {k: v.rename(columns={"rate": "mean"}).assign(round=v["round"] + 1) for k, v in curves.items()}
     return plot_band_curves(renamed, "round", "round", "cooperation rate (fraction)",
                             "Cooperation over rounds (95% band over episodes)", ylim=(-0.02, 1.02))
+
+
+# ----- exact reference levels -------------------------------------------------------------------
+#: line styles of reference levels (grey and dark, so they never read as another series)
+_REFERENCE_STYLES = [("#444444", (0, (6, 3))), ("#999999", (0, (2, 2))), ("#444444", (0, (1, 3))), ("#999999", (0, (8, 2, 2, 2)))]
+
+
+def draw_references(ax: object, references: Sequence[tuple[str, float]], vertical: bool = False) -> None:
+    """Draw each (label, value) as a labelled reference line across `ax` (horizontal over a
+    curve's y values, vertical over a bar chart's x values) and show the legend."""
+    for i, (label, value) in enumerate(references):
+        color, dashes = _REFERENCE_STYLES[i % len(_REFERENCE_STYLES)]
+        line = ax.axvline if vertical else ax.axhline
+        line(value, color=color, linestyle=dashes, linewidth=1.3, label=f"{label}: {value:.4g}")
+    if references:
+        ax.legend(frameon=False, fontsize="small")
 
 
 # ----- commons --------------------------------------------------------------------------------

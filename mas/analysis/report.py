@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from mas.analysis import figures as figs
+from mas.analysis.baselines import baselines_table, scenario_baselines
 from mas.analysis.experiment import Experiment
 from mas.analysis.load import Run
 from mas.analysis.metrics import number
@@ -89,6 +90,11 @@ def run_context(run: Run, max_episodes: int) -> dict[str, Any]:
                 tables.append(table_block("Promises", shown.head(200), "Stated intentions and the next action (first 200)."))
             elif title == "bargaining outcomes":
                 tables.append(table_block(title.capitalize(), frame.head(200), "First 200 episodes." if len(frame) > 200 else ""))
+    baselines = scenario_baselines(scenario)
+    if baselines:
+        tables.append(table_block("Exact baselines", baselines_table(baselines),
+                                  "Computed by mas solve from the stored scenario: one agent's return per episode; "
+                                  "drawn as grey reference lines on the return figures."))
     episodes = sorted(run.episodes["episode"].unique()) if len(run.episodes) else []
     return {
         "title": f"{scenario.get('name') or run.name}: run report",
@@ -99,11 +105,30 @@ def run_context(run: Run, max_episodes: int) -> dict[str, Any]:
         "tables": tables,
         "figures": embed_figures(figs.run_figures({run.name: run}), run),
         "transcript": transcript_blocks(run, episodes[:max_episodes]),
+        "animation": _animation(run, episodes[0]) if episodes else None,
         "has_records": bool(len(run.decisions)),
         "unit": "Episode",
         "transcript_note": f"Showing the first {max_episodes} of {len(episodes)} episodes." if len(episodes) > max_episodes else "",
         "scenario_json": json.dumps(scenario, indent=2) if scenario else "",
     }
+
+
+def _animation(run: Run, episode: int) -> dict[str, Any] | None:
+    """The first episode as an animated GIF (data URI payload), for games with a picture."""
+    from mas.analysis.animation import MAX_FRAMES, episode_gif
+    from mas.analysis.summary import GameFacts
+
+    try:
+        game = GameFacts(run).game
+    except StoreError:
+        return None
+    data = episode_gif(game, run.states, episode)
+    if data is None:
+        return None
+    steps = int((run.states["episode"] == episode).sum())
+    shown = f"its first {MAX_FRAMES} of {steps} steps" if steps > MAX_FRAMES else f"all {steps} steps"
+    return {"data": base64.b64encode(data).decode("ascii"),
+            "caption": f"Episode {episode}, one frame per step ({shown}); the bar below the map shows how far the episode has got."}
 
 
 def _configuration(run: Run) -> dict[str, Any]:
@@ -136,7 +161,8 @@ def transcript_blocks(run: Run, episodes: Sequence[int]) -> list[dict[str, Any]]
     steps = _by_step(keep(run.steps))
     records = _by_step(keep(run.decisions))
     states = _by_step(keep(run.states))
-    summary_columns = [c for c in run.states.columns if c not in {"episode", "step", "round"}]
+    # keys with a leading underscore are for machines (e.g. a grid's cell bitmasks for its picture)
+    summary_columns = [c for c in run.states.columns if c not in {"episode", "step", "round"} and not str(c).startswith("_")]
     returns = run.episodes.groupby("episode") if len(run.episodes) else None
     out = []
     for episode in episodes:

@@ -269,6 +269,11 @@ class Game(ABC):
         game has no picture (the PettingZoo env's `render_mode="rgb_array"`)."""
         return None
 
+    def summary_rgb(self, summary: dict[str, Any]) -> np.ndarray | None:
+        """The picture `rgb_array` draws, rebuilt from a stored `summary` of a state (the
+        report's animated episode), or None when the game has no picture."""
+        return None
+
     def tabular_mdp(self) -> Any:
         """The game as a finite single-agent Markov decision process (a
         `mas.solve.mdp.TabularMDP`) when it is one (e.g. a one-agent maze), else None."""

@@ -311,7 +311,23 @@ class GridGame(Game):
             "out": [int(x) for x in state["out"][index]],
             "tagged": [bool(x) for x in state["tagged"][index]],
             "finished": [bool(x) for x in state["finished"][index]],
+            # the cell layers a picture needs, as hex bitmasks (40 characters for 160 cells); a leading
+            # underscore: for `summary_rgb`, not shown in the transcript
+            **({"_apple_bits": _bits(state["apples"][index])} if self.map.apples.any() else {}),
+            **({"_beam_bits": _bits(state["beam"][index])} if self.tagging else {}),
         }
+
+    def summary_rgb(self, summary: dict[str, Any]) -> np.ndarray | None:
+        """`rgb_array` of a stored summary (positions, apple and beam bitmasks)."""
+        width, cells = self.map.width, self.map.cells
+        positions = summary.get("positions")
+        if not isinstance(positions, list) or len(positions) != self.n_agents:
+            return None
+        pos = np.array([[-1 if p is None else int(p[0]) * width + int(p[1]) for p in positions]])
+        empty = np.zeros((1, cells), dtype=bool)
+        state = {"pos": pos, "apples": _unbits(summary.get("_apple_bits"), cells, empty),
+                 "beam": _unbits(summary.get("_beam_bits"), cells, empty)}
+        return self.rgb_array(state, 0)
 
     def rules_text(self, agent: int) -> str:
         from mas.games.grid_render import rules_text
@@ -354,4 +370,16 @@ class GridGame(Game):
         return social_outcomes(run, self.n_agents)
 
 
-_SUMMARY_KEYS = ("positions", "apples", "collected", "out", "tagged", "finished")
+_SUMMARY_KEYS = ("positions", "apples", "collected", "out", "tagged", "finished", "_apple_bits", "_beam_bits")
+
+
+def _bits(cells: np.ndarray) -> str:
+    """A boolean cell layer as a hex bitmask (row-major cells, 8 per byte)."""
+    return np.packbits(cells.astype(bool)).tobytes().hex()
+
+
+def _unbits(text: Any, cells: int, default: np.ndarray) -> np.ndarray:
+    """The [1, cells] layer of a `_bits` string; `default` when there is none."""
+    if not isinstance(text, str):
+        return default
+    return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:cells].astype(bool)[None, :]

@@ -21,7 +21,7 @@ import numpy as np
 from mas import registry
 from mas.scenario import Scenario
 from mas.solve import equilibria as eq
-from mas.solve.mdp import greedy_path, value_iteration
+from mas.solve.mdp import greedy_path, path_return, value_iteration
 from mas.solve.repeated import best_response, describe_plan
 
 #: the strategies a best response is computed against when the scenario names none
@@ -30,8 +30,9 @@ CLASSIC = ("tit_for_tat", "grim_trigger", "always_cooperate", "always_defect", "
 DEFAULT_GAMMA = 0.95
 
 
-def solve_scenario(scenario: Scenario) -> dict[str, Any]:
-    """Every exact baseline the scenario's game offers (see the module docstring)."""
+def solve_scenario(scenario: Scenario, equilibria: bool = True) -> dict[str, Any]:
+    """Every exact baseline the scenario's game offers (see the module docstring);
+    `equilibria=False` leaves out the stage game's equilibria (reference lines need none)."""
     game = registry.make_game(scenario.game, len(scenario.agents))
     horizon, weight = _horizon(scenario)
     out: dict[str, Any] = {
@@ -39,7 +40,7 @@ def solve_scenario(scenario: Scenario) -> dict[str, Any]:
         "rounds": _rounds_data(scenario, horizon, weight), "notes": [],
     }
     table = game.stage_payoffs()
-    out["stage_game"] = _stage_game(game, table, out["notes"]) if table is not None else None
+    out["stage_game"] = _stage_game(game, table, out["notes"]) if table is not None and equilibria else None
     if table is None:
         out["notes"].append("the stage game's payoffs depend on the state: no equilibria of a payoff table")
     out["best_responses"] = _best_responses(scenario, game, table, horizon, weight, out["notes"])
@@ -95,6 +96,7 @@ def _best_responses(scenario: Scenario, game: Any, table: np.ndarray | None, hor
         automaton = _automaton(agent.policy.type, agent.policy)
         if automaton is not None:
             opponents.append((seat, f"{agent.id} ({agent.policy.type})", automaton))
+    classic = not opponents
     if not opponents:
         notes.append(f"no seat plays a strategy with memory states: best responses of {scenario.agents[0].id} to the classic strategies")
         for name in CLASSIC:
@@ -111,6 +113,7 @@ def _best_responses(scenario: Scenario, game: Any, table: np.ndarray | None, hor
             "against": label, "responder": scenario.agents[responder].id, "value": result.value,
             "per_round": result.value / _expected_rounds(horizon, weight), "first_action": names[result.first_action],
             "plan": describe_plan(result.plan, names) if result.plan else None,
+            "classic": classic,  # True: a classic strategy the scenario does not seat (no reference for its runs)
         })
     return found
 
@@ -130,6 +133,7 @@ def _maze(scenario: Scenario, game: Any) -> dict[str, Any] | None:
     shortest = int(solution.steps_to_end[mdp.start])
     return {
         "gamma": gamma, "start_value": float(solution.values[mdp.start]),
+        "path_return": path_return(mdp, path) if shortest >= 0 else None,
         "shortest_path": shortest if shortest >= 0 else None,
         "optimal_actions": [mdp.actions[a] for a in path] if shortest >= 0 else [],
         "states": len(mdp.labels), "sweeps": solution.sweeps,

@@ -109,3 +109,14 @@ def greedy_path(mdp: TabularMDP, policy: np.ndarray, limit: int = 10_000) -> lis
             break
         state = int(mdp.next_state[state, action])
     return actions
+
+
+def path_return(mdp: TabularMDP, actions: list[int]) -> float:
+    """The undiscounted return of taking `actions` from the start (what an episode scores)."""
+    state, total = mdp.start, 0.0
+    for action in actions:
+        total += float(mdp.reward[state, action])
+        if mdp.ends[state, action]:
+            break
+        state = int(mdp.next_state[state, action])
+    return total

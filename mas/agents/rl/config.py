@@ -40,7 +40,9 @@ class IQLConfig:
     """Independent Q-learning: every learning agent has its own Q-function."""
 
     variant: Literal["tabular", "dqn"] = hp("tabular", "tabular: a Q table over the (hashable) observation; dqn: a Q-network with replay.")
-    update: Literal["q_learning", "sarsa"] = hp("q_learning", "Tabular target: max over next actions (Q-learning) or the next action taken (SARSA).")
+    update: Literal["q_learning", "sarsa", "monte_carlo"] = hp(
+        "q_learning", "Tabular target: max over next actions (Q-learning), the next action taken (SARSA) or the episode's return (Monte Carlo).")
+    visits: Literal["every", "first"] = hp("every", "Monte Carlo: count every visit of a state-action pair in an episode, or only the first.")
     gamma: float = hp(0.95, "Discount factor.", ge=0.0, le=1.0)
     alpha: float = hp(0.1, "Tabular step size.", gt=0.0, le=1.0)
     epsilon_start: float = hp(1.0, "Exploration rate at the start (epsilon-greedy).", ge=0.0, le=1.0)
@@ -183,8 +185,8 @@ def _spec_from_config(name: str, cls: type, doc: str, check: Any = None) -> type
 
 
 def _check_iql(spec: Any) -> Any:
-    if spec.update == "sarsa" and spec.variant != "tabular":
-        raise ValueError("update: sarsa is implemented for the tabular variant only; use update: q_learning with dqn")
+    if spec.update in ("sarsa", "monte_carlo") and spec.variant != "tabular":
+        raise ValueError(f"update: {spec.update} is implemented for the tabular variant only; use update: q_learning with dqn")
     if spec.exploration == "boltzmann" and spec.variant != "tabular":
         raise ValueError("exploration: boltzmann is implemented for the tabular variant only; use epsilon_greedy with dqn")
     if spec.temperature_end > spec.temperature_start:

@@ -6,11 +6,13 @@ Two variants, chosen by `IQLConfig.variant`:
   normal-form game: the last `memory` joint actions). Epsilon-greedy exploration with a
   linear schedule, or Boltzmann exploration (`exploration: boltzmann`: actions drawn from
   softmax(Q / T), T decaying geometrically from `temperature_start` to `temperature_end`,
-  as in Claus & Boutilier 1998); Q-learning (target r + gamma * max_a' Q(s', a')) or SARSA (target
-  r + gamma * Q(s', a') with a' the action the agent then takes) updates. All copies of a
-  vector step are applied at once: several copies visiting the same (s, a) contribute the
-  mean of their TD errors, one step of size `alpha`. So B copies make B times fewer updates
-  per game round than one copy; in the iterated prisoner's dilemma's self-play this did not
+  as in Claus & Boutilier 1998); Q-learning (target r + gamma * max_a' Q(s', a')), SARSA
+  (target r + gamma * Q(s', a') with a' the action the agent then takes) or Monte Carlo
+  (target: the episode's discounted return from that step, every-visit or first-visit,
+  applied when the episode ends; `mas.agents.rl.monte_carlo`) updates. All copies of a
+  vector step are applied at once: several rows naming the same (s, a) contribute the mean
+  of their errors, one step of size `alpha`. So B copies make B times fewer updates per
+  game round than one copy; in the iterated prisoner's dilemma's self-play this did not
   change the outcome measurably (experiments/sandholm_crites: 0.52 mutual cooperation with
   one copy, 0.50 with 16, 20 seeds at 50k rounds, each seed ending near 0.95 or at 0).
   Tables live in numpy on the CPU: a table lookup gains nothing from a GPU.
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 
 from mas.agents.rl.common import MultiMLP, ReplayBuffer, epsilon_greedy, linear_schedule, masked_logits, torch_generator
 from mas.agents.rl.config import IQLConfig
+from mas.agents.rl.monte_carlo import EpisodeTraces
 from mas.vector import VectorStep
 
 
@@ -148,7 +151,7 @@ class QTable:
 
 
 class TabularIQL(_IQLBase):
-    """Tabular independent Q-learning / SARSA; see the module docstring."""
+    """Tabular independent Q-learning / SARSA / Monte Carlo control; see the module docstring."""
 
     METRICS = ("epsilon", "temperature", "td_error")
 
@@ -157,6 +160,8 @@ class TabularIQL(_IQLBase):
         self.tables = [QTable(self.num_actions, self.obs_dim) for _ in range(self.n_learners)]
         self.rng = np.random.default_rng(int(self.generator.initial_seed()))
         self._pending: np.ndarray | None = None  # SARSA: the actions already chosen for the current obs
+        self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")  # Monte Carlo: running episodes
+        self._mc_error = 0.0  # Monte Carlo: the last update's mean |G - Q| (logged as td_error)
 
     @property
     def boltzmann(self) -> bool:
@@ -198,9 +203,10 @@ class TabularIQL(_IQLBase):
         alive = 1.0 - nxt.terminated.cpu().numpy().astype(np.float64)
         final_obs, final_mask = nxt.final_obs.cpu().numpy(), nxt.final_mask.cpu().numpy()
         done = (nxt.terminated | nxt.truncated).cpu().numpy()
-        sarsa = self.config.update == "sarsa"
+        sarsa, monte_carlo = self.config.update == "sarsa", self.config.update == "monte_carlo"
         pending = np.empty_like(actions)
         td_abs = 0.0
+        keys, tails = np.empty_like(actions), np.empty_like(rewards)
         for l, table in enumerate(self.tables):
             rows = table.rows(obs[:, l])
             next_rows = table.rows(final_obs[:, l])
@@ -211,14 +217,18 @@ class TabularIQL(_IQLBase):
                 pending[:, l] = chosen
             else:
                 future = next_q.max(-1)
-            target = rewards[:, l] + self.config.gamma * alive * future
-            td = target - table.q[rows, actions[:, l]]
             flat = rows * self.num_actions + actions[:, l]
-            sums = np.bincount(flat, weights=td, minlength=table.q.size)
-            counts = np.bincount(flat, minlength=table.q.size)
-            touched = counts > 0
-            table.q.reshape(-1)[touched] += self.config.alpha * sums[touched] / counts[touched]
-            td_abs += float(np.abs(td).mean())
+            if monte_carlo:  # the update waits for the episode's end
+                keys[:, l], tails[:, l] = flat, alive * future
+                continue
+            target = rewards[:, l] + self.config.gamma * alive * future
+            td_abs += _step_toward(table.q, flat, target, self.config.alpha)
+        if monte_carlo:
+            learners, flat, returns = self._traces.record(keys, rewards, done, tails)
+            if len(learners):
+                self._mc_error = sum(_step_toward(table.q, flat[learners == l], returns[learners == l], self.config.alpha)
+                                     for l, table in enumerate(self.tables) if (learners == l).any())
+            td_abs = self._mc_error
         if sarsa:  # copies that started a new episode choose afresh at the reset observation
             if done.any():
                 pending[done] = self._explore(nxt.obs.cpu().numpy()[done], nxt.mask.cpu().numpy()[done])
@@ -264,6 +274,18 @@ class TabularIQL(_IQLBase):
         self.tables = [QTable.from_state_dict(t, self.num_actions) for t in tables]
         self.env_steps = int(data["env_steps"])
         self._pending = None
+        self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")
+
+
+def _step_toward(q: np.ndarray, flat: np.ndarray, target: np.ndarray, alpha: float) -> float:
+    """Move the entries `flat` (row * A + action) of `q` toward `target` by `alpha` times the
+    mean error of the rows naming each entry (one step per entry); returns the mean |error|."""
+    error = target - q.reshape(-1)[flat]
+    sums = np.bincount(flat, weights=error, minlength=q.size)
+    counts = np.bincount(flat, minlength=q.size)
+    touched = counts > 0
+    q.reshape(-1)[touched] += alpha * sums[touched] / counts[touched]
+    return float(np.abs(error).mean()) if len(error) else 0.0
 
 
 # ----- DQN -------------------------------------------------------------------------------
