@@ -71,7 +71,7 @@ def test_a_tournament_that_fills_the_disk_keeps_its_finished_matches(tmp_path: P
     out = tmp_path / "t"
     result = mas_with_file_limit(300_000, "tournament", "scenarios/tournaments/axelrod_classic.yaml", "--backend", "serial",
                                  "--out", str(out), "--no-progress")
-    assert_disk_full_error(result, "every match already written is kept, the match in flight is lost")
+    assert_disk_full_error(result, "every match already written is kept, the matches in flight are lost")
     with TournamentStore.open(out) as store:
         matches = store.done_matches()
         assert matches

@@ -38,10 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from mas.errors import StoreError
-from mas.store import _versions, creating, holds_rows, in_flight_lost, insert_records, open_versioned, remove_database, space_errors
+from mas.store import _versions, creating, holds_rows, insert_records, open_versioned, remove_database, space_errors
 from mas.tournament.play import MatchResult
 
 SCHEMA_VERSION = 1
+#: matches written per transaction
+WRITE_BATCH = 32
 DB_NAME = "tournament.sqlite"
 
 _SCHEMA = """
@@ -138,10 +140,13 @@ class TournamentStore:
         self.write_matches([result])
 
     def write_matches(self, results: Sequence[MatchResult]) -> None:
-        """Write finished matches in one transaction (all or none of them)."""
-        with space_errors(self.path, in_flight_lost("match")), self._db:
-            for result in results:
-                self._insert(result)
+        """Write finished matches, `WRITE_BATCH` to a transaction: a batched chunk of
+        thousands of matches is not one all-or-nothing write, so a full disk keeps most."""
+        kept = "every match already written is kept, the matches in flight are lost"
+        for start in range(0, len(results), WRITE_BATCH):
+            with space_errors(self.path, kept), self._db:
+                for result in results[start : start + WRITE_BATCH]:
+                    self._insert(result)
 
     def _insert(self, result: MatchResult) -> None:
         m = result.match
