@@ -26,7 +26,15 @@ What it owns:
 
 Randomness: one numpy Generator per batch draws the game's chances and the continuation
 draws; `reset` takes it, so a caller decides how episodes are seeded (`mas run` seeds
-every episode from the master seed and the episode id, training seeds one stream).
+every episode from the master seed and the episode id, training seeds one stream). `reset`
+also takes one Generator per copy: each copy's game then steps on its own stream, so copy
+`c` plays exactly the episode a batch of one would play with that Generator (LLM
+fine-tuning plays many seeded episodes at once this way); the game is then stepped copy by
+copy, which costs little beside the policies.
+
+Policies of the same group in different copies decide together: `decide` hands all copies'
+instances of a group to the policy class's `act_many` (one call, so an LLM policy packs
+every copy's prompts into one model call); the default asks each instance in turn.
 """
 
 from __future__ import annotations
@@ -155,6 +163,7 @@ class EpisodeEngine:
         self.groups = [self._build_groups() for _ in range(self.batch_size)]
         self.needs_text = any(g.policy.needs_text for copy in self.groups for g in copy)
         self._rng = np.random.default_rng(0)
+        self._rngs: list[np.random.Generator] | None = None  # one per copy (see `reset`)
         self._next_episode = 0
 
     # ----- policies --------------------------------------------------------------------
@@ -177,22 +186,29 @@ class EpisodeEngine:
             group.policy.reset(child_seed(self.seed, "policy", group.agents[0], int(self.episodes[copy])))
 
     # ----- episodes --------------------------------------------------------------------
-    def reset(self, rng: np.random.Generator, episodes: Sequence[int] | None = None) -> None:
+    def reset(self, rng: np.random.Generator | Sequence[np.random.Generator],
+              episodes: Sequence[int] | None = None) -> None:
         """Start an episode in every copy.
 
         Args:
-            rng: the generator of the game's chances and continuation draws from now on.
+            rng: the generator of the game's chances and continuation draws from now on,
+                or one generator per copy (each copy then draws from its own).
             episodes: the episode id of each copy (default: the next B unused ids).
         """
         b, n = self.batch_size, self.n_agents
-        self._rng = rng
+        if isinstance(rng, np.random.Generator):
+            self._rng, self._rngs = rng, None
+        else:
+            self._rngs = list(rng)
+            if len(self._rngs) != b:
+                raise ValueError(f"rng: need one generator per copy ({b}), got {len(self._rngs)}")
         if episodes is None:
             episodes = range(self._next_episode, self._next_episode + b)
         self.episodes = np.array(list(episodes), dtype=np.int64)
         if self.episodes.shape != (b,):
             raise ValueError(f"episodes: need {b} ids, got {len(self.episodes)}")
         self._next_episode = int(self.episodes.max()) + 1
-        self.state = self.game.reset(b, rng)
+        self.state = self._game_reset(np.arange(b))
         self.rounds = np.zeros(b, dtype=np.int64)
         self.steps = np.zeros(b, dtype=np.int64)
         self.active = np.ones(b, dtype=bool)
@@ -255,16 +271,19 @@ class EpisodeEngine:
         """The scenario policies' decisions for every active copy (empty for finished ones)."""
         if not self.internal_seats:  # every seat is played from outside (the PettingZoo env)
             return self._nothing
-        out: list[dict[str, Decision]] = []
-        for copy in range(self.batch_size):
-            chosen: dict[str, Decision] = {}
-            if self.active[copy] and self.groups[copy]:
-                views = self.views(copy, self.internal_seats)
-                by_seat = {v.seat: v for v in views}
-                for group in self.groups[copy]:
-                    for agent, decision in zip(group.agents, group.policy.act([by_seat[s] for s in group.seats])):
-                        chosen[agent] = decision
-            out.append(chosen)
+        out: list[dict[str, Decision]] = [{} for _ in range(self.batch_size)]
+        live = [c for c in range(self.batch_size) if self.active[c] and self.groups[c]]
+        if not live:
+            return out
+        by_seat = {c: {v.seat: v for v in self.views(c, self.internal_seats)} for c in live}
+        for g, first in enumerate(self.groups[live[0]]):  # every copy has the same groups
+            groups = [self.groups[c][g] for c in live]
+            views = [[by_seat[c][s] for s in first.seats] for c in live]
+            act_many = getattr(type(first.policy), "act_many", None)  # plugins may not subclass Policy
+            answers = (act_many([grp.policy for grp in groups], views) if act_many is not None
+                       else [grp.policy.act(v) for grp, v in zip(groups, views)])
+            for c, decisions in zip(live, answers):
+                out[c].update(zip(first.agents, decisions))
         return out
 
     # ----- one step ----------------------------------------------------------------------
@@ -301,10 +320,9 @@ class EpisodeEngine:
                               None, zeros, zeros.copy(), logs, tuple(decisions), None, self.state)
         legal, illegal = sanitize_actions(joint, self.mask)
         cooperation = self.game.cooperation(self.state, legal) if self.measure_cooperation else None
-        result = self.game.step(self.state, legal, self._rng)
-        new_state, rewards = result.state, result.rewards
+        new_state, rewards, game_over = self._game_step(legal)
         self.rounds = rounds + active
-        terminated, truncated = self._episode_end(result.terminated)
+        terminated, truncated = self._episode_end(game_over)
         if everyone:
             self.last_actions, self.last_rewards = legal, rewards
             self.played = active.copy()
@@ -366,16 +384,34 @@ class EpisodeEngine:
         if isinstance(rounds, ContinuationRounds):
             # one draw per copy after each round, also where the game already ended (so the
             # stream of draws does not depend on which copies ended)
-            terminated |= self._rng.random(self.batch_size) >= rounds.continuation
+            draws = (self._rng.random(self.batch_size) if self._rngs is None
+                     else np.array([r.random() for r in self._rngs]))
+            terminated |= draws >= rounds.continuation
             limit = rounds.max
         else:
             limit = rounds
         truncated = ~terminated & (self.rounds >= limit)
         return terminated, truncated
 
+    def _game_reset(self, copies: np.ndarray) -> State:
+        """Fresh game states for `copies` (each from its own generator when there is one per copy)."""
+        if self._rngs is None:
+            return self.game.reset(len(copies), self._rng)
+        return _stack([self.game.reset(1, self._rngs[c]) for c in copies])
+
+    def _game_step(self, legal: np.ndarray) -> tuple[State, np.ndarray, np.ndarray]:
+        """The game's step over the batch: new state, rewards, game over."""
+        if self._rngs is None:
+            result = self.game.step(self.state, legal, self._rng)
+            return result.state, result.rewards, result.terminated
+        parts = [self.game.step({k: v[c: c + 1] for k, v in self.state.items()}, legal[c: c + 1], r)
+                 for c, r in enumerate(self._rngs)]
+        return (_stack([p.state for p in parts]), np.concatenate([p.rewards for p in parts]),
+                np.concatenate([p.terminated for p in parts]))
+
     def _restart(self, copies: np.ndarray) -> None:
         """Start new episodes in the finished `copies` (automatic reset)."""
-        fresh = self.game.reset(len(copies), self._rng)
+        fresh = self._game_reset(copies)
         merged = {}
         for key, value in self.state.items():
             value = np.array(value, copy=True)
@@ -392,6 +428,11 @@ class EpisodeEngine:
             self.inboxes[copy] = {a: () for a in self.agent_ids}
             self._reset_policies(int(copy))
         self._refresh()
+
+
+def _stack(states: Sequence[State]) -> State:
+    """One batched state from states of one copy each."""
+    return {key: np.concatenate([s[key] for s in states]) for key in states[0]}
 
 
 def _expand(flags: np.ndarray, like: np.ndarray) -> np.ndarray:

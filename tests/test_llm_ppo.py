@@ -117,6 +117,53 @@ def test_adapters_save_load_and_play_the_same_distribution(trained, tmp_path: Pa
     assert np.abs(played - base).max() > 1e-3
 
 
+def test_batched_rollouts_give_the_one_at_a_time_trajectories(trained) -> None:
+    """Three seeded episodes played at once (copies of the engine, one packed scoring call
+    per step) are the three episodes played one by one: same prompts, actions, rewards."""
+    from mas.agents.rl.llm_model import ScoringBackend
+    from mas.agents.rl.llm_ppo import Rollouts
+
+    data = copy.deepcopy(PD_LLM)
+    data["rounds"] = {"continuation": 0.6, "max": 3}  # episodes of different lengths
+    backend = ScoringBackend(trained["lm"], "test")
+    calls = []
+    score = backend.score
+    backend.score = lambda requests: calls.append(len(requests)) or score(requests)  # type: ignore[method-assign]
+    rollouts = Rollouts(scenario(data), ["llm"], backend)
+    alone = [rollouts.play(seed=9, episode=e) for e in (4, 5, 6)]
+    single_calls, calls[:] = list(calls), []
+    together = rollouts.play_many(seed=9, episodes=[4, 5, 6])
+    assert len(calls) == max(len(t[0][0]) for t in alone) and max(calls) == 3  # one call per step for all copies
+    assert len(single_calls) == sum(len(t[0][0]) for t in alone)
+    assert len({len(t[0][0]) for t in alone}) > 1
+    for (traj_a, stats_a), (traj_b, stats_b) in zip(alone, together):
+        assert stats_a == stats_b
+        for a, b in zip(traj_a[0], traj_b[0], strict=True):
+            assert (a.prompts, a.candidates, a.action, a.reward, a.done) == (b.prompts, b.candidates, b.action, b.reward, b.done)
+            np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)
+            np.testing.assert_allclose(a.base_probs, b.base_probs, atol=1e-4)
+
+
+def test_remembered_scores_are_forgotten_after_an_update(trained) -> None:
+    """The rollout backend answers a repeated request from memory, but not once the weights changed."""
+    from mas.agents.llm.backend import ScoreRequest
+    from mas.agents.rl.llm_model import ScoringBackend
+
+    lm, first = trained["lm"], trained["first"]
+    backend = ScoringBackend(lm, "test", base_scores=False)
+    request = [ScoreRequest(messages=first.prompts[0], candidates=first.candidates)]
+    before = backend.score(request)[0].logprobs
+    param = lm.parameters()[0]
+    with torch.no_grad():
+        param.add_(0.05)
+        assert backend.score(request)[0].logprobs == before  # same weights version: remembered
+        lm.forget_prefixes()  # what an update does
+        after = backend.score(request)[0].logprobs
+        param.sub_(0.05)
+    lm.forget_prefixes()
+    assert after != before
+
+
 def _curves(path: Path) -> list[dict[str, str]]:
     with (path / "curves.csv").open() as handle:
         return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(handle)]

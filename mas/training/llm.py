@@ -18,7 +18,7 @@ episode, every sampled action and the minibatch order, so on CPU a seed gives on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +70,13 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
             lm.model.eval()
             batch: list[list[Any]] = []
             returns, coop = [], [0.0, 0.0]
-            for _ in range(config.episodes_per_update):
-                trajectories, stats = rollouts.play(child_seed(seed, "train"), episode)
+            for trajectories, stats in play_episodes(rollouts, child_seed(seed, "train"), episode,
+                                                     config.episodes_per_update, config.batched, steps - env_steps):
                 episode += 1
                 env_steps += stats.steps
                 batch += trajectories
                 returns.append([stats.returns[a] for a in names])
                 coop = [coop[0] + stats.coop[0], coop[1] + stats.coop[1]]
-                if env_steps >= steps:
-                    break
             metrics = learner.update(batch)
             row: dict[str, Any] = {"step": env_steps, "seed": seed, "wall_s": round(time.perf_counter() - started, 3),
                                    "episodes": len(returns), "episode_return_mean": float(np.mean(returns))}
@@ -87,7 +85,7 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
                 row["cooperation_rate"] = coop[0] / coop[1]
             row.update(metrics)
             if env_steps >= next_eval or env_steps >= steps:
-                final_eval = evaluate_llm(rollouts, names, eval_episodes, seed)
+                final_eval = evaluate_llm(rollouts, names, eval_episodes, seed, config.batched)
                 row.update(final_eval)
                 save_llm_checkpoint(lm, learner, adapter_dir, checkpoint, algo, names, env_steps, seed)
                 next_eval = env_steps + eval_every
@@ -103,14 +101,28 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
                        eval_run=eval_run)
 
 
-def evaluate_llm(rollouts: Any, names: Sequence[str], episodes: int, seed: int) -> dict[str, float]:
+def play_episodes(rollouts: Any, seed: int, first: int, count: int, batched: bool, budget: int | None = None) -> Iterator[tuple[Any, Any]]:
+    """Episodes `first`.. `first + count - 1` (trajectories, stats): all at once as copies
+    of the engine, or one at a time until `budget` env steps are played."""
+    if batched:
+        yield from rollouts.play_many(seed, list(range(first, first + count)))
+        return
+    played = 0
+    for episode in range(first, first + count):
+        trajectories, stats = rollouts.play(seed, episode)
+        yield trajectories, stats
+        played += stats.steps
+        if budget is not None and played >= budget:
+            return
+
+
+def evaluate_llm(rollouts: Any, names: Sequence[str], episodes: int, seed: int, batched: bool = True) -> dict[str, float]:
     """Mean return and cooperation per learner over `episodes` episodes with the current model."""
     returns = np.zeros((episodes, len(names)))
     coop = [0.0, 0.0]
     base_scores, rollouts.backend.base_scores = rollouts.backend.base_scores, False  # no KL needed here
     try:
-        for e in range(episodes):
-            _, stats = rollouts.play(child_seed(seed, "eval"), e)
+        for e, (_, stats) in enumerate(play_episodes(rollouts, child_seed(seed, "eval"), 0, episodes, batched)):
             returns[e] = [stats.returns[a] for a in names]
             coop = [coop[0] + stats.coop[0], coop[1] + stats.coop[1]]
     finally:

@@ -72,6 +72,7 @@ class TrainableLM:
         self._pad = int(pad if pad is not None else 0)
         self._prefixes: dict[Any, Any] = {}
         self.prefix_grad = True  # gradients through the shared prompt prefix (see `_hidden`)
+        self.version = 0  # counts weight updates (`forget_prefixes`): what was computed before is stale
         forward = self.model.get_base_model().model.forward
         # transformers 5 renamed `past_key_values` to `cache`; accept either (as local.py does)
         self._cache_arg = "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
@@ -120,6 +121,13 @@ class TrainableLM:
             seqs = list(rows)
             shared = min(_common(seqs[0], s) for s in seqs)
             shared = min(shared, min(len(s) for s in seqs) - 1)  # every row keeps a token of its own
+            if not torch.is_grad_enabled():
+                # keep only the system turn: every later call of this group reuses it, whereas
+                # a longer common prefix (rows of one step) is rarely met again
+                system = requests[members[0]].messages[:1]
+                if len(requests[members[0]].messages) > 1:
+                    shared = min(shared, _common(seqs[0], self.prompt_ids(system)))
+                shared = self._kept_prefix(seqs[0], shared, adapters)
             hidden = self._hidden(seqs, shared, adapters)  # [rows, width, hidden], width = positions after `shared`
             reads: list[tuple[int, int]] = []
             for i in members:
@@ -142,9 +150,21 @@ class TrainableLM:
                 totals[i] = torch.stack(scores)
         return totals, torch.stack(states)  # type: ignore[arg-type]
 
+    def _kept_prefix(self, seq: tuple[int, ...], shared: int, adapters: bool) -> int:
+        """The longest kept prefix of `seq` not beyond `shared` tokens, else `shared` (which
+        is then computed and kept): rows that share more than the system turn this time
+        still reuse what every earlier call computed once."""
+        best = 0
+        for kept_adapters, tokens in self._prefixes:
+            n = len(tokens)
+            if kept_adapters == adapters and best < n <= shared and seq[:n] == tokens:
+                best = n
+        return best or shared
+
     def forget_prefixes(self) -> None:
         """Drop kept prefix keys/values (they belong to the weights before an update)."""
         self._prefixes.clear()
+        self.version += 1
 
     def _hidden(self, seqs: list[tuple[int, ...]], shared: int, adapters: bool) -> torch.Tensor:
         """Final hidden states of every row after its first `shared` tokens (the common prefix,
@@ -196,7 +216,10 @@ class ScoringBackend(LLMBackend):
 
     It also keeps, per scored conversation, the prompt's hidden state (for the value head)
     and the frozen base model's scores (for the KL term), which the learner reads back with
-    `take_extras`; computing them here saves a second pass over every prompt.
+    `take_extras`; computing them here saves a second pass over every prompt. A request
+    scored before with the same weights is answered from memory (rollouts of a game revisit
+    the same prompts often: every episode's first round is one prompt); an update of the
+    weights (`TrainableLM.forget_prefixes`) forgets them.
     """
 
     def __init__(self, lm: TrainableLM, name: str, base_scores: bool = True) -> None:
@@ -205,6 +228,8 @@ class ScoringBackend(LLMBackend):
         self.base_scores = base_scores
         self.extras: dict[Any, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._lock = threading.Lock()
+        self._memo: dict[Any, tuple[Scores, torch.Tensor, torch.Tensor | None]] = {}
+        self._memo_version = lm.version
 
     @property
     def info(self) -> BackendInfo:
@@ -218,14 +243,25 @@ class ScoringBackend(LLMBackend):
         if not requests:
             return []
         with self._lock, torch.no_grad():
-            totals, states = self.lm.score(requests)
-            base = self.lm.score(requests, adapters=False)[0] if self.base_scores else [None] * len(requests)
+            if self._memo_version != self.lm.version:
+                self._memo.clear()
+                self._memo_version = self.lm.version
+            keys = [(conversation_key(r.messages), r.candidates, self.base_scores) for r in requests]
+            todo = list({k: r for k, r in zip(keys, requests) if k not in self._memo}.items())
+            if todo:
+                fresh = [r for _, r in todo]
+                totals, states = self.lm.score(fresh)
+                base = self.lm.score(fresh, adapters=False)[0] if self.base_scores else [None] * len(fresh)
+                for (key, request), total, state, base_total in zip(todo, totals, states, base):
+                    scores = Scores(logprobs=tuple(float(x) for x in total.tolist()),
+                                    candidate_tokens=tuple(len(self.lm.text_ids(c)) for c in request.candidates),
+                                    prompt_tokens=len(self.lm.prompt_ids(request.messages)))
+                    self._memo[key] = (scores, state, base_total)
         out = []
-        for request, total, state, base_total in zip(requests, totals, states, base):
-            self.extras[conversation_key(request.messages)] = (state, base_total)
-            out.append(Scores(logprobs=tuple(float(x) for x in total.tolist()),
-                              candidate_tokens=tuple(len(self.lm.text_ids(c)) for c in request.candidates),
-                              prompt_tokens=len(self.lm.prompt_ids(request.messages))))
+        for key in keys:
+            scores, state, base_total = self._memo[key]
+            self.extras[key[0]] = (state, base_total)
+            out.append(scores)
         return out
 
     def take_extras(self, messages: Sequence[dict[str, str]]) -> tuple[torch.Tensor, torch.Tensor | None]:

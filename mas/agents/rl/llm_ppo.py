@@ -69,60 +69,87 @@ def mixture(scores: list[torch.Tensor], temperature: float) -> torch.Tensor:
 
 
 class Rollouts:
-    """Plays episodes with the scenario's policies, the learners' scoring through `backend`."""
+    """Plays episodes with the scenario's policies, the learners' scoring through `backend`.
+
+    `play_many` plays several episodes at once as copies of the engine: every step, the
+    learners' decisions of all copies are one packed scoring call (`LLMPolicy.act_many`).
+    Each copy keeps its own policy instances and game generator, seeded from the episode
+    id as `play` seeds a lone episode, so a batch gives the trajectories of the one-at-a-time
+    path (up to the last bits of the scores, which a packed forward pass rounds differently).
+    """
 
     def __init__(self, scenario: Any, learners: list[str], backend: Any) -> None:
+        self.scenario = scenario
+        self.learners = learners
+        self.backend = backend
+        self._engines: dict[int, Any] = {}
+        self.engine = self._engine(1)
+        self.groups = self.engine.groups[0]
+
+    def _engine(self, copies: int) -> Any:
+        """The engine of `copies` copies (built once), the learners' policies on `backend`."""
         from mas.agents.llm.policy import LLMPolicy
         from mas.agents.llm.wrappers import RecordingBackend
         from mas.episode import EpisodeEngine
 
-        self.engine = EpisodeEngine(scenario)
-        self.groups = self.engine.groups[0]
-        self.learners = learners
-        self.backend = backend
-        for group in self.groups:
-            if set(group.agents) & set(learners):
-                if not set(group.agents) <= set(learners) or not isinstance(group.policy, LLMPolicy):
-                    raise MasError(f"agents {group.agents} share one policy spec but not all of them learn; "
-                                   "give the learners their own spec or name them all in --learners")
-                group.policy._backends["policy"] = RecordingBackend(backend)
+        if copies not in self._engines:
+            engine = EpisodeEngine(self.scenario, batch_size=copies)
+            for group in (g for groups in engine.groups for g in groups):
+                if set(group.agents) & set(self.learners):
+                    if not set(group.agents) <= set(self.learners) or not isinstance(group.policy, LLMPolicy):
+                        raise MasError(f"agents {group.agents} share one policy spec but not all of them learn; "
+                                       "give the learners their own spec or name them all in --learners")
+                    group.policy._backends["policy"] = RecordingBackend(self.backend)
+            self._engines[copies] = engine
+        return self._engines[copies]
 
     def play(self, seed: int, episode: int) -> tuple[list[list[Decision]], EpisodeStats]:
         """One episode on the engine (seeded as `mas run` seeds it): each learner's
         decisions in order (rewards filled in), and totals."""
-        engine = self.engine
+        return self.play_many(seed, [episode])[0]
+
+    def play_many(self, seed: int, episodes: list[int]) -> list[tuple[list[list[Decision]], EpisodeStats]]:
+        """`play` of each of `episodes`, all at once (one copy of the engine each)."""
+        engine = self._engine(len(episodes))
         engine.seed = seed
-        engine.reset(np.random.default_rng(child_seed(seed, "episode", episode)), episodes=[episode])
+        engine.reset([np.random.default_rng(child_seed(seed, "episode", e)) for e in episodes], episodes=episodes)
         self.backend.clear_cache()
-        trajectories: dict[str, list[Decision]] = {a: [] for a in self.learners}
-        stats = EpisodeStats(returns=dict.fromkeys(self.learners, 0.0))
+        trajectories: list[dict[str, list[Decision]]] = [{a: [] for a in self.learners} for _ in episodes]
+        stats = [EpisodeStats(returns=dict.fromkeys(self.learners, 0.0)) for _ in episodes]
         seats = {a: engine.agent_ids.index(a) for a in self.learners}
-        while engine.active[0]:
-            state = engine.game.global_state(engine.state)[0].astype(np.float32)
+        while engine.active.any():
+            states = engine.game.global_state(engine.state).astype(np.float32)
             moved = engine.step()
             if moved.talking:
                 self.backend.clear_cache()
                 continue
-            decisions = moved.decisions[0]
-            for agent in self.learners:
-                made = self._decision(agent, decisions[agent].record, state)
-                if made is not None:
-                    trajectories[agent].append(made)
+            for c in np.flatnonzero(moved.active):
+                self._record(moved, int(c), states[c], trajectories[c], stats[c], seats)
             self.backend.clear_cache()
-            stats.steps += 1
+        for copy in trajectories:
             for agent in self.learners:
-                reward = float(moved.rewards[0, seats[agent]])
-                stats.returns[agent] += reward
-                if trajectories[agent]:  # a forced move's reward goes to the last real decision
-                    trajectories[agent][-1].reward += reward
-                coop = np.nan if moved.cooperation is None else float(moved.cooperation[0, seats[agent]])
-                if coop == coop:
-                    stats.coop[0] += coop
-                    stats.coop[1] += 1
+                if copy[agent]:
+                    copy[agent][-1].done = True
+        return [([t[a] for a in self.learners], st) for t, st in zip(trajectories, stats)]
+
+    def _record(self, moved: Any, c: int, state: np.ndarray, trajectories: dict[str, list[Decision]],
+                stats: EpisodeStats, seats: dict[str, int]) -> None:
+        """Copy `c`'s action step: the learners' decisions, rewards and cooperation."""
+        decisions = moved.decisions[c]
         for agent in self.learners:
-            if trajectories[agent]:
-                trajectories[agent][-1].done = True
-        return [trajectories[a] for a in self.learners], stats
+            made = self._decision(agent, decisions[agent].record, state)
+            if made is not None:
+                trajectories[agent].append(made)
+        stats.steps += 1
+        for agent in self.learners:
+            reward = float(moved.rewards[c, seats[agent]])
+            stats.returns[agent] += reward
+            if trajectories[agent]:  # a forced move's reward goes to the last real decision
+                trajectories[agent][-1].reward += reward
+            coop = np.nan if moved.cooperation is None else float(moved.cooperation[c, seats[agent]])
+            if coop == coop:
+                stats.coop[0] += coop
+                stats.coop[1] += 1
 
     def _decision(self, agent: str, record: dict[str, Any], state: np.ndarray) -> Decision | None:
         if record.get("status") != "ok" or "distribution" not in record:
