@@ -36,17 +36,24 @@ def scenario(data: dict = PD_LLM):
     return parse_scenario(copy.deepcopy(data), source="test")
 
 
+def trainable_lm():
+    """The embedded model with fresh adapters (seed 1), on one CPU thread."""
+    from mas.agents.llm.models import load_model
+    from mas.agents.rl.llm_model import LoraSettings, TrainableLM
+
+    torch.set_num_threads(1)
+    return TrainableLM(load_model("default", "cpu", "float32"), LoraSettings(), seed=1)
+
+
 @pytest.fixture(scope="module")
 def trained():
     """A TrainableLM after one PPO update on a fixed batch, with the batch's decision."""
     from mas.agents.llm.backend import ScoreRequest
-    from mas.agents.llm.models import load_model
-    from mas.agents.rl.llm_model import LoraSettings, ScoringBackend, TrainableLM
+    from mas.agents.rl.llm_model import ScoringBackend
     from mas.agents.rl.config import LLMPPOConfig
     from mas.agents.rl.llm_ppo import LLMPPO, Rollouts, mixture
 
-    torch.set_num_threads(1)
-    lm = TrainableLM(load_model("default", "cpu", "float32"), LoraSettings(), seed=1)
+    lm = trainable_lm()
     backend = ScoringBackend(lm, "test")
     rollouts = Rollouts(scenario(), ["llm"], backend)
     (trajectory,), _ = rollouts.play(seed=5, episode=0)

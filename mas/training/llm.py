@@ -28,7 +28,7 @@ from mas.errors import MasError
 from mas.seeding import child_seed
 from mas.training.checkpoint import save_llm_checkpoint
 from mas.training.curves import CurveWriter, curve_columns
-from mas.training.learners import llm_learners, resolve_config
+from mas.training.learners import check_message_training, llm_learners, resolve_config
 from mas.training.rundir import TrainResult, play_final_episodes, write_llm_play_scenario, write_resolved
 
 
@@ -45,6 +45,7 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
         raise MasError(f"--resume: not supported for --algo {algo} yet; start a new run")
     names = llm_learners(scenario, algo, list(learners) if learners else None)
     config = resolve_config(scenario, algo, names, overrides)
+    check_message_training(scenario, names, config.train)
     if config.centralised_critic and len(names) < 2:
         raise MasError(f"--algo {algo}: a centralised critic needs two or more LLM learners, found {len(names)} "
                        f"({', '.join(names)}); use --algo llm-ppo")
@@ -53,7 +54,7 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
     loaded = load_model(backend_spec.model, str(device), "float32", backend_spec.adapter)
     lm = TrainableLM(loaded, LoraSettings(rank=config.lora_rank, alpha=config.lora_alpha), child_seed(seed, "lora"))
     backend = ScoringBackend(lm, f"{loaded.name}+lora", base_scores=True)
-    rollouts = Rollouts(scenario, names, backend)
+    rollouts = Rollouts(scenario, names, backend, config.train)
     state_dim = int(rollouts.engine.game.state_dim)
     learner = LLMPPO(lm, config, config.centralised_critic, state_dim, names, seed)
 

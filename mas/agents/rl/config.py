@@ -92,6 +92,7 @@ class LLMPPOConfig:
 
     estimator: Literal["ppo", "reinforce"] = hp("ppo", "ppo: GAE advantages, clipped objective, several epochs; reinforce: Monte-Carlo return minus the baseline, one epoch, no clip.")
     episodes_per_update: int = hp(4, "Episodes played between two updates.", ge=1)
+    train: Literal["actions", "messages", "both"] = hp("actions", "What the update trains: the action choice, the messages the learners write (token-level policy gradient; needs learners that talk), or both.")
     batched: bool = hp(True, "Play an update's episodes (and the evaluation's) at once as copies of the engine, every step's decisions in one packed scoring call; false: one episode at a time.")
     epochs: int = hp(4, "Passes over each batch (ppo).", ge=1)
     minibatch: int = hp(16, "Decisions per gradient step.", ge=1)

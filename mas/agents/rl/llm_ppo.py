@@ -3,7 +3,11 @@
 The policy is the LLM policy of play (`type: llm`, `mode: score`): a softmax, at the
 spec's temperature, over the legal actions' total log-likelihoods given the prompt (averaged
 over option orders with `debias`). Every sampled action is legal and its log-probability
-exact, so PPO works on that small distribution rather than on tokens.
+exact, so PPO works on that small distribution rather than on tokens. Learners that talk
+write their messages with the trainable model (`ScoringBackend.generate`); with `train:
+messages` or `both` each message is a decision too, a token sequence trained by a token-level
+policy gradient (`llm_objective`), credited like an action: it comes before the round's
+action in the learner's trajectory, so the round's reward reaches it through the returns.
 
 Rollouts run the unchanged `LLMPolicy` on the episode engine with the scripted opponents of
 the scenario (as `mas run` does), its backend swapped for a `ScoringBackend` over the
@@ -34,6 +38,8 @@ from torch import nn
 
 from mas.agents.rl.common import gae
 from mas.agents.rl.config import LLMPPOConfig
+from mas.agents.rl.llm_objective import decision_terms, mixture
+from mas.agents.rl.llm_objective import policy_loss as policy_loss_of
 from mas.errors import MasError
 from mas.seeding import child_seed
 
@@ -54,6 +60,12 @@ class Decision:
     state: np.ndarray
     reward: float = 0.0
     done: bool = False
+    tokens: tuple[int, ...] = ()  # a message decision: the generated tokens (no candidates)
+    token_logps: np.ndarray | None = None  # their log-probabilities when sampled
+
+    @property
+    def is_message(self) -> bool:
+        return bool(self.tokens)
 
 
 @dataclass
@@ -61,11 +73,6 @@ class EpisodeStats:
     returns: dict[str, float] = field(default_factory=dict)
     coop: list[float] = field(default_factory=lambda: [0.0, 0.0])  # learners' sum, count
     steps: int = 0
-
-
-def mixture(scores: list[torch.Tensor], temperature: float) -> torch.Tensor:
-    """The policy's distribution: softmax at `temperature`, averaged over option orders."""
-    return torch.stack([torch.softmax(s / temperature, dim=-1) for s in scores]).mean(0)
 
 
 class Rollouts:
@@ -78,10 +85,11 @@ class Rollouts:
     path (up to the last bits of the scores, which a packed forward pass rounds differently).
     """
 
-    def __init__(self, scenario: Any, learners: list[str], backend: Any) -> None:
+    def __init__(self, scenario: Any, learners: list[str], backend: Any, train: str = "actions") -> None:
         self.scenario = scenario
         self.learners = learners
         self.backend = backend
+        self.train = train  # which decisions are kept: actions, messages or both
         self._engines: dict[int, Any] = {}
         self.engine = self._engine(1)
         self.groups = self.engine.groups[0]
@@ -120,11 +128,11 @@ class Rollouts:
         while engine.active.any():
             states = engine.game.global_state(engine.state).astype(np.float32)
             moved = engine.step()
-            if moved.talking:
-                self.backend.clear_cache()
-                continue
             for c in np.flatnonzero(moved.active):
-                self._record(moved, int(c), states[c], trajectories[c], stats[c], seats)
+                if self.train != "actions":
+                    self._messages(moved.decisions[c], states[c], trajectories[c])
+                if not moved.talking:
+                    self._record(moved, int(c), states[c], trajectories[c], stats[c], seats)
             self.backend.clear_cache()
         for copy in trajectories:
             for agent in self.learners:
@@ -132,12 +140,25 @@ class Rollouts:
                     copy[agent][-1].done = True
         return [([t[a] for a in self.learners], st) for t, st in zip(trajectories, stats)]
 
+    def _messages(self, decisions: Any, state: np.ndarray, trajectories: dict[str, list[Decision]]) -> None:
+        """The learners' messages of this step, as decisions (before the step's action)."""
+        for agent in self.learners:
+            for call in decisions[agent].record.get("calls", ()) if agent in decisions else ():
+                if call["op"] != "generate":
+                    continue
+                prompt = tuple(call["request"]["messages"])
+                said = self.backend.take_message(prompt, call["request"]["seed"])
+                trajectories[agent].append(Decision(
+                    agent=agent, prompts=[prompt], candidates=(), temperature=said.temperature, action=-1,
+                    old_logp=float(said.logps.sum()), probs=np.zeros(0), base_probs=None, hidden=said.hidden,
+                    state=state, tokens=said.tokens, token_logps=said.logps))
+
     def _record(self, moved: Any, c: int, state: np.ndarray, trajectories: dict[str, list[Decision]],
                 stats: EpisodeStats, seats: dict[str, int]) -> None:
         """Copy `c`'s action step: the learners' decisions, rewards and cooperation."""
         decisions = moved.decisions[c]
         for agent in self.learners:
-            made = self._decision(agent, decisions[agent].record, state)
+            made = self._decision(agent, decisions[agent].record, state) if self.train != "messages" else None
             if made is not None:
                 trajectories[agent].append(made)
         stats.steps += 1
@@ -226,8 +247,6 @@ class LLMPPO:
 
     def update(self, trajectories: list[list[Decision]]) -> dict[str, float]:
         """One PPO (or REINFORCE) update on a batch of episodes; the curve metrics."""
-        from mas.agents.llm.backend import ScoreRequest
-
         cfg = self.config
         batch, adv, ret = self.advantages(trajectories)
         if not batch:
@@ -243,28 +262,14 @@ class LLMPPO:
             for start in range(0, len(batch), cfg.minibatch):
                 idx = order[start: start + cfg.minibatch]
                 mb = [batch[i] for i in idx]
-                requests = [ScoreRequest(messages=p, candidates=d.candidates) for d in mb for p in d.prompts]
-                scores, _ = self.lm.score(requests)
-                logps, entropies, kls = [], [], []
-                at = 0
-                for d in mb:
-                    probs = mixture(scores[at: at + len(d.prompts)], d.temperature)
-                    at += len(d.prompts)
-                    logp = torch.log(probs.clamp_min(1e-12))
-                    logps.append(logp[d.action])
-                    entropies.append(-(probs * logp).sum())
-                    if d.base_probs is not None:
-                        base = torch.as_tensor(d.base_probs, dtype=logp.dtype, device=logp.device).clamp_min(1e-12)
-                        kls.append((probs * (logp - base.log())).sum())
-                logp = torch.stack(logps)
-                old = torch.tensor([d.old_logp for d in mb], device=logp.device)
+                terms = decision_terms(self.lm, mb, message_kl=cfg.kl_coef > 0)
                 a = adv[torch.as_tensor(idx, device=adv.device)]
-                ratio = torch.exp(logp - old)
-                if cfg.estimator == "reinforce":
-                    policy_loss = -(logp * a).mean()
-                else:
-                    policy_loss = -torch.min(ratio * a, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a).mean()
-                loss = policy_loss - cfg.entropy_coef * torch.stack(entropies).mean()
+                policy_loss, approx_kl, clip_frac = policy_loss_of(terms, a, cfg.estimator, cfg.clip)
+                loss = policy_loss
+                entropies = [t.entropy for t in terms if t.entropy is not None]
+                if entropies and cfg.entropy_coef > 0:
+                    loss = loss - cfg.entropy_coef * torch.stack(entropies).mean()
+                kls = [t.kl for t in terms if t.kl is not None]
                 if kls and cfg.kl_coef > 0:
                     loss = loss + cfg.kl_coef * torch.stack(kls).mean()
                 value_loss = ((self.values(mb) - ret[torch.as_tensor(idx, device=ret.device)]) ** 2).mean()
@@ -277,13 +282,15 @@ class LLMPPO:
                 with torch.no_grad():
                     sums["policy_loss"] += float(policy_loss)
                     sums["value_loss"] += float(value_loss)
-                    sums["approx_kl"] += float((old - logp).mean())
-                    sums["clip_frac"] += float(((ratio - 1).abs() > cfg.clip).float().mean())
+                    sums["approx_kl"] += approx_kl
+                    sums["clip_frac"] += clip_frac
                 steps += 1
         self.lm.forget_prefixes()  # kept keys/values belong to the old weights
         out = {k: v / steps for k, v in sums.items()}
         # entropy and KL to the base model of the policy that collected the batch
-        out["entropy"] = float(np.mean([-(d.probs * np.log(np.clip(d.probs, 1e-12, None))).sum() for d in batch]))
+        chosen = [d for d in batch if not d.is_message]
+        if chosen:
+            out["entropy"] = float(np.mean([-(d.probs * np.log(np.clip(d.probs, 1e-12, None))).sum() for d in chosen]))
         with_base = [d for d in batch if d.base_probs is not None]
         if with_base:
             out["kl"] = float(np.mean([(d.probs * (np.log(np.clip(d.probs, 1e-12, None))
