@@ -171,6 +171,41 @@ def test_remembered_scores_are_forgotten_after_an_update(trained) -> None:
     assert after != before
 
 
+@pytest.mark.parametrize("spread", [True, False])
+def test_group_advantages_match_a_hand_computation(trained, spread: bool) -> None:
+    """Every decision of an episode gets (return - its group's mean) / the group's spread."""
+    from mas.agents.rl.config import LLMPPOConfig
+    from mas.agents.rl.llm_ppo import LLMPPO
+
+    first = trained["first"]
+
+    def episode(*rewards: float) -> list:
+        return [dataclasses.replace(first, reward=r, done=i == len(rewards) - 1) for i, r in enumerate(rewards)]
+
+    trajectories = [episode(0.5, 0.5), episode(1.0, 2.0), episode(4.0), episode(1.0, 3.0), episode(0.0, 1.0)]
+    groups = [0, 0, 1, 1, 1]  # returns: group 0 [1, 3]; group 1 [4, 4, 1]
+    config = LLMPPOConfig(estimator="group", group_size=2, episodes_per_update=4, group_std=spread)
+    learner = LLMPPO(trained["lm"], config, centralised=False, state_dim=0, learners=["llm"], seed=0)
+    _, adv, _ = learner.advantages(trajectories, groups)
+    root2 = np.sqrt(2.0)  # group 1: mean 3, population std sqrt(((1 + 1 + 4) / 3)) = sqrt(2)
+    by_episode = [-1.0, 1.0, 1 / root2, 1 / root2, -2 / root2] if spread else [-1.0, 1.0, 1.0, 1.0, -2.0]
+    expected = [a for a, traj in zip(by_episode, trajectories) for _ in traj]
+    np.testing.assert_allclose(adv.numpy(), expected, atol=1e-5)
+
+
+def test_episodes_of_a_group_play_one_game_seed(trained) -> None:
+    from mas.agents.rl.llm_model import ScoringBackend
+    from mas.agents.rl.llm_ppo import Rollouts
+
+    data = copy.deepcopy(PD_LLM)
+    data["rounds"] = {"continuation": 0.6, "max": 6}
+    rollouts = Rollouts(scenario(data), ["llm"], ScoringBackend(trained["lm"], "test"))
+    played = rollouts.play_many(seed=2, episodes=[0, 1, 2, 3, 4, 5], groups=[0, 0, 0, 1, 1, 1])
+    lengths = [stats.steps for _, stats in played]
+    assert len(set(lengths[:3])) == 1 and len(set(lengths[3:])) == 1  # one continuation stream per group
+    assert lengths[0] != lengths[3]
+
+
 def _curves(path: Path) -> list[dict[str, str]]:
     with (path / "curves.csv").open() as handle:
         return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(handle)]
@@ -187,6 +222,16 @@ def test_seeded_llm_ppo_runs_are_reproducible(tmp_path: Path) -> None:
     assert {"kl", "entropy", "cooperation_rate", "eval_cooperation/llm"} <= set(first[0])
     assert (runs[0].out_dir / "adapter" / "adapter_config.json").is_file()
     assert load_scenario(str(runs[0].play_scenario)).agents[0].policy.backend.adapter
+
+
+def test_group_estimator_trains_end_to_end(tmp_path: Path) -> None:
+    from mas.training.run import train
+
+    overrides = {"estimator": "group", "group_size": 2, "episodes_per_update": 2, "epochs": 1}
+    result = train(scenario(), "llm-ppo", 4, 5, tmp_path / "g", device="cpu", eval_episodes=1, final_episodes=0,
+                   overrides=overrides, tensorboard=False)
+    rows = _curves(result.out_dir)
+    assert len(rows) == 1 and rows[0]["episodes"] == "2" and np.isfinite(float(rows[0]["policy_loss"]))
 
 
 def test_llm_mappo_trains_two_agents_with_a_central_critic(tmp_path: Path) -> None:
@@ -232,7 +277,10 @@ def test_unknown_hyperparameter_and_missing_adapter_are_named(tmp_path: Path) ->
 
     with pytest.raises(MasError, match="unknown llm-ppo hyperparameter 'learning_rate'"):
         resolve_config(scenario(), "llm-ppo", ["llm"], {"learning_rate": 0.1})
-    with pytest.raises(MasError, match="estimator"):
+    with pytest.raises(MasError, match="estimator") as info:
         resolve_config(scenario(), "llm-ppo", ["llm"], {"estimator": "a2c"})
+    assert "\n" not in str(info.value) and "group" in str(info.value)
+    with pytest.raises(MasError, match="multiple of group_size"):
+        resolve_config(scenario(), "llm-ppo", ["llm"], {"estimator": "group", "episodes_per_update": 6, "group_size": 4})
     with pytest.raises(MasError, match="backend.adapter"):
         load_model("default", "cpu", "float32", str(tmp_path / "nowhere"))

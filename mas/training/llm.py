@@ -71,14 +71,19 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
             lm.model.eval()
             batch: list[list[Any]] = []
             returns, coop = [], [0.0, 0.0]
+            group_size = config.group_size if config.estimator == "group" else None
+            groups: list[int] = []
             for trajectories, stats in play_episodes(rollouts, child_seed(seed, "train"), episode,
-                                                     config.episodes_per_update, config.batched, steps - env_steps):
+                                                     config.episodes_per_update, config.batched, steps - env_steps,
+                                                     group_size):
+                if group_size is not None:
+                    groups += [episode // group_size] * len(trajectories)
                 episode += 1
                 env_steps += stats.steps
                 batch += trajectories
                 returns.append([stats.returns[a] for a in names])
                 coop = [coop[0] + stats.coop[0], coop[1] + stats.coop[1]]
-            metrics = learner.update(batch)
+            metrics = learner.update(batch, groups or None)
             row: dict[str, Any] = {"step": env_steps, "seed": seed, "wall_s": round(time.perf_counter() - started, 3),
                                    "episodes": len(returns), "episode_return_mean": float(np.mean(returns))}
             row.update({f"return/{a}": float(np.mean([r[i] for r in returns])) for i, a in enumerate(names)})
@@ -102,18 +107,22 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
                        eval_run=eval_run)
 
 
-def play_episodes(rollouts: Any, seed: int, first: int, count: int, batched: bool, budget: int | None = None) -> Iterator[tuple[Any, Any]]:
+def play_episodes(rollouts: Any, seed: int, first: int, count: int, batched: bool, budget: int | None = None,
+                  group_size: int | None = None) -> Iterator[tuple[Any, Any]]:
     """Episodes `first`.. `first + count - 1` (trajectories, stats): all at once as copies
-    of the engine, or one at a time until `budget` env steps are played."""
+    of the engine, or one at a time until `budget` env steps are played (whole groups, when
+    episodes come in groups of `group_size` on one game seed)."""
+    episodes = list(range(first, first + count))
+    groups = None if group_size is None else [e // group_size for e in episodes]
     if batched:
-        yield from rollouts.play_many(seed, list(range(first, first + count)))
+        yield from rollouts.play_many(seed, episodes, groups)
         return
     played = 0
-    for episode in range(first, first + count):
-        trajectories, stats = rollouts.play(seed, episode)
+    for i, episode in enumerate(episodes):
+        trajectories, stats = rollouts.play(seed, episode, None if groups is None else groups[i])
         yield trajectories, stats
         played += stats.steps
-        if budget is not None and played >= budget:
+        if budget is not None and played >= budget and (group_size is None or (episode + 1) % group_size == 0):
             return
 
 

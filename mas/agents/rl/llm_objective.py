@@ -76,15 +76,33 @@ def decision_terms(lm: Any, decisions: Sequence[Any], message_kl: bool) -> list[
     return out  # type: ignore[return-value]
 
 
+def group_advantages(returns: Sequence[float], groups: Sequence[Any], spread: bool) -> list[float]:
+    """GRPO/RLOO-style advantages: each episode's return minus the mean return of its group
+    (episodes of one situation, i.e. one game seed, and one learner), divided by the group's
+    standard deviation (population; plus 1e-6) when `spread`. A group of one gets 0."""
+    members: dict[Any, list[int]] = {}
+    for i, key in enumerate(groups):
+        members.setdefault(key, []).append(i)
+    out = [0.0] * len(returns)
+    for idx in members.values():
+        values = torch.tensor([float(returns[i]) for i in idx], dtype=torch.float64)
+        centred = values - values.mean()
+        if spread:
+            centred = centred / (values.std(unbiased=False) + 1e-6)
+        for i, a in zip(idx, centred.tolist()):
+            out[i] = a
+    return out
+
+
 def policy_loss(terms: Sequence[Terms], advantages: torch.Tensor, estimator: str, clip: float) -> tuple[torch.Tensor, float, float]:
     """The policy-gradient loss (mean over decisions), the approximate KL to the sampling
     policy and the fraction of clipped ratios (means over decisions of per-token means)."""
     losses, approx, clipped = [], [], []
     for t, a in zip(terms, advantages):
         ratio = torch.exp(t.logp - t.old)
-        if estimator == "ppo":
+        if estimator != "reinforce":  # ppo, and group as GRPO does
             losses.append(-torch.min(ratio * a, ratio.clamp(1 - clip, 1 + clip) * a).mean())
-        else:  # reinforce and group: plain policy gradient, one epoch (on-policy)
+        else:  # plain policy gradient, one epoch (on-policy)
             losses.append(-(t.logp * a).mean())
         with torch.no_grad():
             approx.append(float((t.old - t.logp).mean()))

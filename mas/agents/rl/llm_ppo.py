@@ -23,7 +23,9 @@ recorded prompts with gradients through LoRA adapters (`llm_model.TrainableLM`).
 All learners share one set of adapters (parameter sharing). Advantages come from GAE over
 each agent's decisions in an episode (`estimator: ppo`, clipped objective, several epochs),
 or from Monte-Carlo returns minus the learned baseline (`estimator: reinforce`, one epoch,
-no clipping; the ablation). An optional exact KL penalty to the frozen base model (the same
+no clipping; the ablation), or from a group baseline (`estimator: group`, GRPO/RLOO-style:
+`group_size` episodes on one game seed with different sampling seeds; each episode's return
+minus its group's mean, over the group's spread, for all its decisions; clipped objective). An optional exact KL penalty to the frozen base model (the same
 model with the adapters disabled) keeps the policy near the base's distribution.
 """
 
@@ -38,7 +40,7 @@ from torch import nn
 
 from mas.agents.rl.common import gae
 from mas.agents.rl.config import LLMPPOConfig
-from mas.agents.rl.llm_objective import decision_terms, mixture
+from mas.agents.rl.llm_objective import decision_terms, group_advantages, mixture
 from mas.agents.rl.llm_objective import policy_loss as policy_loss_of
 from mas.errors import MasError
 from mas.seeding import child_seed
@@ -111,16 +113,21 @@ class Rollouts:
             self._engines[copies] = engine
         return self._engines[copies]
 
-    def play(self, seed: int, episode: int) -> tuple[list[list[Decision]], EpisodeStats]:
+    def play(self, seed: int, episode: int, group: int | None = None) -> tuple[list[list[Decision]], EpisodeStats]:
         """One episode on the engine (seeded as `mas run` seeds it): each learner's
         decisions in order (rewards filled in), and totals."""
-        return self.play_many(seed, [episode])[0]
+        return self.play_many(seed, [episode], None if group is None else [group])[0]
 
-    def play_many(self, seed: int, episodes: list[int]) -> list[tuple[list[list[Decision]], EpisodeStats]]:
-        """`play` of each of `episodes`, all at once (one copy of the engine each)."""
+    def play_many(self, seed: int, episodes: list[int],
+                  groups: list[int] | None = None) -> list[tuple[list[list[Decision]], EpisodeStats]]:
+        """`play` of each of `episodes`, all at once (one copy of the engine each). With
+        `groups`, the game's chances come from the group's seed (episodes of one group play
+        the same situation) and the policies' sampling from the episode's."""
         engine = self._engine(len(episodes))
         engine.seed = seed
-        engine.reset([np.random.default_rng(child_seed(seed, "episode", e)) for e in episodes], episodes=episodes)
+        games = [child_seed(seed, "episode", e) for e in episodes] if groups is None else \
+            [child_seed(seed, "group", g) for g in groups]
+        engine.reset([np.random.default_rng(s) for s in games], episodes=episodes)
         self.backend.clear_cache()
         trajectories: list[dict[str, list[Decision]]] = [{a: [] for a in self.learners} for _ in episodes]
         stats = [EpisodeStats(returns=dict.fromkeys(self.learners, 0.0)) for _ in episodes]
@@ -227,10 +234,14 @@ class LLMPPO:
             return self.critic(states).gather(1, index[:, None])[:, 0]
         return self.critic(torch.stack([d.hidden for d in batch]).to(self.lm.device))[:, 0]
 
-    def advantages(self, trajectories: list[list[Decision]]) -> tuple[list[Decision], torch.Tensor, torch.Tensor]:
+    def advantages(self, trajectories: list[list[Decision]],
+                   groups: list[int] | None = None) -> tuple[list[Decision], torch.Tensor, torch.Tensor]:
         """Flat decisions with their advantages and return targets (GAE per trajectory;
-        lambda 1, i.e. Monte-Carlo return minus baseline, for reinforce)."""
-        lam = 1.0 if self.config.estimator == "reinforce" else self.config.gae_lambda
+        lambda 1, i.e. Monte-Carlo return minus baseline, for reinforce). `group`: every
+        decision of an episode gets its return's advantage within the group (`groups[i]`:
+        trajectory i's group; a learner's episodes of one group are compared)."""
+        cfg = self.config
+        lam = 1.0 if cfg.estimator != "ppo" else cfg.gae_lambda
         flat, advs, rets = [], [], []
         with torch.no_grad():
             for traj in trajectories:
@@ -239,19 +250,26 @@ class LLMPPO:
                 values = self.values(traj).cpu()
                 rewards = torch.tensor([d.reward for d in traj], dtype=torch.float32)
                 dones = torch.tensor([d.done for d in traj])
-                adv, ret = gae(rewards, values, torch.zeros(()), dones, self.config.gamma, lam)
+                adv, ret = gae(rewards, values, torch.zeros(()), dones, cfg.gamma, lam)
                 flat += traj
                 advs.append(adv)
                 rets.append(ret)
+        if cfg.estimator == "group" and flat:
+            if groups is None or len(groups) != len(trajectories):
+                raise MasError("estimator group: the update needs each episode's group")
+            kept = [(traj, g) for traj, g in zip(trajectories, groups) if traj]
+            by_episode = group_advantages([sum(d.reward for d in traj) for traj, _ in kept],
+                                          [(g, traj[0].agent) for traj, g in kept], cfg.group_std)
+            advs = [torch.full((len(traj),), a, dtype=torch.float32) for (traj, _), a in zip(kept, by_episode)]
         return flat, torch.cat(advs), torch.cat(rets)
 
-    def update(self, trajectories: list[list[Decision]]) -> dict[str, float]:
-        """One PPO (or REINFORCE) update on a batch of episodes; the curve metrics."""
+    def update(self, trajectories: list[list[Decision]], groups: list[int] | None = None) -> dict[str, float]:
+        """One PPO, REINFORCE or group update on a batch of episodes; the curve metrics."""
         cfg = self.config
-        batch, adv, ret = self.advantages(trajectories)
+        batch, adv, ret = self.advantages(trajectories, groups)
         if not batch:
             return {}
-        if cfg.normalize_advantages and len(batch) > 1:
+        if cfg.normalize_advantages and len(batch) > 1 and cfg.estimator != "group":  # group: normalised per group
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         adv, ret = adv.to(self.lm.device), ret.to(self.lm.device)
         sums = dict.fromkeys(("policy_loss", "value_loss", "approx_kl", "clip_frac"), 0.0)
