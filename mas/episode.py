@@ -29,6 +29,10 @@ draws; `reset` takes it, so a caller decides how episodes are seeded (`mas run` 
 every episode from the master seed and the episode id, training seeds one stream). A
 batch of independent episodes (tournament matches) may instead give one generator per
 copy (`reset(rngs=...)`, `mas.copy_chance`), and one policy seed per copy (`seeds`).
+
+Policies of the same group in different copies decide together: `decide` hands all copies'
+instances of a group to the policy class's `act_many` (one call, so an LLM policy packs
+every copy's prompts into one model call); the default asks each instance in turn.
 """
 
 from __future__ import annotations
@@ -297,16 +301,19 @@ class EpisodeEngine:
         """The scenario policies' decisions for every active copy (empty for finished ones)."""
         if not self._per_copy:  # every seat is played from outside (the PettingZoo env) or batched
             return self._nothing
-        out: list[dict[str, Decision]] = []
-        for copy in range(self.batch_size):
-            chosen: dict[str, Decision] = {}
-            if self.active[copy] and self.groups[copy]:
-                views = self.views(copy, self.internal_seats)
-                by_seat = {v.seat: v for v in views}
-                for group in self.groups[copy]:
-                    for agent, decision in zip(group.agents, group.policy.act([by_seat[s] for s in group.seats])):
-                        chosen[agent] = decision
-            out.append(chosen)
+        out: list[dict[str, Decision]] = [{} for _ in range(self.batch_size)]
+        live = [c for c in range(self.batch_size) if self.active[c] and self.groups[c]]
+        if not live:
+            return out
+        by_seat = {c: {v.seat: v for v in self.views(c, self.internal_seats)} for c in live}
+        for g, first in enumerate(self.groups[live[0]]):  # every copy has the same groups
+            groups = [self.groups[c][g] for c in live]
+            views = [[by_seat[c][s] for s in first.seats] for c in live]
+            act_many = getattr(type(first.policy), "act_many", None)  # plugins may not subclass Policy
+            answers = (act_many([grp.policy for grp in groups], views) if act_many is not None
+                       else [grp.policy.act(v) for grp, v in zip(groups, views)])
+            for c, decisions in zip(live, answers):
+                out[c].update(zip(first.agents, decisions))
         return out
 
     # ----- one step ----------------------------------------------------------------------

@@ -36,17 +36,24 @@ def scenario(data: dict = PD_LLM):
     return parse_scenario(copy.deepcopy(data), source="test")
 
 
+def trainable_lm():
+    """The embedded model with fresh adapters (seed 1), on one CPU thread."""
+    from mas.agents.llm.models import load_model
+    from mas.agents.rl.llm_model import LoraSettings, TrainableLM
+
+    torch.set_num_threads(1)
+    return TrainableLM(load_model("default", "cpu", "float32"), LoraSettings(), seed=1)
+
+
 @pytest.fixture(scope="module")
 def trained():
     """A TrainableLM after one PPO update on a fixed batch, with the batch's decision."""
     from mas.agents.llm.backend import ScoreRequest
-    from mas.agents.llm.models import load_model
-    from mas.agents.rl.llm_model import LoraSettings, ScoringBackend, TrainableLM
+    from mas.agents.rl.llm_model import ScoringBackend
     from mas.agents.rl.config import LLMPPOConfig
     from mas.agents.rl.llm_ppo import LLMPPO, Rollouts, mixture
 
-    torch.set_num_threads(1)
-    lm = TrainableLM(load_model("default", "cpu", "float32"), LoraSettings(), seed=1)
+    lm = trainable_lm()
     backend = ScoringBackend(lm, "test")
     rollouts = Rollouts(scenario(), ["llm"], backend)
     (trajectory,), _ = rollouts.play(seed=5, episode=0)
@@ -117,6 +124,88 @@ def test_adapters_save_load_and_play_the_same_distribution(trained, tmp_path: Pa
     assert np.abs(played - base).max() > 1e-3
 
 
+def test_batched_rollouts_give_the_one_at_a_time_trajectories(trained) -> None:
+    """Three seeded episodes played at once (copies of the engine, one packed scoring call
+    per step) are the three episodes played one by one: same prompts, actions, rewards."""
+    from mas.agents.rl.llm_model import ScoringBackend
+    from mas.agents.rl.llm_ppo import Rollouts
+
+    data = copy.deepcopy(PD_LLM)
+    data["rounds"] = {"continuation": 0.6, "max": 3}  # episodes of different lengths
+    backend = ScoringBackend(trained["lm"], "test")
+    calls = []
+    score = backend.score
+    backend.score = lambda requests: calls.append(len(requests)) or score(requests)  # type: ignore[method-assign]
+    rollouts = Rollouts(scenario(data), ["llm"], backend)
+    alone = [rollouts.play(seed=9, episode=e) for e in (4, 5, 6)]
+    single_calls, calls[:] = list(calls), []
+    together = rollouts.play_many(seed=9, episodes=[4, 5, 6])
+    assert len(calls) == max(len(t[0][0]) for t in alone) and max(calls) == 3  # one call per step for all copies
+    assert len(single_calls) == sum(len(t[0][0]) for t in alone)
+    assert len({len(t[0][0]) for t in alone}) > 1
+    for (traj_a, stats_a), (traj_b, stats_b) in zip(alone, together):
+        assert stats_a == stats_b
+        for a, b in zip(traj_a[0], traj_b[0], strict=True):
+            assert (a.prompts, a.candidates, a.action, a.reward, a.done) == (b.prompts, b.candidates, b.action, b.reward, b.done)
+            np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)
+            np.testing.assert_allclose(a.base_probs, b.base_probs, atol=1e-4)
+
+
+def test_remembered_scores_are_forgotten_after_an_update(trained) -> None:
+    """The rollout backend answers a repeated request from memory, but not once the weights changed."""
+    from mas.agents.llm.backend import ScoreRequest
+    from mas.agents.rl.llm_model import ScoringBackend
+
+    lm, first = trained["lm"], trained["first"]
+    backend = ScoringBackend(lm, "test", base_scores=False)
+    request = [ScoreRequest(messages=first.prompts[0], candidates=first.candidates)]
+    before = backend.score(request)[0].logprobs
+    param = lm.parameters()[0]
+    with torch.no_grad():
+        param.add_(0.05)
+        assert backend.score(request)[0].logprobs == before  # same weights version: remembered
+        lm.forget_prefixes()  # what an update does
+        after = backend.score(request)[0].logprobs
+        param.sub_(0.05)
+    lm.forget_prefixes()
+    assert after != before
+
+
+@pytest.mark.parametrize("spread", [True, False])
+def test_group_advantages_match_a_hand_computation(trained, spread: bool) -> None:
+    """Every decision of an episode gets (return - its group's mean) / the group's spread."""
+    from mas.agents.rl.config import LLMPPOConfig
+    from mas.agents.rl.llm_ppo import LLMPPO
+
+    first = trained["first"]
+
+    def episode(*rewards: float) -> list:
+        return [dataclasses.replace(first, reward=r, done=i == len(rewards) - 1) for i, r in enumerate(rewards)]
+
+    trajectories = [episode(0.5, 0.5), episode(1.0, 2.0), episode(4.0), episode(1.0, 3.0), episode(0.0, 1.0)]
+    groups = [0, 0, 1, 1, 1]  # returns: group 0 [1, 3]; group 1 [4, 4, 1]
+    config = LLMPPOConfig(estimator="group", group_size=2, episodes_per_update=4, group_std=spread)
+    learner = LLMPPO(trained["lm"], config, centralised=False, state_dim=0, learners=["llm"], seed=0)
+    _, adv, _ = learner.advantages(trajectories, groups)
+    root2 = np.sqrt(2.0)  # group 1: mean 3, population std sqrt(((1 + 1 + 4) / 3)) = sqrt(2)
+    by_episode = [-1.0, 1.0, 1 / root2, 1 / root2, -2 / root2] if spread else [-1.0, 1.0, 1.0, 1.0, -2.0]
+    expected = [a for a, traj in zip(by_episode, trajectories) for _ in traj]
+    np.testing.assert_allclose(adv.numpy(), expected, atol=1e-5)
+
+
+def test_episodes_of_a_group_play_one_game_seed(trained) -> None:
+    from mas.agents.rl.llm_model import ScoringBackend
+    from mas.agents.rl.llm_ppo import Rollouts
+
+    data = copy.deepcopy(PD_LLM)
+    data["rounds"] = {"continuation": 0.6, "max": 6}
+    rollouts = Rollouts(scenario(data), ["llm"], ScoringBackend(trained["lm"], "test"))
+    played = rollouts.play_many(seed=2, episodes=[0, 1, 2, 3, 4, 5], groups=[0, 0, 0, 1, 1, 1])
+    lengths = [stats.steps for _, stats in played]
+    assert len(set(lengths[:3])) == 1 and len(set(lengths[3:])) == 1  # one continuation stream per group
+    assert lengths[0] != lengths[3]
+
+
 def _curves(path: Path) -> list[dict[str, str]]:
     with (path / "curves.csv").open() as handle:
         return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(handle)]
@@ -133,6 +222,16 @@ def test_seeded_llm_ppo_runs_are_reproducible(tmp_path: Path) -> None:
     assert {"kl", "entropy", "cooperation_rate", "eval_cooperation/llm"} <= set(first[0])
     assert (runs[0].out_dir / "adapter" / "adapter_config.json").is_file()
     assert load_scenario(str(runs[0].play_scenario)).agents[0].policy.backend.adapter
+
+
+def test_group_estimator_trains_end_to_end(tmp_path: Path) -> None:
+    from mas.training.run import train
+
+    overrides = {"estimator": "group", "group_size": 2, "episodes_per_update": 2, "epochs": 1}
+    result = train(scenario(), "llm-ppo", 4, 5, tmp_path / "g", device="cpu", eval_episodes=1, final_episodes=0,
+                   overrides=overrides, tensorboard=False)
+    rows = _curves(result.out_dir)
+    assert len(rows) == 1 and rows[0]["episodes"] == "2" and np.isfinite(float(rows[0]["policy_loss"]))
 
 
 def test_llm_mappo_trains_two_agents_with_a_central_critic(tmp_path: Path) -> None:
@@ -178,7 +277,10 @@ def test_unknown_hyperparameter_and_missing_adapter_are_named(tmp_path: Path) ->
 
     with pytest.raises(MasError, match="unknown llm-ppo hyperparameter 'learning_rate'"):
         resolve_config(scenario(), "llm-ppo", ["llm"], {"learning_rate": 0.1})
-    with pytest.raises(MasError, match="estimator"):
+    with pytest.raises(MasError, match="estimator") as info:
         resolve_config(scenario(), "llm-ppo", ["llm"], {"estimator": "a2c"})
+    assert "\n" not in str(info.value) and "group" in str(info.value)
+    with pytest.raises(MasError, match="multiple of group_size"):
+        resolve_config(scenario(), "llm-ppo", ["llm"], {"estimator": "group", "episodes_per_update": 6, "group_size": 4})
     with pytest.raises(MasError, match="backend.adapter"):
         load_model("default", "cpu", "float32", str(tmp_path / "nowhere"))

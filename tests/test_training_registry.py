@@ -87,7 +87,7 @@ def test_bad_llm_ppo_hyperparameters_are_one_line_errors() -> None:
         resolve_config(scenario, "llm-ppo", ["llm"], {"kl_coeff": 0.1})
     with pytest.raises(MasError, match="llm-ppo hyperparameter epochs: Input should be greater than or equal to 1"):
         resolve_config(scenario, "llm-ppo", ["llm"], {"epochs": 0})
-    with pytest.raises(MasError, match="llm-ppo hyperparameter estimator: Input should be 'ppo' or 'reinforce'"):
+    with pytest.raises(MasError, match="llm-ppo hyperparameter estimator: Input should be 'ppo', 'reinforce' or 'group'"):
         resolve_config(scenario, "llm-ppo", ["llm"], {"estimator": "a2c"})
     two = parse_scenario({**LLM_PD, "agents": [LLM_PD["agents"][0], {"id": "other", "policy": {"type": "llm", "mode": "score"}}]})
     with pytest.raises(MasError, match="must share hyperparameters: their train: blocks differ"):

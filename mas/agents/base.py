@@ -136,6 +136,12 @@ class Policy(ABC):
         (`mas.agents.batch`); None: the policy decides copy by copy."""
         return None
 
+    @classmethod
+    def act_many(cls, policies: Sequence["Policy"], views: Sequence[Sequence[AgentView]]) -> list[list[Decision]]:
+        """`policies[i].act(views[i])` for instances of this class that decide at the same
+        step (one per engine copy); a subclass may answer them together (one model call)."""
+        return [policy.act(v) for policy, v in zip(policies, views)]
+
 
 def render_message(template: str, view: AgentView, action: int) -> str:
     """Fill a scripted message template; `$round`, `$agent`, `$action` are known and

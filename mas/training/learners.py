@@ -76,6 +76,24 @@ def _scenario_values(record: registry.Algorithm, spec: Any) -> dict[str, Any]:
     return block.hyperparameters() if block is not None else {}
 
 
+def check_message_training(scenario: Scenario, names: Sequence[str], train: str) -> None:
+    """With `train` messages or both, every learner must write its own messages."""
+    if train == "actions":
+        return
+    by_id = {a.id: a for a in scenario.agents}
+    for name in names:
+        spec = by_id[name].policy
+        where = f"agents.{name}.policy"
+        if scenario.comms.mode == "off":
+            raise MasError(f"--set train={train}: learner {name} cannot talk (comms mode: off); turn comms on or use train=actions")
+        if not spec.talk or spec.message:
+            raise MasError(f"--set train={train}: learner {name} writes no messages of its own ({where}: talk: true and no fixed message needed)")
+        if not (spec.talk_on_action_steps or scenario.comms.talk_rounds > 0):
+            raise MasError(f"--set train={train}: learner {name} is never asked to talk; set comms.talk_rounds >= 1 or {where}.talk_on_action_steps: true")
+        if spec.message_temperature <= 0:
+            raise MasError(f"{where}.message_temperature: --set train={train} samples messages; needs a temperature > 0")
+
+
 def llm_learners(scenario: Scenario, algo: str, learners: Sequence[str] | None) -> list[str]:
     """The LLM agents trained by `algo`, checked to be trainable (one-line errors otherwise)."""
     by_id = {a.id: a for a in scenario.agents}
@@ -102,8 +120,6 @@ def llm_learners(scenario: Scenario, algo: str, learners: Sequence[str] | None) 
             raise MasError(f"{where}: --algo {algo} samples actions; needs temperature > 0 and choice: sample")
         if spec.narrator is not None:
             raise MasError(f"{where}.narrator: --algo {algo} does not train with a narrator; remove it")
-        if scenario.comms.mode != "off" and spec.talk and not spec.message:
-            raise MasError(f"{where}.talk: --algo {algo} trains actions only; set talk: false or comms mode: off")
         models.add((spec.backend.model, spec.backend.adapter))
     if len(models) > 1:
         raise MasError(f"--algo {algo}: the learners share one set of adapters, so they must use one backend model; found {sorted(map(str, models))}")

@@ -18,7 +18,7 @@ episode, every sampled action and the minibatch order, so on CPU a seed gives on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from mas.errors import MasError
 from mas.seeding import child_seed
 from mas.training.checkpoint import save_llm_checkpoint
 from mas.training.curves import CurveWriter, curve_columns
-from mas.training.learners import llm_learners, resolve_config
+from mas.training.learners import check_message_training, llm_learners, resolve_config
 from mas.training.rundir import TrainResult, play_final_episodes, write_llm_play_scenario, write_resolved
 
 
@@ -45,6 +45,7 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
         raise MasError(f"--resume: not supported for --algo {algo} yet; start a new run")
     names = llm_learners(scenario, algo, list(learners) if learners else None)
     config = resolve_config(scenario, algo, names, overrides)
+    check_message_training(scenario, names, config.train)
     if config.centralised_critic and len(names) < 2:
         raise MasError(f"--algo {algo}: a centralised critic needs two or more LLM learners, found {len(names)} "
                        f"({', '.join(names)}); use --algo llm-ppo")
@@ -53,7 +54,7 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
     loaded = load_model(backend_spec.model, str(device), "float32", backend_spec.adapter)
     lm = TrainableLM(loaded, LoraSettings(rank=config.lora_rank, alpha=config.lora_alpha), child_seed(seed, "lora"))
     backend = ScoringBackend(lm, f"{loaded.name}+lora", base_scores=True)
-    rollouts = Rollouts(scenario, names, backend)
+    rollouts = Rollouts(scenario, names, backend, config.train)
     state_dim = int(rollouts.engine.game.state_dim)
     learner = LLMPPO(lm, config, config.centralised_critic, state_dim, names, seed)
 
@@ -70,16 +71,19 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
             lm.model.eval()
             batch: list[list[Any]] = []
             returns, coop = [], [0.0, 0.0]
-            for _ in range(config.episodes_per_update):
-                trajectories, stats = rollouts.play(child_seed(seed, "train"), episode)
+            group_size = config.group_size if config.estimator == "group" else None
+            groups: list[int] = []
+            for trajectories, stats in play_episodes(rollouts, child_seed(seed, "train"), episode,
+                                                     config.episodes_per_update, config.batched, steps - env_steps,
+                                                     group_size):
+                if group_size is not None:
+                    groups += [episode // group_size] * len(trajectories)
                 episode += 1
                 env_steps += stats.steps
                 batch += trajectories
                 returns.append([stats.returns[a] for a in names])
                 coop = [coop[0] + stats.coop[0], coop[1] + stats.coop[1]]
-                if env_steps >= steps:
-                    break
-            metrics = learner.update(batch)
+            metrics = learner.update(batch, groups or None)
             row: dict[str, Any] = {"step": env_steps, "seed": seed, "wall_s": round(time.perf_counter() - started, 3),
                                    "episodes": len(returns), "episode_return_mean": float(np.mean(returns))}
             row.update({f"return/{a}": float(np.mean([r[i] for r in returns])) for i, a in enumerate(names)})
@@ -87,7 +91,7 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
                 row["cooperation_rate"] = coop[0] / coop[1]
             row.update(metrics)
             if env_steps >= next_eval or env_steps >= steps:
-                final_eval = evaluate_llm(rollouts, names, eval_episodes, seed)
+                final_eval = evaluate_llm(rollouts, names, eval_episodes, seed, config.batched)
                 row.update(final_eval)
                 save_llm_checkpoint(lm, learner, adapter_dir, checkpoint, algo, names, env_steps, seed)
                 next_eval = env_steps + eval_every
@@ -103,14 +107,32 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
                        eval_run=eval_run)
 
 
-def evaluate_llm(rollouts: Any, names: Sequence[str], episodes: int, seed: int) -> dict[str, float]:
+def play_episodes(rollouts: Any, seed: int, first: int, count: int, batched: bool, budget: int | None = None,
+                  group_size: int | None = None) -> Iterator[tuple[Any, Any]]:
+    """Episodes `first`.. `first + count - 1` (trajectories, stats): all at once as copies
+    of the engine, or one at a time until `budget` env steps are played (whole groups, when
+    episodes come in groups of `group_size` on one game seed)."""
+    episodes = list(range(first, first + count))
+    groups = None if group_size is None else [e // group_size for e in episodes]
+    if batched:
+        yield from rollouts.play_many(seed, episodes, groups)
+        return
+    played = 0
+    for i, episode in enumerate(episodes):
+        trajectories, stats = rollouts.play(seed, episode, None if groups is None else groups[i])
+        yield trajectories, stats
+        played += stats.steps
+        if budget is not None and played >= budget and (group_size is None or (episode + 1) % group_size == 0):
+            return
+
+
+def evaluate_llm(rollouts: Any, names: Sequence[str], episodes: int, seed: int, batched: bool = True) -> dict[str, float]:
     """Mean return and cooperation per learner over `episodes` episodes with the current model."""
     returns = np.zeros((episodes, len(names)))
     coop = [0.0, 0.0]
     base_scores, rollouts.backend.base_scores = rollouts.backend.base_scores, False  # no KL needed here
     try:
-        for e in range(episodes):
-            _, stats = rollouts.play(child_seed(seed, "eval"), e)
+        for e, (_, stats) in enumerate(play_episodes(rollouts, child_seed(seed, "eval"), 0, episodes, batched)):
             returns[e] = [stats.returns[a] for a in names]
             coop = [coop[0] + stats.coop[0], coop[1] + stats.coop[1]]
     finally:

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy, PolicySpec, render_message
 from mas.agents.llm.backend import GenerateRequest, Generation, ScoreRequest, Scores
 from mas.agents.llm.config import BackendConfig, LocalBackendConfig
+from mas.agents.llm.lockstep import Ask, Step, drive
 from mas.agents.llm.narrator import Narrator, NarratorConfig
 from mas.agents.llm.parsing import clean_message, parse_action
 from mas.agents.llm.prompts import (
@@ -170,10 +171,11 @@ class LLMPolicy(Policy):
         return self._backends[which]
 
     def _call(self, op: Literal["score", "generate"], requests: list[Any], owners: list[_Turn],
-              which: Literal["policy", "narrator"] = "policy") -> list[Any]:
-        """One batched backend call; each turn keeps the records of its own requests."""
+              which: Literal["policy", "narrator"] = "policy") -> Step:
+        """One batched backend call (asked of the driver, see `lockstep`); each turn keeps
+        the records of its own requests."""
         backend = self.backend(which)
-        replies = backend.score(requests) if op == "score" else backend.generate(requests)
+        replies = yield Ask(backend, op, requests)
         for owner, call, reply in zip(owners, backend.take(), replies):
             owner.log(call, reply)
         return replies
@@ -200,6 +202,15 @@ class LLMPolicy(Policy):
 
     # ----- one step ---------------------------------------------------------------------------
     def act(self, views: Sequence[AgentView]) -> list[Decision]:
+        return drive([self._steps(views)])[0]
+
+    @classmethod
+    def act_many(cls, policies: Sequence[Policy], views: Sequence[Sequence[AgentView]]) -> list[list[Decision]]:
+        """Every instance's step at once, each backend call packed across them (`lockstep`)."""
+        return drive([policy._steps(v) for policy, v in zip(policies, views)])  # type: ignore[attr-defined]
+
+    def _steps(self, views: Sequence[AgentView]) -> Step:
+        """One step as a generator of backend calls (see `lockstep`); returns the decisions."""
         turns = [self._start(view) for view in views]
         deciding = [t for t in turns if not t.view.talking]
         for turn in deciding:
@@ -208,12 +219,12 @@ class LLMPolicy(Policy):
                 turn.record.update(status="forced", action=turn.options[0])
         asking = [t for t in deciding if t.action is None]
         talking = [t for t in turns if self._writes_message(t.view)]
-        self._narrate([t for t in turns if t in asking or (t in talking and not self.spec.message)])
+        yield from self._narrate([t for t in turns if t in asking or (t in talking and not self.spec.message)])
         if self.spec.mode == "score":
-            self._score(asking)
-            self._generate(actions=[], talkers=talking)
+            yield from self._score(asking)
+            yield from self._generate(actions=[], talkers=talking)
         else:
-            self._generate(actions=asking, talkers=talking)
+            yield from self._generate(actions=asking, talkers=talking)
         return [self._finish(turn) for turn in turns]
 
     def _start(self, view: AgentView) -> _Turn:
@@ -259,7 +270,7 @@ class LLMPolicy(Policy):
         return view.talking or self.spec.talk_on_action_steps
 
     # ----- narration -------------------------------------------------------------------------
-    def _narrate(self, turns: list[_Turn]) -> None:
+    def _narrate(self, turns: list[_Turn]) -> Step:
         """Narrate, in one batched call, for every agent that has no narration of this round yet."""
         if self.narrator is None:
             return
@@ -271,12 +282,12 @@ class LLMPolicy(Policy):
             history = self._history[turn.view.agent]
             last = _describe_round(history[-1]) if history and history[-1]["round"] == turn.view.round else ""
             requests.append(self.narrator.request(turn.view, last, self._seed(self.narrator.config.temperature)))
-        replies = self._call("generate", requests, todo, which="narrator")
+        replies = yield from self._call("generate", requests, todo, which="narrator")
         for turn, reply in zip(todo, replies):
             self._narration[turn.view.agent] = (turn.view.round, Narrator.text(reply))
 
     # ----- score mode --------------------------------------------------------------------------
-    def _score(self, turns: list[_Turn]) -> None:
+    def _score(self, turns: list[_Turn]) -> Step:
         """Every agent's every option order in one `score` call; average over orders."""
         if not turns:
             return
@@ -286,7 +297,7 @@ class LLMPolicy(Policy):
                 prompt = self.prompts.render(self._context(turn, talking=False, options=listed))
                 requests.append(ScoreRequest(messages=prompt, candidates=tuple(turn.options)))
                 owners.append(turn)
-        replies = self._call("score", requests, owners)
+        replies = yield from self._call("score", requests, owners)
         by_order: dict[_Turn, list[np.ndarray]] = {turn: [] for turn in turns}
         invalid: dict[_Turn, str] = {}
         for turn, request, reply in zip(owners, requests, replies):
@@ -316,7 +327,7 @@ class LLMPolicy(Policy):
                 turn.record["order_distributions"] = [[float(p) for p in d] for d in distributions]
 
     # ----- generate mode and messages ----------------------------------------------------------
-    def _generate(self, actions: list[_Turn], talkers: list[_Turn]) -> None:
+    def _generate(self, actions: list[_Turn], talkers: list[_Turn]) -> Step:
         """Action replies (generate mode) and messages, all in one `generate` call."""
         requests: list[GenerateRequest] = []
         for turn in actions:
@@ -339,13 +350,13 @@ class LLMPolicy(Policy):
                 turn.message = render_message(self.spec.message, turn.view, turn.legal[0] if turn.legal else 0)
         if not requests:
             return
-        replies = self._call("generate", requests, actions + writers)
+        replies = yield from self._call("generate", requests, actions + writers)
         for turn, reply in zip(writers, replies[len(actions):]):
             turn.message = clean_message(reply.text, turn.view.message_limit)
             turn.record["message_raw"] = reply.text
-        self._settle(list(zip(actions, replies[: len(actions)])))
+        yield from self._settle(list(zip(actions, replies[: len(actions)])))
 
-    def _settle(self, pending: list[tuple[_Turn, Generation]]) -> None:
+    def _settle(self, pending: list[tuple[_Turn, Generation]]) -> Step:
         """Parse the action replies; answer the invalid ones with a correction, in one batched
         call per retry; after the last retry fall back (every attempt is recorded)."""
         for attempt in range(self.spec.retries + 1):
@@ -366,7 +377,7 @@ class LLMPolicy(Policy):
                     invalid.append(turn)
             if not invalid or attempt == self.spec.retries:
                 break
-            replies = self._call("generate", [self._action_request(t.conversation) for t in invalid], invalid)
+            replies = yield from self._call("generate", [self._action_request(t.conversation) for t in invalid], invalid)
             pending = list(zip(invalid, replies))
         for turn in invalid:
             turn.action = self._fallback(turn)

@@ -61,13 +61,17 @@ class RecordingBackend(LLMBackend):
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
         responses = self.inner.generate(requests)
-        self.records.extend(call_record("generate", q, r) for q, r in zip(requests, responses))
+        self.note("generate", requests, responses)
         return responses
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Scores]:
         responses = self.inner.score(requests)
-        self.records.extend(call_record("score", q, r) for q, r in zip(requests, responses))
+        self.note("score", requests, responses)
         return responses
+
+    def note(self, op: str, requests: Sequence[Any], responses: Sequence[Any]) -> None:
+        """Record calls answered by `inner` on this recorder's behalf (a call packed with others')."""
+        self.records.extend(call_record(op, q, r) for q, r in zip(requests, responses))
 
     def clear_cache(self) -> None:
         self.inner.clear_cache()

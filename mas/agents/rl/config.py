@@ -96,8 +96,12 @@ class LLMPPOConfig:
     policy's distribution over legal actions, through LoRA adapters. The sampling
     temperature is the agent spec's `temperature` (the policy trained is the policy played)."""
 
-    estimator: Literal["ppo", "reinforce"] = hp("ppo", "ppo: GAE advantages, clipped objective, several epochs; reinforce: Monte-Carlo return minus the baseline, one epoch, no clip.")
+    estimator: Literal["ppo", "reinforce", "group"] = hp("ppo", "ppo: GAE advantages, clipped objective, several epochs; reinforce: Monte-Carlo return minus the baseline, one epoch, no clip; group (GRPO/RLOO): episodes of one game seed form a group, advantage = episode return minus the group's mean (over its spread with group_std), clipped objective.")
+    group_size: int = hp(4, "group: episodes per group (one game seed, different sampling seeds); divides episodes_per_update.", ge=2)
+    group_std: bool = hp(True, "group: divide the advantages by the group's standard deviation (GRPO); false: the mean baseline only.")
     episodes_per_update: int = hp(4, "Episodes played between two updates.", ge=1)
+    train: Literal["actions", "messages", "both"] = hp("actions", "What the update trains: the action choice, the messages the learners write (token-level policy gradient; needs learners that talk), or both.")
+    batched: bool = hp(True, "Play an update's episodes (and the evaluation's) at once as copies of the engine, every step's decisions in one packed scoring call; false: one episode at a time.")
     epochs: int = hp(4, "Passes over each batch (ppo).", ge=1)
     minibatch: int = hp(16, "Decisions per gradient step.", ge=1)
     lr: float = hp(1e-3, "Adam learning rate of the adapters.", gt=0.0)
@@ -198,9 +202,16 @@ def _check_iql(spec: Any) -> Any:
 
 IQLSpec = _spec_from_config("iql", IQLConfig, "Independent Q-learner (tabular or DQN); trained by `mas train --algo iql`.", _check_iql)
 MAPPOSpec = _spec_from_config("mappo", MAPPOConfig, "MAPPO/IPPO learner; trained by `mas train --algo mappo` (or ippo).")
+def _check_llm(spec: Any) -> Any:
+    if spec.estimator == "group" and spec.episodes_per_update % spec.group_size:
+        raise ValueError(f"estimator group: episodes_per_update ({spec.episodes_per_update}) must be a multiple of "
+                         f"group_size ({spec.group_size})")
+    return spec
+
+
 LLMTrainSpec = _model_from_config(
     "LLMTrainSpec", LLMPPOConfig, LLMTrainBlock,
-    "Hyperparameters of `mas train --algo llm-ppo | llm-mappo` for this LLM agent (`--set` overrides them).",
+    "Hyperparameters of `mas train --algo llm-ppo | llm-mappo` for this LLM agent (`--set` overrides them).", _check_llm,
 )
 
 

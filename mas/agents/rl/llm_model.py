@@ -14,6 +14,8 @@ so the vocabulary projection stays small.
 
 `ScoringBackend` puts a `TrainableLM` behind the normal `LLMBackend` interface, so rollouts
 run through the unchanged `LLMPolicy`: the prompts trained on are exactly those of play.
+Its `generate` samples messages from the trainable model (each row from its own seeded
+generator) and keeps their tokens and log-probabilities for the message update.
 """
 
 from __future__ import annotations
@@ -70,8 +72,13 @@ class TrainableLM:
         self._text_ids: dict[str, list[int]] = {}
         pad = self.tokenizer.pad_token_id
         self._pad = int(pad if pad is not None else 0)
+        eos = self.model.get_base_model().generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            self.eos_ids.add(int(self.tokenizer.eos_token_id))
         self._prefixes: dict[Any, Any] = {}
         self.prefix_grad = True  # gradients through the shared prompt prefix (see `_hidden`)
+        self.version = 0  # counts weight updates (`forget_prefixes`): what was computed before is stale
         forward = self.model.get_base_model().model.forward
         # transformers 5 renamed `past_key_values` to `cache`; accept either (as local.py does)
         self._cache_arg = "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
@@ -104,13 +111,32 @@ class TrainableLM:
         share one forward pass over their common prefix; the rest runs as one batch on top of
         its keys/values. Without gradients the prefix's keys/values are kept until
         `forget_prefixes` (call it after every weight update)."""
-        prompts = [self.prompt_ids(r.messages) for r in requests]
-        cands = [[self.text_ids(c) for c in r.candidates] for r in requests]
+        per_token, states, _ = self._reads([r.messages for r in requests],
+                                           [[self.text_ids(c) for c in r.candidates] for r in requests], adapters)
+        return [torch.stack([t.sum() for t in cands]) for cands in per_token], states
+
+    def token_logprobs(self, conversations: Sequence[Sequence[dict[str, str]]], continuations: Sequence[Sequence[int]],
+                       temperatures: Sequence[float], adapters: bool = True,
+                       full: bool = False) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor] | None]:
+        """Per-token log-probabilities ([len] each) of token sequences (generated messages) as
+        the assistant's reply, under softmax(logits / temperature) (the distribution they
+        were sampled from); the prompts' hidden states; with `full`, every position's whole
+        log-distribution ([len, vocab] each, for an exact KL)."""
+        per_token, states, rows = self._reads(conversations, [[list(c)] for c in continuations], adapters,
+                                              temperatures, full)
+        return [t[0] for t in per_token], states, None if rows is None else [r[0] for r in rows]
+
+    def _reads(self, conversations: Sequence[Sequence[dict[str, str]]], cands: list[list[list[int]]], adapters: bool,
+               temperatures: Sequence[float] | None = None,
+               full: bool = False) -> tuple[list[list[torch.Tensor]], torch.Tensor, list[list[torch.Tensor]] | None]:
+        """Per-token log-probabilities of each conversation's continuations (see `score`)."""
+        prompts = [self.prompt_ids(m) for m in conversations]
         groups: dict[str, list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault(r.messages[0]["content"] if r.messages else "", []).append(i)
-        totals: list[torch.Tensor | None] = [None] * len(requests)
-        states: list[torch.Tensor | None] = [None] * len(requests)
+        for i, messages in enumerate(conversations):
+            groups.setdefault(messages[0]["content"] if messages else "", []).append(i)
+        tokens: list[list[torch.Tensor]] = [[] for _ in conversations]
+        dists: list[list[torch.Tensor]] | None = [[] for _ in conversations] if full else None
+        states: list[torch.Tensor | None] = [None] * len(conversations)
         for members in groups.values():
             rows: dict[tuple[int, ...], int] = {}
             for i in members:
@@ -120,31 +146,113 @@ class TrainableLM:
             seqs = list(rows)
             shared = min(_common(seqs[0], s) for s in seqs)
             shared = min(shared, min(len(s) for s in seqs) - 1)  # every row keeps a token of its own
+            if not torch.is_grad_enabled():
+                # keep only the system turn: every later call of this group reuses it, whereas
+                # a longer common prefix (rows of one step) is rarely met again
+                messages = conversations[members[0]]
+                if len(messages) > 1:
+                    shared = min(shared, _common(seqs[0], self.prompt_ids(messages[:1])))
+                shared = self._kept_prefix(seqs[0], shared, adapters)
             hidden = self._hidden(seqs, shared, adapters)  # [rows, width, hidden], width = positions after `shared`
             reads: list[tuple[int, int]] = []
+            scale: list[float] = []
             for i in members:
                 reads.append((rows[tuple(prompts[i])], len(prompts[i]) - 1 - shared))
                 for c in cands[i]:
                     row = rows[tuple(prompts[i] + c[:-1])]
                     reads.extend((row, len(prompts[i]) - 1 + k - shared) for k in range(len(c)))
+                t = 1.0 if temperatures is None else float(temperatures[i])
+                scale += [t] * (1 + sum(len(c) for c in cands[i]))
             index = torch.tensor(reads, device=self.device)
             picked = hidden[index[:, 0], index[:, 1]]  # [reads, hidden]
-            logprobs = torch.log_softmax(self.model.get_base_model().lm_head(picked).float(), dim=-1)
+            logits = self.model.get_base_model().lm_head(picked).float()
+            if temperatures is not None:
+                logits = logits / torch.tensor(scale, device=self.device)[:, None]
+            logprobs = torch.log_softmax(logits, dim=-1)
             at = 0
             for i in members:
                 states[i] = picked[at].float()
                 at += 1
-                scores = []
                 for c in cands[i]:
                     targets = torch.tensor(c, device=self.device)
-                    scores.append(logprobs[at: at + len(c)].gather(1, targets[:, None]).sum())
+                    tokens[i].append(logprobs[at: at + len(c)].gather(1, targets[:, None])[:, 0])
+                    if dists is not None:
+                        dists[i].append(logprobs[at: at + len(c)])
                     at += len(c)
-                totals[i] = torch.stack(scores)
-        return totals, torch.stack(states)  # type: ignore[arg-type]
+        return tokens, torch.stack(states), dists  # type: ignore[arg-type]
+
+    @torch.no_grad()
+    def generate(self, conversations: Sequence[Sequence[dict[str, str]]], max_tokens: Sequence[int],
+                 temperatures: Sequence[float], seeds: Sequence[int | None]) -> list[tuple[list[int], bool, torch.Tensor]]:
+        """Sample a reply per conversation with the adapters on (each row from its own
+        seeded generator, so a reply does not depend on the batch): its tokens (the end
+        token included when it stopped), whether it stopped, and the prompt's last hidden state."""
+        from transformers import DynamicCache
+
+        base = self.model.get_base_model()
+        prompts = [self.prompt_ids(m) for m in conversations]
+        n, longest = len(prompts), max(len(p) for p in prompts)
+        ids = torch.full((n, longest), self._pad, dtype=torch.long)
+        mask = torch.zeros((n, longest), dtype=torch.long)
+        for r, p in enumerate(prompts):  # left-padded: every row's next token is at the end
+            ids[r, longest - len(p):] = torch.tensor(p)
+            mask[r, longest - len(p):] = 1
+        mask = mask.to(self.device)
+        positions = (mask.cumsum(1) - 1).clamp_min(0)
+        cache = DynamicCache(config=base.config)
+        out = base.model(input_ids=ids.to(self.device), attention_mask=mask, position_ids=positions, use_cache=True,
+                         **{self._cache_arg: cache})
+        last = out.last_hidden_state[:, -1]
+        states = last.float()
+        cache = out.cache if "cache" in out else out.past_key_values
+        generators = []
+        for seed in seeds:
+            g = torch.Generator(device="cpu")
+            g.manual_seed(int(seed) if seed is not None else 0)
+            generators.append(g)
+        replies: list[list[int]] = [[] for _ in range(n)]
+        stopped = [False] * n
+        position = positions[:, -1]
+        for step in range(max(max_tokens)):
+            logits = base.lm_head(last).float().cpu()
+            chosen = []
+            for r in range(n):
+                if stopped[r] or len(replies[r]) >= max_tokens[r]:
+                    chosen.append(self._pad)
+                    continue
+                if temperatures[r] <= 0:
+                    token = int(logits[r].argmax())
+                else:
+                    probs = torch.softmax(logits[r] / temperatures[r], dim=-1)
+                    token = int(torch.multinomial(probs, 1, generator=generators[r]))
+                replies[r].append(token)
+                stopped[r] = token in self.eos_ids
+                chosen.append(token)
+            if all(stopped[r] or len(replies[r]) >= max_tokens[r] for r in range(n)):
+                break
+            mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long, device=self.device)], dim=1)
+            position = position + 1
+            out = base.model(input_ids=torch.tensor(chosen, device=self.device)[:, None], attention_mask=mask,
+                             position_ids=position[:, None], use_cache=True, **{self._cache_arg: cache})
+            cache = out.cache if "cache" in out else out.past_key_values
+            last = out.last_hidden_state[:, -1]
+        return [(reply, stop, state) for reply, stop, state in zip(replies, stopped, states)]
+
+    def _kept_prefix(self, seq: tuple[int, ...], shared: int, adapters: bool) -> int:
+        """The longest kept prefix of `seq` not beyond `shared` tokens, else `shared` (which
+        is then computed and kept): rows that share more than the system turn this time
+        still reuse what every earlier call computed once."""
+        best = 0
+        for kept_adapters, tokens in self._prefixes:
+            n = len(tokens)
+            if kept_adapters == adapters and best < n <= shared and seq[:n] == tokens:
+                best = n
+        return best or shared
 
     def forget_prefixes(self) -> None:
         """Drop kept prefix keys/values (they belong to the weights before an update)."""
         self._prefixes.clear()
+        self.version += 1
 
     def _hidden(self, seqs: list[tuple[int, ...]], shared: int, adapters: bool) -> torch.Tensor:
         """Final hidden states of every row after its first `shared` tokens (the common prefix,
@@ -196,7 +304,10 @@ class ScoringBackend(LLMBackend):
 
     It also keeps, per scored conversation, the prompt's hidden state (for the value head)
     and the frozen base model's scores (for the KL term), which the learner reads back with
-    `take_extras`; computing them here saves a second pass over every prompt.
+    `take_extras`; computing them here saves a second pass over every prompt. A request
+    scored before with the same weights is answered from memory (rollouts of a game revisit
+    the same prompts often: every episode's first round is one prompt); an update of the
+    weights (`TrainableLM.forget_prefixes`) forgets them.
     """
 
     def __init__(self, lm: TrainableLM, name: str, base_scores: bool = True) -> None:
@@ -205,27 +316,60 @@ class ScoringBackend(LLMBackend):
         self.base_scores = base_scores
         self.extras: dict[Any, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._lock = threading.Lock()
+        self._memo: dict[Any, tuple[Scores, torch.Tensor, torch.Tensor | None]] = {}
+        self.messages: dict[Any, Utterance] = {}
+        self._memo_version = lm.version
 
     @property
     def info(self) -> BackendInfo:
         return BackendInfo(kind="local", model=self.name, details={"device": str(self.lm.device), "training": True})
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
-        raise MasError("llm-ppo trains actions only: a learning agent was asked to write text "
-                       "(set the agent's policy talk: false, or comms mode: off)")
+        """Messages sampled from the trainable model; each one's tokens, their
+        log-probabilities and the prompt's hidden state are kept for `take_message`."""
+        if not requests:
+            return []
+        with self._lock, torch.no_grad():
+            made = self.lm.generate([r.messages for r in requests], [r.max_tokens for r in requests],
+                                    [r.temperature for r in requests], [r.seed for r in requests])
+            temperatures = [r.temperature if r.temperature > 0 else 1.0 for r in requests]
+            logps = self.lm.token_logprobs([r.messages for r in requests], [m[0] for m in made], temperatures)[0]
+        out = []
+        for request, (tokens, stopped, state), logp in zip(requests, made, logps):
+            self.messages[(conversation_key(request.messages), request.seed)] = Utterance(tuple(tokens), logp.cpu().numpy(), state,
+                                                                          request.temperature)
+            text = self.lm.tokenizer.decode([t for t in tokens if t not in self.lm.eos_ids], skip_special_tokens=True)
+            out.append(Generation(text=text, prompt_tokens=len(self.lm.prompt_ids(request.messages)),
+                                  completion_tokens=len(tokens), finish_reason="stop" if stopped else "length"))
+        return out
+
+    def take_message(self, messages: Sequence[dict[str, str]], seed: int | None) -> "Utterance":
+        """The message written to `messages` with sampling seed `seed` (copies may share a prompt)."""
+        return self.messages[(conversation_key(messages), seed)]
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Scores]:
         if not requests:
             return []
         with self._lock, torch.no_grad():
-            totals, states = self.lm.score(requests)
-            base = self.lm.score(requests, adapters=False)[0] if self.base_scores else [None] * len(requests)
+            if self._memo_version != self.lm.version:
+                self._memo.clear()
+                self._memo_version = self.lm.version
+            keys = [(conversation_key(r.messages), r.candidates, self.base_scores) for r in requests]
+            todo = list({k: r for k, r in zip(keys, requests) if k not in self._memo}.items())
+            if todo:
+                fresh = [r for _, r in todo]
+                totals, states = self.lm.score(fresh)
+                base = self.lm.score(fresh, adapters=False)[0] if self.base_scores else [None] * len(fresh)
+                for (key, request), total, state, base_total in zip(todo, totals, states, base):
+                    scores = Scores(logprobs=tuple(float(x) for x in total.tolist()),
+                                    candidate_tokens=tuple(len(self.lm.text_ids(c)) for c in request.candidates),
+                                    prompt_tokens=len(self.lm.prompt_ids(request.messages)))
+                    self._memo[key] = (scores, state, base_total)
         out = []
-        for request, total, state, base_total in zip(requests, totals, states, base):
-            self.extras[conversation_key(request.messages)] = (state, base_total)
-            out.append(Scores(logprobs=tuple(float(x) for x in total.tolist()),
-                              candidate_tokens=tuple(len(self.lm.text_ids(c)) for c in request.candidates),
-                              prompt_tokens=len(self.lm.prompt_ids(request.messages))))
+        for key in keys:
+            scores, state, base_total = self._memo[key]
+            self.extras[key[0]] = (state, base_total)
+            out.append(scores)
         return out
 
     def take_extras(self, messages: Sequence[dict[str, str]]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -233,6 +377,18 @@ class ScoringBackend(LLMBackend):
 
     def clear_cache(self) -> None:
         self.extras.clear()
+        self.messages.clear()
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """A message the trainable model wrote: its tokens, their log-probabilities at sampling
+    time (under softmax(logits / temperature)), the prompt's hidden state, the temperature."""
+
+    tokens: tuple[int, ...]
+    logps: Any  # np.ndarray [len(tokens)]
+    hidden: torch.Tensor
+    temperature: float
 
 
 def _common(a: Sequence[int], b: Sequence[int]) -> int:

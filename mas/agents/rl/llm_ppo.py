@@ -3,7 +3,11 @@
 The policy is the LLM policy of play (`type: llm`, `mode: score`): a softmax, at the
 spec's temperature, over the legal actions' total log-likelihoods given the prompt (averaged
 over option orders with `debias`). Every sampled action is legal and its log-probability
-exact, so PPO works on that small distribution rather than on tokens.
+exact, so PPO works on that small distribution rather than on tokens. Learners that talk
+write their messages with the trainable model (`ScoringBackend.generate`); with `train:
+messages` or `both` each message is a decision too, a token sequence trained by a token-level
+policy gradient (`llm_objective`), credited like an action: it comes before the round's
+action in the learner's trajectory, so the round's reward reaches it through the returns.
 
 Rollouts run the unchanged `LLMPolicy` on the episode engine with the scripted opponents of
 the scenario (as `mas run` does), its backend swapped for a `ScoringBackend` over the
@@ -19,7 +23,9 @@ recorded prompts with gradients through LoRA adapters (`llm_model.TrainableLM`).
 All learners share one set of adapters (parameter sharing). Advantages come from GAE over
 each agent's decisions in an episode (`estimator: ppo`, clipped objective, several epochs),
 or from Monte-Carlo returns minus the learned baseline (`estimator: reinforce`, one epoch,
-no clipping; the ablation). An optional exact KL penalty to the frozen base model (the same
+no clipping; the ablation), or from a group baseline (`estimator: group`, GRPO/RLOO-style:
+`group_size` episodes on one game seed with different sampling seeds; each episode's return
+minus its group's mean, over the group's spread, for all its decisions; clipped objective). An optional exact KL penalty to the frozen base model (the same
 model with the adapters disabled) keeps the policy near the base's distribution.
 """
 
@@ -34,6 +40,8 @@ from torch import nn
 
 from mas.agents.rl.common import gae
 from mas.agents.rl.config import LLMPPOConfig
+from mas.agents.rl.llm_objective import decision_terms, group_advantages, mixture
+from mas.agents.rl.llm_objective import policy_loss as policy_loss_of
 from mas.errors import MasError
 from mas.seeding import child_seed
 
@@ -54,6 +62,12 @@ class Decision:
     state: np.ndarray
     reward: float = 0.0
     done: bool = False
+    tokens: tuple[int, ...] = ()  # a message decision: the generated tokens (no candidates)
+    token_logps: np.ndarray | None = None  # their log-probabilities when sampled
+
+    @property
+    def is_message(self) -> bool:
+        return bool(self.tokens)
 
 
 @dataclass
@@ -63,66 +77,108 @@ class EpisodeStats:
     steps: int = 0
 
 
-def mixture(scores: list[torch.Tensor], temperature: float) -> torch.Tensor:
-    """The policy's distribution: softmax at `temperature`, averaged over option orders."""
-    return torch.stack([torch.softmax(s / temperature, dim=-1) for s in scores]).mean(0)
-
-
 class Rollouts:
-    """Plays episodes with the scenario's policies, the learners' scoring through `backend`."""
+    """Plays episodes with the scenario's policies, the learners' scoring through `backend`.
 
-    def __init__(self, scenario: Any, learners: list[str], backend: Any) -> None:
+    `play_many` plays several episodes at once as copies of the engine: every step, the
+    learners' decisions of all copies are one packed scoring call (`LLMPolicy.act_many`).
+    Each copy keeps its own policy instances and game generator, seeded from the episode
+    id as `play` seeds a lone episode, so a batch gives the trajectories of the one-at-a-time
+    path (up to the last bits of the scores, which a packed forward pass rounds differently).
+    """
+
+    def __init__(self, scenario: Any, learners: list[str], backend: Any, train: str = "actions") -> None:
+        self.scenario = scenario
+        self.learners = learners
+        self.backend = backend
+        self.train = train  # which decisions are kept: actions, messages or both
+        self._engines: dict[int, Any] = {}
+        self.engine = self._engine(1)
+        self.groups = self.engine.groups[0]
+
+    def _engine(self, copies: int) -> Any:
+        """The engine of `copies` copies (built once), the learners' policies on `backend`."""
         from mas.agents.llm.policy import LLMPolicy
         from mas.agents.llm.wrappers import RecordingBackend
         from mas.episode import EpisodeEngine
 
-        self.engine = EpisodeEngine(scenario)
-        self.groups = self.engine.groups[0]
-        self.learners = learners
-        self.backend = backend
-        for group in self.groups:
-            if set(group.agents) & set(learners):
-                if not set(group.agents) <= set(learners) or not isinstance(group.policy, LLMPolicy):
-                    raise MasError(f"agents {group.agents} share one policy spec but not all of them learn; "
-                                   "give the learners their own spec or name them all in --learners")
-                group.policy._backends["policy"] = RecordingBackend(backend)
+        if copies not in self._engines:
+            engine = EpisodeEngine(self.scenario, batch_size=copies)
+            for group in (g for groups in engine.groups for g in groups):
+                if set(group.agents) & set(self.learners):
+                    if not set(group.agents) <= set(self.learners) or not isinstance(group.policy, LLMPolicy):
+                        raise MasError(f"agents {group.agents} share one policy spec but not all of them learn; "
+                                       "give the learners their own spec or name them all in --learners")
+                    group.policy._backends["policy"] = RecordingBackend(self.backend)
+            self._engines[copies] = engine
+        return self._engines[copies]
 
-    def play(self, seed: int, episode: int) -> tuple[list[list[Decision]], EpisodeStats]:
+    def play(self, seed: int, episode: int, group: int | None = None) -> tuple[list[list[Decision]], EpisodeStats]:
         """One episode on the engine (seeded as `mas run` seeds it): each learner's
         decisions in order (rewards filled in), and totals."""
-        engine = self.engine
+        return self.play_many(seed, [episode], None if group is None else [group])[0]
+
+    def play_many(self, seed: int, episodes: list[int],
+                  groups: list[int] | None = None) -> list[tuple[list[list[Decision]], EpisodeStats]]:
+        """`play` of each of `episodes`, all at once (one copy of the engine each). With
+        `groups`, the game's chances come from the group's seed (episodes of one group play
+        the same situation) and the policies' sampling from the episode's."""
+        engine = self._engine(len(episodes))
         engine.seed = seed
-        engine.reset(np.random.default_rng(child_seed(seed, "episode", episode)), episodes=[episode])
+        games = [child_seed(seed, "episode", e) for e in episodes] if groups is None else \
+            [child_seed(seed, "group", g) for g in groups]
+        rngs = [np.random.default_rng(s) for s in games]  # each copy plays as a batch of one would
+        engine.reset(rngs[0], episodes=episodes, rngs=rngs)
         self.backend.clear_cache()
-        trajectories: dict[str, list[Decision]] = {a: [] for a in self.learners}
-        stats = EpisodeStats(returns=dict.fromkeys(self.learners, 0.0))
+        trajectories: list[dict[str, list[Decision]]] = [{a: [] for a in self.learners} for _ in episodes]
+        stats = [EpisodeStats(returns=dict.fromkeys(self.learners, 0.0)) for _ in episodes]
         seats = {a: engine.agent_ids.index(a) for a in self.learners}
-        while engine.active[0]:
-            state = engine.game.global_state(engine.state)[0].astype(np.float32)
+        while engine.active.any():
+            states = engine.game.global_state(engine.state).astype(np.float32)
             moved = engine.step()
-            if moved.talking:
-                self.backend.clear_cache()
-                continue
-            decisions = moved.decisions[0]
-            for agent in self.learners:
-                made = self._decision(agent, decisions[agent].record, state)
-                if made is not None:
-                    trajectories[agent].append(made)
+            for c in np.flatnonzero(moved.active):
+                if self.train != "actions":
+                    self._messages(moved.decisions[c], states[c], trajectories[c])
+                if not moved.talking:
+                    self._record(moved, int(c), states[c], trajectories[c], stats[c], seats)
             self.backend.clear_cache()
-            stats.steps += 1
+        for copy in trajectories:
             for agent in self.learners:
-                reward = float(moved.rewards[0, seats[agent]])
-                stats.returns[agent] += reward
-                if trajectories[agent]:  # a forced move's reward goes to the last real decision
-                    trajectories[agent][-1].reward += reward
-                coop = np.nan if moved.cooperation is None else float(moved.cooperation[0, seats[agent]])
-                if coop == coop:
-                    stats.coop[0] += coop
-                    stats.coop[1] += 1
+                if copy[agent]:
+                    copy[agent][-1].done = True
+        return [([t[a] for a in self.learners], st) for t, st in zip(trajectories, stats)]
+
+    def _messages(self, decisions: Any, state: np.ndarray, trajectories: dict[str, list[Decision]]) -> None:
+        """The learners' messages of this step, as decisions (before the step's action)."""
         for agent in self.learners:
-            if trajectories[agent]:
-                trajectories[agent][-1].done = True
-        return [trajectories[a] for a in self.learners], stats
+            for call in decisions[agent].record.get("calls", ()) if agent in decisions else ():
+                if call["op"] != "generate":
+                    continue
+                prompt = tuple(call["request"]["messages"])
+                said = self.backend.take_message(prompt, call["request"]["seed"])
+                trajectories[agent].append(Decision(
+                    agent=agent, prompts=[prompt], candidates=(), temperature=said.temperature, action=-1,
+                    old_logp=float(said.logps.sum()), probs=np.zeros(0), base_probs=None, hidden=said.hidden,
+                    state=state, tokens=said.tokens, token_logps=said.logps))
+
+    def _record(self, moved: Any, c: int, state: np.ndarray, trajectories: dict[str, list[Decision]],
+                stats: EpisodeStats, seats: dict[str, int]) -> None:
+        """Copy `c`'s action step: the learners' decisions, rewards and cooperation."""
+        decisions = moved.decisions[c]
+        for agent in self.learners:
+            made = self._decision(agent, decisions[agent].record, state) if self.train != "messages" else None
+            if made is not None:
+                trajectories[agent].append(made)
+        stats.steps += 1
+        for agent in self.learners:
+            reward = float(moved.rewards[c, seats[agent]])
+            stats.returns[agent] += reward
+            if trajectories[agent]:  # a forced move's reward goes to the last real decision
+                trajectories[agent][-1].reward += reward
+            coop = np.nan if moved.cooperation is None else float(moved.cooperation[c, seats[agent]])
+            if coop == coop:
+                stats.coop[0] += coop
+                stats.coop[1] += 1
 
     def _decision(self, agent: str, record: dict[str, Any], state: np.ndarray) -> Decision | None:
         if record.get("status") != "ok" or "distribution" not in record:
@@ -179,10 +235,14 @@ class LLMPPO:
             return self.critic(states).gather(1, index[:, None])[:, 0]
         return self.critic(torch.stack([d.hidden for d in batch]).to(self.lm.device))[:, 0]
 
-    def advantages(self, trajectories: list[list[Decision]]) -> tuple[list[Decision], torch.Tensor, torch.Tensor]:
+    def advantages(self, trajectories: list[list[Decision]],
+                   groups: list[int] | None = None) -> tuple[list[Decision], torch.Tensor, torch.Tensor]:
         """Flat decisions with their advantages and return targets (GAE per trajectory;
-        lambda 1, i.e. Monte-Carlo return minus baseline, for reinforce)."""
-        lam = 1.0 if self.config.estimator == "reinforce" else self.config.gae_lambda
+        lambda 1, i.e. Monte-Carlo return minus baseline, for reinforce). `group`: every
+        decision of an episode gets its return's advantage within the group (`groups[i]`:
+        trajectory i's group; a learner's episodes of one group are compared)."""
+        cfg = self.config
+        lam = 1.0 if cfg.estimator != "ppo" else cfg.gae_lambda
         flat, advs, rets = [], [], []
         with torch.no_grad():
             for traj in trajectories:
@@ -191,21 +251,26 @@ class LLMPPO:
                 values = self.values(traj).cpu()
                 rewards = torch.tensor([d.reward for d in traj], dtype=torch.float32)
                 dones = torch.tensor([d.done for d in traj])
-                adv, ret = gae(rewards, values, torch.zeros(()), dones, self.config.gamma, lam)
+                adv, ret = gae(rewards, values, torch.zeros(()), dones, cfg.gamma, lam)
                 flat += traj
                 advs.append(adv)
                 rets.append(ret)
+        if cfg.estimator == "group" and flat:
+            if groups is None or len(groups) != len(trajectories):
+                raise MasError("estimator group: the update needs each episode's group")
+            kept = [(traj, g) for traj, g in zip(trajectories, groups) if traj]
+            by_episode = group_advantages([sum(d.reward for d in traj) for traj, _ in kept],
+                                          [(g, traj[0].agent) for traj, g in kept], cfg.group_std)
+            advs = [torch.full((len(traj),), a, dtype=torch.float32) for (traj, _), a in zip(kept, by_episode)]
         return flat, torch.cat(advs), torch.cat(rets)
 
-    def update(self, trajectories: list[list[Decision]]) -> dict[str, float]:
-        """One PPO (or REINFORCE) update on a batch of episodes; the curve metrics."""
-        from mas.agents.llm.backend import ScoreRequest
-
+    def update(self, trajectories: list[list[Decision]], groups: list[int] | None = None) -> dict[str, float]:
+        """One PPO, REINFORCE or group update on a batch of episodes; the curve metrics."""
         cfg = self.config
-        batch, adv, ret = self.advantages(trajectories)
+        batch, adv, ret = self.advantages(trajectories, groups)
         if not batch:
             return {}
-        if cfg.normalize_advantages and len(batch) > 1:
+        if cfg.normalize_advantages and len(batch) > 1 and cfg.estimator != "group":  # group: normalised per group
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         adv, ret = adv.to(self.lm.device), ret.to(self.lm.device)
         sums = dict.fromkeys(("policy_loss", "value_loss", "approx_kl", "clip_frac"), 0.0)
@@ -216,28 +281,14 @@ class LLMPPO:
             for start in range(0, len(batch), cfg.minibatch):
                 idx = order[start: start + cfg.minibatch]
                 mb = [batch[i] for i in idx]
-                requests = [ScoreRequest(messages=p, candidates=d.candidates) for d in mb for p in d.prompts]
-                scores, _ = self.lm.score(requests)
-                logps, entropies, kls = [], [], []
-                at = 0
-                for d in mb:
-                    probs = mixture(scores[at: at + len(d.prompts)], d.temperature)
-                    at += len(d.prompts)
-                    logp = torch.log(probs.clamp_min(1e-12))
-                    logps.append(logp[d.action])
-                    entropies.append(-(probs * logp).sum())
-                    if d.base_probs is not None:
-                        base = torch.as_tensor(d.base_probs, dtype=logp.dtype, device=logp.device).clamp_min(1e-12)
-                        kls.append((probs * (logp - base.log())).sum())
-                logp = torch.stack(logps)
-                old = torch.tensor([d.old_logp for d in mb], device=logp.device)
+                terms = decision_terms(self.lm, mb, message_kl=cfg.kl_coef > 0)
                 a = adv[torch.as_tensor(idx, device=adv.device)]
-                ratio = torch.exp(logp - old)
-                if cfg.estimator == "reinforce":
-                    policy_loss = -(logp * a).mean()
-                else:
-                    policy_loss = -torch.min(ratio * a, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a).mean()
-                loss = policy_loss - cfg.entropy_coef * torch.stack(entropies).mean()
+                policy_loss, approx_kl, clip_frac = policy_loss_of(terms, a, cfg.estimator, cfg.clip)
+                loss = policy_loss
+                entropies = [t.entropy for t in terms if t.entropy is not None]
+                if entropies and cfg.entropy_coef > 0:
+                    loss = loss - cfg.entropy_coef * torch.stack(entropies).mean()
+                kls = [t.kl for t in terms if t.kl is not None]
                 if kls and cfg.kl_coef > 0:
                     loss = loss + cfg.kl_coef * torch.stack(kls).mean()
                 value_loss = ((self.values(mb) - ret[torch.as_tensor(idx, device=ret.device)]) ** 2).mean()
@@ -250,13 +301,15 @@ class LLMPPO:
                 with torch.no_grad():
                     sums["policy_loss"] += float(policy_loss)
                     sums["value_loss"] += float(value_loss)
-                    sums["approx_kl"] += float((old - logp).mean())
-                    sums["clip_frac"] += float(((ratio - 1).abs() > cfg.clip).float().mean())
+                    sums["approx_kl"] += approx_kl
+                    sums["clip_frac"] += clip_frac
                 steps += 1
         self.lm.forget_prefixes()  # kept keys/values belong to the old weights
         out = {k: v / steps for k, v in sums.items()}
         # entropy and KL to the base model of the policy that collected the batch
-        out["entropy"] = float(np.mean([-(d.probs * np.log(np.clip(d.probs, 1e-12, None))).sum() for d in batch]))
+        chosen = [d for d in batch if not d.is_message]
+        if chosen:
+            out["entropy"] = float(np.mean([-(d.probs * np.log(np.clip(d.probs, 1e-12, None))).sum() for d in chosen]))
         with_base = [d for d in batch if d.base_probs is not None]
         if with_base:
             out["kl"] = float(np.mean([(d.probs * (np.log(np.clip(d.probs, 1e-12, None))
