@@ -122,6 +122,10 @@ def test_behaviour_cloning_reproduces_the_stored_decisions_distribution(tmp_path
         assert probs.mean().item() == pytest.approx(0.8, abs=0.02)
         assert (probs - 0.8).abs().max().item() < 0.05
         step = env.step(learner.act_batch(step, greedy=False))
+    resumed = MAPPO(config, env, torch.device("cpu"), 1, 10_000)
+    resumed.load_state_dict(learner.state_dict())
+    _, metrics, _ = resumed.collect_and_update(env, step)
+    assert "bc_kl" not in metrics and "policy_loss" in metrics  # a resume does not clone again
 
 
 def test_the_kl_penalty_holds_mappo_near_the_prior_and_its_weight_anneals_to_zero():

@@ -283,3 +283,4 @@ class MAPPO:
         self.actor_opt.load_state_dict(data["actor_opt"])
         self.critic_opt.load_state_dict(data["critic_opt"])
         self.env_steps = int(data["env_steps"])
+        self._cloned = True  # a loaded actor (a resume) is past its warm start
