@@ -306,14 +306,19 @@ class EpisodeEngine:
         if not live:
             return out
         by_seat = {c: {v.seat: v for v in self.views(c, self.internal_seats)} for c in live}
-        for g, first in enumerate(self.groups[live[0]]):  # every copy has the same groups
-            groups = [self.groups[c][g] for c in live]
-            views = [[by_seat[c][s] for s in first.seats] for c in live]
-            act_many = getattr(type(first.policy), "act_many", None)  # plugins may not subclass Policy
-            answers = (act_many([grp.policy for grp in groups], views) if act_many is not None
-                       else [grp.policy.act(v) for grp, v in zip(groups, views)])
-            for c, decisions in zip(live, answers):
-                out[c].update(zip(first.agents, decisions))
+        # groups of the same policy class on the same seats decide together across copies
+        # (copies may hold different rosters, e.g. tournament matches)
+        buckets: dict[tuple, list[tuple[int, PolicyGroup]]] = {}
+        for c in live:
+            for group in self.groups[c]:
+                buckets.setdefault((type(group.policy), tuple(group.seats)), []).append((c, group))
+        for (cls, seats), members in buckets.items():
+            views = [[by_seat[c][s] for s in seats] for c, _ in members]
+            act_many = getattr(cls, "act_many", None)  # plugins may not subclass Policy
+            answers = (act_many([group.policy for _, group in members], views) if act_many is not None
+                       else [group.policy.act(v) for (_, group), v in zip(members, views)])
+            for (c, group), decisions in zip(members, answers):
+                out[c].update(zip(group.agents, decisions))
         return out
 
     # ----- one step ----------------------------------------------------------------------

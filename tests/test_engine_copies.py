@@ -21,7 +21,10 @@ SIGNALS = {
 
 def play(engine: EpisodeEngine, rng, episodes: list[int]) -> list[list[tuple]]:
     """Per copy: every action step's (actions, rewards, signals) and every message, in order."""
-    engine.reset(rng, episodes=episodes)
+    if isinstance(rng, list):  # one generator per copy
+        engine.reset(rng[0], episodes=episodes, rngs=rng)
+    else:
+        engine.reset(rng, episodes=episodes)
     out: list[list[tuple]] = [[] for _ in episodes]
     while engine.active.any():
         before = engine.state["signal"].copy()
@@ -60,6 +63,7 @@ def test_a_group_decides_for_every_live_copy_in_one_call(monkeypatch) -> None:
     real = registry.policy_class
     monkeypatch.setattr(registry, "policy_class", lambda name: CountingRandom if name == "random" else real(name))
     engine = EpisodeEngine(parse_scenario(copy.deepcopy(SIGNALS), source="test"), batch_size=3)
-    engine.reset([np.random.default_rng(s) for s in (1, 2, 3)])
+    rngs = [np.random.default_rng(s) for s in (1, 2, 3)]
+    engine.reset(rngs[0], rngs=rngs)
     engine.step()
     assert calls == [3, 3]  # two groups (ann's spec differs from bo's), all three copies each

@@ -35,6 +35,18 @@ def hp(default: Any, doc: str, **bounds: Any) -> Any:
     return field(default=default, metadata={"doc": doc, **bounds})
 
 
+def _prior_hp() -> Any:
+    return hp(None, "LLM-guided: a fixed prior over action labels, e.g. {Stag: 0.9, Hare: 0.1} (mas.agents.rl.prior).")
+
+
+def _prior_run_hp() -> Any:
+    return hp(None, "LLM-guided: a run directory whose stored LLM action distributions, averaged, are the prior.")
+
+
+def _prior_agent_hp() -> Any:
+    return hp(None, "LLM-guided: whose stored decisions in prior_run make the prior (default: the learner's own id).")
+
+
 @dataclass(frozen=True)
 class IQLConfig:
     """Independent Q-learning: every learning agent has its own Q-function."""
@@ -63,6 +75,9 @@ class IQLConfig:
     double_q: bool = hp(True, "DQN: pick the next action with the online net, value it with the target net.")
     shared: bool = hp(False, "DQN: one network for all learners, with the agent id appended to the observation.")
     max_grad_norm: float = hp(10.0, "DQN: gradient-norm clip.", gt=0.0)
+    prior: dict[str, float] | None = _prior_hp()
+    prior_run: str | None = _prior_run_hp()
+    prior_agent: str | None = _prior_agent_hp()
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,12 @@ class MAPPOConfig:
     hidden: int = hp(64, "Hidden units of the two-layer actor and critic.", ge=1, le=65536)
     shared_actor: bool = hp(True, "One actor for all learners, with the agent id appended to the observation.")
     centralised_critic: bool = hp(True, "Critic on the game's global state (MAPPO); false: on each agent's own observation (IPPO).")
+    prior: dict[str, float] | None = _prior_hp()
+    prior_run: str | None = _prior_run_hp()
+    prior_agent: str | None = _prior_agent_hp()
+    kl_prior_coef: float = hp(0.0, "LLM-guided: weight of the KL(policy || prior) penalty at the start.", ge=0.0)
+    kl_prior_fraction: float = hp(0.5, "LLM-guided: fraction of the training steps over which kl_prior_coef falls linearly to 0.", gt=0.0, le=1.0)
+    bc_epochs: int = hp(0, "LLM-guided: warm start, behaviour-cloning epochs toward the prior on a first rollout played from it.", ge=0, le=100_000)
 
 
 @dataclass(frozen=True)
@@ -188,7 +209,31 @@ def _spec_from_config(name: str, cls: type, doc: str, check: Any = None) -> type
     return _model_from_config(spec_name, cls, LearnerSpec, doc, check, type=(Literal[name], name))  # type: ignore[valid-type]
 
 
+def _check_prior(spec: Any) -> None:
+    if spec.prior is not None and spec.prior_run is not None:
+        raise ValueError("give either prior or prior_run, not both")
+    if spec.prior is not None:
+        if any(p < 0 for p in spec.prior.values()) or sum(spec.prior.values()) <= 0:
+            raise ValueError("prior: probabilities must be >= 0 and not all 0")
+    if spec.prior_agent is not None and spec.prior_run is None:
+        raise ValueError("prior_agent needs prior_run")
+
+
+def _check_mappo(spec: Any) -> Any:
+    _check_prior(spec)
+    guided = spec.prior is not None or spec.prior_run is not None
+    uses = spec.kl_prior_coef > 0 or spec.bc_epochs > 0
+    if guided and not uses:
+        raise ValueError("a prior is used through kl_prior_coef > 0 or bc_epochs > 0; set one")
+    if uses and not guided:
+        raise ValueError("kl_prior_coef and bc_epochs need a prior (prior or prior_run)")
+    return spec
+
+
 def _check_iql(spec: Any) -> Any:
+    _check_prior(spec)
+    if (spec.prior is not None or spec.prior_run is not None) and (spec.variant != "tabular" or spec.exploration != "epsilon_greedy"):
+        raise ValueError("prior: exploration from a prior is implemented for tabular epsilon_greedy only")
     if spec.update in ("sarsa", "monte_carlo") and spec.variant != "tabular":
         raise ValueError(f"update: {spec.update} is implemented for the tabular variant only; use update: q_learning with dqn")
     if spec.exploration == "boltzmann" and spec.variant != "tabular":
@@ -201,7 +246,9 @@ def _check_iql(spec: Any) -> Any:
 
 
 IQLSpec = _spec_from_config("iql", IQLConfig, "Independent Q-learner (tabular or DQN); trained by `mas train --algo iql`.", _check_iql)
-MAPPOSpec = _spec_from_config("mappo", MAPPOConfig, "MAPPO/IPPO learner; trained by `mas train --algo mappo` (or ippo).")
+MAPPOSpec = _spec_from_config("mappo", MAPPOConfig, "MAPPO/IPPO learner; trained by `mas train --algo mappo` (or ippo).", _check_mappo)
+
+
 def _check_llm(spec: Any) -> Any:
     if spec.estimator == "group" and spec.episodes_per_update % spec.group_size:
         raise ValueError(f"estimator group: episodes_per_update ({spec.episodes_per_update}) must be a multiple of "

@@ -16,6 +16,9 @@ Two variants, chosen by `IQLConfig.variant`:
   change the outcome measurably (experiments/sandholm_crites: 0.52 mutual cooperation with
   one copy, 0.50 with 16, 20 seeds at 50k rounds, each seed ending near 0.95 or at 0).
   Tables live in numpy on the CPU: a table lookup gains nothing from a GPU.
+  LLM-guided (`prior` or `prior_run`, `mas.agents.rl.prior`): epsilon's exploratory
+  actions are drawn from the prior over the legal actions instead of uniformly, in
+  training only (a checkpoint played in sample mode explores uniformly).
 - **dqn**: a Q-network per agent (or one shared network with the agent id appended),
   a replay buffer, a target network copied every `target_update_interval` gradient
   steps, Huber loss, and double Q-learning (Hasselt et al.) when `double_q` is set.
@@ -36,6 +39,7 @@ import torch.nn.functional as F
 from mas.agents.rl.common import MultiMLP, ReplayBuffer, epsilon_greedy, linear_schedule, masked_logits, torch_generator
 from mas.agents.rl.config import IQLConfig
 from mas.agents.rl.monte_carlo import EpisodeTraces
+from mas.agents.rl import prior as priors
 from mas.vector import VectorStep
 
 
@@ -162,6 +166,7 @@ class TabularIQL(_IQLBase):
         self._pending: np.ndarray | None = None  # SARSA: the actions already chosen for the current obs
         self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")  # Monte Carlo: running episodes
         self._mc_error = 0.0  # Monte Carlo: the last update's mean |G - Q| (logged as td_error)
+        self._prior: np.ndarray | None = None  # LLM-guided exploration [L, A], resolved against the training env
 
     @property
     def boltzmann(self) -> bool:
@@ -183,7 +188,10 @@ class TabularIQL(_IQLBase):
             gumbel = -np.log(-np.log(self.rng.random(q.shape) + 1e-300))
             return (q / level + gumbel).argmax(-1)
         epsilon = level
-        random_legal = np.where(mask, self.rng.random(mask.shape), -1.0).argmax(-1)
+        if self._prior is not None:
+            random_legal = priors.sample(priors.masked_prior(self._prior[learner], mask), self.rng)
+        else:
+            random_legal = np.where(mask, self.rng.random(mask.shape), -1.0).argmax(-1)
         explore = self.rng.random(len(rows)) < epsilon
         return np.where(explore, random_legal, greedy)
 
@@ -195,6 +203,8 @@ class TabularIQL(_IQLBase):
 
     def collect_and_update(self, env: Any, step: VectorStep) -> tuple[VectorStep, dict[str, float], int]:
         """One vector step of every copy, then one batched update of every table."""
+        if self._prior is None and priors.has_prior(self.config):
+            self._prior = priors.prior_matrix(self.config, env)
         obs, mask = step.obs.cpu().numpy(), step.mask.cpu().numpy()
         actions = self._pending if self._pending is not None else self._explore(obs, mask)
         nxt = env.step(actions)

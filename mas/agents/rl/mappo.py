@@ -16,6 +16,13 @@ The loop, top to bottom:
    the actor; clipped, Huber value loss on value targets normalised by running mean/std
    (`value_norm`) for the critic; separate Adam optimisers and gradient clipping.
 
+LLM-guided (`prior` or `prior_run`, `mas.agents.rl.prior`): `kl_prior_coef` adds
+KL(policy || prior) over the legal actions to the actor loss, its weight falling linearly to
+0 over `kl_prior_fraction` of the training steps; `bc_epochs` warm-starts the actor by
+behaviour cloning: the first iteration plays one rollout with actions drawn from the prior
+and takes `bc_epochs` full-batch steps of KL(prior || policy) on its observations (those
+steps count as training steps). The prior is a marginal over actions, so the clone is too.
+
 Networks: two hidden layers of `hidden` ReLU units, LayerNorm on the input, orthogonal
 initialisation (policy head gain 0.01), as in the official implementation.
 """
@@ -27,7 +34,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mas.agents.rl.common import MultiMLP, RunningMeanStd, gae, masked_logits, torch_generator
+from mas.agents.rl.common import MultiMLP, RunningMeanStd, gae, linear_schedule, masked_logits, torch_generator
 from mas.agents.rl.config import MAPPOConfig
 
 
@@ -43,7 +50,12 @@ class MAPPO:
         self.state_dim = env.state_dim
         self.device = device
         self.env_steps = 0
+        self.total_steps = max(1, int(total_steps))
         self.generator = torch_generator(seed, device)
+        self._prior: torch.Tensor | None = None  # LLM-guided [L, A], resolved against the training env
+        self._cloned = c.bc_epochs == 0
+        if c.kl_prior_coef > 0 or c.bc_epochs > 0:
+            self.METRICS = self.METRICS + ("kl_prior", "kl_prior_coef", "bc_kl")
         L = self.n_learners
         self.heads = 1 if c.shared_actor else L
         self.add_id = self.heads == 1 and L > 1
@@ -91,6 +103,13 @@ class MAPPO:
     def collect_and_update(self, env: Any, step: Any) -> tuple[Any, dict[str, float], int]:
         """One rollout of `rollout_steps` vector steps, then the PPO update."""
         c = self.config
+        if self._prior is None and (c.kl_prior_coef > 0 or c.bc_epochs > 0):
+            from mas.agents.rl.prior import prior_matrix
+
+            self._prior = torch.as_tensor(prior_matrix(c, env), dtype=torch.float32, device=self.device)
+        if not self._cloned:
+            self._cloned = True
+            return self._warm_start(env, step)
         keys = ("obs", "mask", "state", "actions", "logp", "values", "rewards", "dones")
         roll: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
         with torch.no_grad():
@@ -114,6 +133,48 @@ class MAPPO:
         self.env_steps += c.rollout_steps * env.num_envs
         metrics = self._update(batch, advantages, returns)
         return step, metrics, c.rollout_steps * env.num_envs
+
+    def _masked_prior(self, mask: torch.Tensor) -> torch.Tensor:
+        """The prior over the legal actions of `mask` [..., L, A], renormalised (uniform
+        where it gives them no mass)."""
+        p = self._prior * mask
+        total = p.sum(-1, keepdim=True)
+        uniform = mask.float() / mask.sum(-1, keepdim=True).clamp(min=1)
+        return torch.where(total > 0, p / total.clamp(min=1e-30), uniform)
+
+    @property
+    def kl_weight(self) -> float:
+        """The KL-to-prior weight now: `kl_prior_coef`, falling linearly to 0."""
+        c = self.config
+        return linear_schedule(c.kl_prior_coef, 0.0, c.kl_prior_fraction * self.total_steps, self.env_steps)
+
+    def _warm_start(self, env: Any, step: Any) -> tuple[Any, dict[str, float], int]:
+        """Behaviour cloning: a rollout played from the prior, then `bc_epochs` steps of
+        KL(prior || policy) over its observations where the agent had a real choice."""
+        c = self.config
+        obs, masks = [], []
+        with torch.no_grad():
+            for _ in range(c.rollout_steps):
+                target = self._masked_prior(step.mask)
+                flat = target.reshape(-1, target.shape[-1])
+                actions = torch.multinomial(flat, 1, generator=self.generator).reshape(target.shape[:-1])
+                obs.append(step.obs)
+                masks.append(step.mask)
+                step = env.step(actions)
+        obs_t, mask_t = torch.cat(obs), torch.cat(masks)
+        target = self._masked_prior(mask_t)
+        active = (mask_t.sum(-1) > 1).float()
+        weight = active.sum().clamp(min=1.0)
+        kl = torch.zeros(())
+        for _ in range(c.bc_epochs):
+            log_probs = torch.log_softmax(self.logits(obs_t, mask_t), -1)
+            kl = ((target * (torch.log(target.clamp(min=1e-30)) - log_probs)).sum(-1) * active).sum() / weight
+            self.actor_opt.zero_grad()
+            kl.backward()
+            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), c.max_grad_norm)
+            self.actor_opt.step()
+        self.env_steps += c.rollout_steps * env.num_envs
+        return step, {"bc_kl": float(kl.item())}, c.rollout_steps * env.num_envs
 
     def _update(self, batch: dict[str, torch.Tensor], advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
         c = self.config
@@ -139,8 +200,8 @@ class MAPPO:
             for start in range(0, n - size + 1, size):
                 mb = {k: v[order[start : start + size]] for k, v in data.items()}
                 stats = self._minibatch(mb)
-                for k in sums:
-                    sums[k] += stats[k]
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
                 updates += 1
         return {k: v / max(1, updates) for k, v in sums.items()}
 
@@ -155,8 +216,14 @@ class MAPPO:
         surrogate = torch.min(ratio * mb["adv"], ratio.clamp(1 - c.clip, 1 + c.clip) * mb["adv"])
         policy_loss = -(surrogate * active).sum() / weight
         entropy_mean = (entropy * active).sum() / weight
+        actor_loss = policy_loss - c.entropy_coef * entropy_mean
+        kl_weight = self.kl_weight if self._prior is not None else 0.0
+        if kl_weight > 0:  # KL(policy || prior) over the legal actions
+            log_prior = torch.log(self._masked_prior(mb["mask"]).clamp(min=1e-8))
+            kl_prior = ((log_probs.exp() * (log_probs - log_prior)).sum(-1) * active).sum() / weight
+            actor_loss = actor_loss + kl_weight * kl_prior
         self.actor_opt.zero_grad()
-        (policy_loss - c.entropy_coef * entropy_mean).backward()
+        actor_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.parameters(), c.max_grad_norm)
         self.actor_opt.step()
 
@@ -173,10 +240,13 @@ class MAPPO:
         with torch.no_grad():
             approx_kl = (((ratio - 1) - log_ratio) * active).sum() / weight
             clip_fraction = (((ratio - 1).abs() > c.clip).float() * active).sum() / weight
-        return {
+        stats = {
             "policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy_mean.item(),
             "approx_kl": approx_kl.item(), "clip_fraction": clip_fraction.item(),
         }
+        if kl_weight > 0:
+            stats.update(kl_prior=kl_prior.item(), kl_prior_coef=kl_weight)
+        return stats
 
     # ----- acting (evaluation, checkpoints) ------------------------------------------------
     @torch.no_grad()
@@ -213,3 +283,4 @@ class MAPPO:
         self.actor_opt.load_state_dict(data["actor_opt"])
         self.critic_opt.load_state_dict(data["critic_opt"])
         self.env_steps = int(data["env_steps"])
+        self._cloned = True  # a loaded actor (a resume) is past its warm start
