@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -48,53 +48,11 @@ from mas import registry
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy
 from mas.comms import Message, build_graph, deliver, empty_graph
 from mas.copy_chance import CopyChance
-from mas.games.base import State, sanitize_actions
+from mas.games.base import sanitize_actions
 from mas.policy_batch import PolicyBatcher
 from mas.scenario import AgentConfig, ContinuationRounds, Scenario
 from mas.seeding import child_seed
-
-
-class Transition(NamedTuple):
-    """What one engine step did, over the batch (arrays have a leading copy axis B).
-
-    Attributes:
-        talking: the step was a talk-only step.
-        active: [B] copies that took part (False: finished earlier, left untouched).
-        episodes, rounds, steps: [B] each copy's episode id, round and step index of the
-            step just taken.
-        actions: [B, N] the executed (legal) actions; None in talk steps.
-        illegal: [B, N] where an action was illegal and replaced; None in talk steps.
-        rewards: [B, N] float32 (zeros in talk steps).
-        cooperation: [B, N] how cooperative each executed action was (NaN: not
-            applicable); None in talk steps or when the game defines no cooperation.
-        terminated, truncated: [B] the episode of that copy ended with this step.
-        messages: per copy, every message sent in this step (delivered or not).
-        decisions: per copy, the scenario policies' decisions by agent id.
-        summaries: per copy, the game's full summary after an action step (kept only
-            when the engine records summaries; private parts included: for the store).
-        final_state: the game state right after the step, before any automatic reset.
-    """
-
-    talking: bool
-    active: np.ndarray
-    episodes: np.ndarray
-    rounds: np.ndarray
-    steps: np.ndarray
-    actions: np.ndarray | None
-    illegal: np.ndarray | None
-    rewards: np.ndarray
-    cooperation: np.ndarray | None
-    terminated: np.ndarray
-    truncated: np.ndarray
-    messages: tuple[tuple[Message, ...], ...]
-    decisions: tuple[Mapping[str, Decision], ...]
-    summaries: tuple[dict[str, Any], ...] | None
-    final_state: State
-
-    @property
-    def done(self) -> np.ndarray:
-        """[B] the copy's episode ended with this step."""
-        return self.terminated | self.truncated
+from mas.transition import Transition
 
 
 @dataclass

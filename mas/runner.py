@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from mas.episode import EpisodeEngine, Transition
+from mas.episode import EpisodeEngine
+from mas.transition import Transition
 from mas.errors import StoreError
 from mas.records import DecisionRecord, DecisionStatus, EpisodeRecord, StateRecord, StepRecord, add_usage
 from mas.rundir import LOCK_NAME, first_difference, locked

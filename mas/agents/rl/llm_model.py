@@ -34,7 +34,7 @@ from torch import nn
 
 from mas.agents.llm.backend import BackendInfo, GenerateRequest, Generation, LLMBackend, Scores, ScoreRequest
 from mas.agents.llm.models import LoadedModel
-from mas.errors import MasError, MissingExtraError
+from mas.errors import MissingExtraError
 
 
 @dataclass(frozen=True)
