@@ -145,7 +145,7 @@ class EpisodeEngine:
         agents = self._copy_agents[copy]
         by_spec: dict[str, list[int]] = {}
         for seat in self.internal_seats:
-            by_spec.setdefault(self._spec_key(agents[seat].policy), []).append(seat)
+            by_spec.setdefault(self.spec_key(agents[seat].policy), []).append(seat)
         groups = []
         for seats in by_spec.values():
             spec = agents[seats[0]].policy
@@ -156,7 +156,7 @@ class EpisodeEngine:
             groups.append(PolicyGroup(policy, seats, [self.agent_ids[s] for s in seats]))
         return groups
 
-    def _spec_key(self, spec: Any) -> str:
+    def spec_key(self, spec: Any) -> str:
         """The spec as JSON (memoised by object: copies of a batch share spec objects)."""
         key = self._spec_keys.get(id(spec))
         if key is None:

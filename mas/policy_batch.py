@@ -33,7 +33,7 @@ class PolicyBatcher:
 
     def take(self, engine: "EpisodeEngine", copy: int, spec: Any, seats: list[int]) -> bool:
         """Claim the group of `seats` playing `spec` in `copy` if its policy has a batched form."""
-        key = engine._spec_key(spec)
+        key = engine.spec_key(spec)
         if key not in self._pending:
             cls = registry.policy_class(spec.type)
             probe = cls.batch_rule(spec, engine.info, engine.agent_ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
