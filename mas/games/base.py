@@ -141,7 +141,7 @@ class GameInfo:
         aliases: per seat, every name its actions go by in any state (for checking names
             a scenario gives, e.g. an LLM agent's fallback action).
         stage_payoffs: `Game.stage_payoffs()` (the public payoff table of one round) as
-            nested tuples (read-only: [a_0][a_1]...[seat]), or None.
+            nested tuples indexed by each seat's action, then the seat paid; or None.
     """
 
     kind: str
