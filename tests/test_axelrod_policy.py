@@ -112,3 +112,17 @@ def test_strategies_are_told_the_scenarios_payoffs() -> None:
     default.play()
     assert told.result != default.result  # the payoffs matter to this pair
     assert (returns["a"], returns["b"]) == tuple(float(x) for x in told.final_score())
+
+
+def test_without_the_package_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from mas.agents import axelrod_policy
+
+    axelrod_policy._strategies.cache_clear()
+    monkeypatch.setitem(sys.modules, "axelrod", None)  # what `import axelrod` meets when it is not installed
+    try:
+        with pytest.raises(ScenarioError, match=r"needs the 'axelrod' package: pip install 'mas-sim\[axelrod\]'"):
+            scenario(entrant("Tit For Tat"), "tit_for_tat")
+    finally:
+        axelrod_policy._strategies.cache_clear()
