@@ -80,6 +80,8 @@ POLICIES["llm"] = ("mas.agents.llm.policy:LLMSpec", "mas.agents.llm.policy:LLMPo
 POLICIES["iql"] = ("mas.agents.rl.config:IQLSpec", "mas.agents.rl.config:IQLLearner", None)
 POLICIES["mappo"] = ("mas.agents.rl.config:MAPPOSpec", "mas.agents.rl.config:MAPPOLearner", None)
 POLICIES["checkpoint"] = ("mas.agents.rl.config:CheckpointSpec", "mas.agents.rl.policy:CheckpointPolicy", "rl")
+# any strategy of the axelrod library, by name (the spec imports axelrod only to check the name)
+POLICIES["axelrod"] = ("mas.agents.axelrod_policy:AxelrodSpec", "mas.agents.axelrod_policy:AxelrodPolicy", "axelrod")
 
 
 #: LLM backend kind -> backend config model (built-ins live in mas.agents.llm.config)

@@ -56,3 +56,13 @@ def test_guess_two_thirds_learners_move_toward_zero(tmp_path: Path) -> None:
     per_seed = np.asarray(quick("two_thirds", tmp_path)["per_seed"])
     assert per_seed.shape[1] == 20
     assert per_seed.mean() < 25  # uniform random play averages 50; the equilibrium is 0
+
+
+def test_axelrod_first_tournament_tit_for_tat_ranks_near_the_top(tmp_path: Path) -> None:
+    pytest.importorskip("axelrod")
+    result = quick("axelrod_first_tournament", tmp_path)
+    for run in result["mas"]:
+        assert len(run) == 15
+        assert run["Tit For Tat"][0] <= 5  # 1980: first; the library's own reproduction: near the top
+        assert run["Random"][0] >= 10 and run["First by Anonymous"][0] >= 10  # the 1980 bottom stays at the bottom
+    assert {name for run in result["library"] for name in run} == set(result["mas"][0])

@@ -140,6 +140,8 @@ class GameInfo:
         task: the sentence that asks an agent for its action (LLM prompts end with it).
         aliases: per seat, every name its actions go by in any state (for checking names
             a scenario gives, e.g. an LLM agent's fallback action).
+        stage_payoffs: `Game.stage_payoffs()` (the public payoff table of one round) as
+            nested tuples indexed by each seat's action, then the seat paid; or None.
     """
 
     kind: str
@@ -155,6 +157,7 @@ class GameInfo:
     labels: Callable[[int, Mapping[str, Any]], list[str]] | None = None
     task: str = "Choose your action."
     aliases: tuple[tuple[str, ...], ...] = ()
+    stage_payoffs: tuple[Any, ...] | None = None
 
     def action_labels(self, seat: int, summary: Mapping[str, Any]) -> list[str]:
         """Seat `seat`'s action names as they apply in the state described by `summary`."""
@@ -330,6 +333,7 @@ class Game(ABC):
                 labels=self.labeller(),
                 task=self.task_text(),
                 aliases=tuple(tuple(self.action_aliases(s)) for s in seats),
+                stage_payoffs=_nested_tuple(self.stage_payoffs()),
             )
             self.__dict__["_info"] = cached
         return cached
@@ -376,3 +380,10 @@ def _grid(batch: int, agents: int) -> tuple[np.ndarray, np.ndarray]:
 def _eye(size: int) -> np.ndarray:
     # an extra all-zero row at index `size` encodes "no action yet"
     return np.eye(size + 1, dtype=np.float32)[:, :size]
+
+
+def _nested_tuple(table: np.ndarray | None) -> tuple[Any, ...] | None:
+    """A payoff table as nested tuples of floats (GameInfo holds no mutable arrays)."""
+    if table is None:
+        return None
+    return tuple(_nested_tuple(row) if row.ndim else float(row) for row in np.asarray(table, dtype=float))  # type: ignore[misc]
