@@ -31,6 +31,7 @@ import functools
 import dataclasses
 import errno
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -289,7 +290,24 @@ def _sql_value(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, Mapping):
-        return json.dumps(value)
+        try:
+            return json.dumps(value, allow_nan=False)
+        except ValueError:  # a non-finite float somewhere inside (rare: a bad server reply)
+            return json.dumps(_finite(value), allow_nan=False)
+    return value
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float spelled as a string ("NaN", "Infinity",
+    "-Infinity"): a server's raw NaN log-probabilities stay visible in a decision's
+    record, and the column stays strict JSON that every reader (the report's browser,
+    jq) can parse."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
     return value
 
 def holds_rows(path: Path, table: str) -> bool:

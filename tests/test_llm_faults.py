@@ -125,7 +125,11 @@ def _play(url: str, temperature: float, out: Path, **backend: Any) -> list[dict[
     run(scenario, 1, seed=3, out_dir=out)  # a run that fails before storing an episode leaves no store
     with RunStore.open(out) as store:
         rows = store.query("SELECT record FROM decisions")
-    return [json.loads(text) for (text,) in rows]
+    return [json.loads(text, parse_constant=_refuse_constant) for (text,) in rows]
+
+
+def _refuse_constant(name: str) -> None:
+    raise AssertionError(f"the store wrote {name}, which is not JSON (browsers and jq refuse it)")
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
@@ -146,6 +150,9 @@ def test_non_log_probabilities_become_recorded_fallbacks(fake_server, tmp_path: 
         assert record["status"] == "fallback" and record["action"] == "C"  # the first legal action
         assert "distribution" not in record  # no made-up certainty
         assert f"log-probability {shown} for candidate 'C'" in record["error"]
+    if fault in ("nan", "-inf", "+inf"):  # the server's raw value stays visible, spelled as a string
+        raw = json.dumps([r.get("calls") for r in records])
+        assert {"nan": '"NaN"', "-inf": '"-Infinity"', "+inf": '"Infinity"'}[fault] in raw, raw[:300]
 
 
 @pytest.mark.parametrize("fault, message", [

@@ -231,10 +231,17 @@ def write_figures(
 
 def unique_labels(paths: Sequence[Path]) -> list[str]:
     """Short labels for run paths: the directory names, with parents added where needed."""
-    labels = [Path(p).resolve().name for p in paths]
-    if len(set(labels)) == len(labels):
-        return labels
-    return [str(Path(p)) for p in paths]
+    resolved = [Path(p).resolve() for p in paths]
+    labels = [path.name for path in resolved]
+    if len({path.name for path in set(resolved)}) != len(set(resolved)):
+        labels = [str(Path(p)) for p in paths]  # different directories of one name
+    # the same directory given twice still needs two columns: number the repeats
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return unique
 
 
 def _returns_table(run: Run) -> pd.DataFrame:

@@ -111,6 +111,19 @@ def test_compare_prints_metrics_side_by_side(pd_talk_run: Path, commons_run: Pat
     assert (tmp_path / "figs" / "returns.png").is_file()
 
 
+def test_compare_of_one_run_given_twice_fills_both_columns(pd_talk_run: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["compare", str(pd_talk_run), str(pd_talk_run), "--json"]) == 0
+    import json
+
+    labels = [entry["label"] for entry in json.loads(capsys.readouterr().out)["runs"]]
+    assert labels == [pd_talk_run.name, f"{pd_talk_run.name} (2)"]
+    assert main(["compare", str(pd_talk_run), str(pd_talk_run)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "cooperation rate" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    assert len(cells) == 3 and cells[1] == cells[2] and cells[1] not in ("", "—"), cells
+
+
 def test_compare_refuses_a_tournament(tournament_dir: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["compare", str(tournament_dir)]) == 1
     _one_line_error(capsys, "is a tournament, not a run")
