@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from mas import cli_commands as commands
 from mas.errors import MasError
+from mas.store import out_of_space
 from mas.training.registry import ALGORITHMS
 
 EXIT_USAGE = 2
@@ -192,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    threading.excepthook = _quiet_when_out_of_space
     try:
         code = getattr(commands, f"cmd_{args.command}")(args)
         sys.stdout.flush()  # so that a closed pipe shows here rather than at interpreter exit
@@ -206,11 +209,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("mas: interrupted; episodes already finished are kept in the run directory\n")
         return 130
+    except OSError as exc:
+        if args.debug or not out_of_space(exc):
+            return _internal_error(exc, args.debug)
+        # training curves, checkpoints, figures: every file is written whole or replaced
+        # atomically, so what was written before the refused write is still there
+        where = f" {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"mas: error: cannot write{where} ({exc.strerror}): the disk is full or a file reached a size limit; "
+                         "everything written before it is kept\n")
+        return 1
     except Exception as exc:  # a bug: still one line unless --debug
-        if args.debug:
-            raise
-        sys.stderr.write(f"mas: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)\n")
-        return 3
+        return _internal_error(exc, args.debug)
+
+
+def _internal_error(exc: BaseException, debug: bool) -> int:
+    if debug:
+        raise exc
+    sys.stderr.write(f"mas: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)\n")
+    return 3
+
+
+def _quiet_when_out_of_space(hook_args: threading.ExceptHookArgs) -> None:
+    """A background writer (TensorBoard's event thread) that hits a full disk: the main
+    thread meets the same disk on its next write and reports it in one line, so the
+    thread's traceback would only be noise. Anything else is reported as usual."""
+    if hook_args.exc_value is not None and out_of_space(hook_args.exc_value):
+        return
+    threading.__excepthook__(hook_args)
 
 
 def _stdout_closed() -> int:

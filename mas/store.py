@@ -80,7 +80,8 @@ _SQLITE_FULL, _SQLITE_IOERR = 13, 10
 _NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
-def _out_of_space(exc: BaseException) -> bool:
+def out_of_space(exc: BaseException) -> bool:
+    """Whether `exc` is a write the disk refused (full, quota, file size limit)."""
     if isinstance(exc, sqlite3.OperationalError):
         code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
         if code is not None:
@@ -102,7 +103,7 @@ def space_errors(path: Path, kept: str) -> Iterator[None]:
     try:
         yield
     except (sqlite3.OperationalError, OSError) as exc:
-        if not _out_of_space(exc):
+        if not out_of_space(exc):
             raise
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise StoreError(f"{path}: cannot write ({reason}): the disk is full or the file reached a size limit; {kept}") from None

@@ -93,3 +93,13 @@ def test_sqlite_full_is_the_same_one_line_error(tmp_path: Path) -> None:
     assert "database or disk is full" in str(error.value) and "\n" not in str(error.value)
     store.close()
     assert RunStore.open(tmp_path / "r").episodes_done() == [0]
+
+
+def test_training_that_fills_the_disk_is_one_line_and_leaves_no_partial_checkpoint(tmp_path: Path) -> None:
+    out = tmp_path / "train"
+    result = mas_with_file_limit(3_000, "train", "prisoners_dilemma", "--algo", "iql", "--steps", "20000",
+                                 "--out", str(out), "--no-progress")
+    assert_disk_full_error(result, "everything written before it is kept")
+    assert not list(out.glob("*.tmp"))  # a checkpoint is whole or absent, never a torn file
+    header = (out / "curves.csv").read_text().splitlines()[0]
+    assert header.startswith("step,seed,wall_s")

@@ -57,8 +57,21 @@ def save_checkpoint(path: Path, learner: Any, env: Any, scenario: Any, seed: int
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    save_atomically(data, path)
+
+
+def save_atomically(data: dict[str, Any], path: Path) -> None:
+    """`torch.save` to a temporary file, then rename: a crash or a full disk leaves the
+    previous checkpoint whole. A refused write removes the partial file and names `path`."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(data, tmp)
+    try:
+        torch.save(data, tmp)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        cause = exc if isinstance(exc, OSError) else exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):  # torch wraps some write failures in a RuntimeError
+            raise OSError(cause.errno, cause.strerror, str(path)) from exc
+        raise
     os.replace(tmp, path)
 
 
@@ -146,6 +159,4 @@ def save_llm_checkpoint(lm: Any, learner: Any, adapter_dir: Path, path: Path, al
     lm.save(adapter_dir)
     data = {"algorithm": algo, "learners": list(names), "env_steps": env_steps, "seed": seed,
             "config": dataclasses.asdict(learner.config), "adapter": str(adapter_dir.resolve()), **learner.state_dict()}
-    tmp = path.with_suffix(".tmp")
-    torch.save(data, tmp)
-    tmp.replace(path)
+    save_atomically(data, path)

@@ -49,7 +49,10 @@ class CurveWriter:
     def close(self) -> None:
         self._file.close()
         if self.tb is not None:
-            self.tb.close()
+            try:
+                self.tb.close()
+            except OSError as exc:  # raised from TensorBoard's writer thread, without a file name
+                raise OSError(exc.errno, exc.strerror, str(self.path.parent / "tb")) from exc
 
 
 def _fmt(value: Any) -> Any:
