@@ -18,3 +18,23 @@ def test_a_builtin_scenario_that_sends_messages_delivers_some(name):
     delivered = [m.delivered for m in records[0].messages]
     if delivered:
         assert any(delivered), f"{name}: all {len(delivered)} messages undelivered ({records[0].messages[0].reason})"
+
+
+@pytest.mark.parametrize("talk_rounds", [0, 1, 2])
+def test_a_scripted_agent_says_its_message_once_per_round(talk_rounds):
+    # with talk steps it speaks in them (once per talk step) and its action step is silent, as
+    # an LLM agent's is; without them the message goes with the action
+    from collections import Counter
+
+    from mas.overrides import load_with_sets
+
+    scenario = load_with_sets("prisoners_dilemma_talk", [f"comms.talk_rounds={talk_rounds}"])
+    records = []
+    run(scenario, 1, 0, on_episode=records.append)
+    messages = records[0].messages
+    per_round = Counter((m.sender, m.round) for m in messages)
+    senders = {m.sender for m in messages}
+    assert len(senders) == 2 and set(per_round.values()) == {max(talk_rounds, 1)}
+    steps_per_round = talk_rounds + 1
+    # every message is sent in a talk step (step % (talk+1) < talk), or with the action when there are none
+    assert all((m.step % steps_per_round < talk_rounds) if talk_rounds else True for m in messages)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from mas.agents.base import AgentSetup, AgentView, Decision, Policy, PolicySpec, render_message
+from mas.agents.base import AgentSetup, AgentView, Decision, Policy, PolicySpec, RoundMessages
 from mas.agents.scripted.base import legal_or_first
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ class AxelrodPolicy(Policy):
         return self._axl.Game(r=r, s=s, t=t, p=p)
 
     def reset(self, seed: int) -> None:
+        self._messages = RoundMessages(self.spec.message)
         # agent -> [player, mirror of the partner, round decided, move decided]
         self._state: dict[str, list[Any]] = {}
         stochastic = self._axl.Classifiers["stochastic"]
@@ -165,5 +166,5 @@ class AxelrodPolicy(Policy):
         decisions = []
         for view in views:
             action = legal_or_first(view, self._move(view))
-            decisions.append(Decision(action, render_message(self.spec.message, view, action)))
+            decisions.append(Decision(action, self._messages.say(view, action)))
         return decisions

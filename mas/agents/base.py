@@ -143,6 +143,28 @@ class Policy(ABC):
         return [policy.act(v) for policy, v in zip(policies, views)]
 
 
+class RoundMessages:
+    """A templated message said once per round: in the round's talk steps when the
+    scenario has them (the action step after them is silent, as an LLM agent's is), else
+    with the action. One per policy instance; `reset` with the policy."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.reset()
+
+    def reset(self) -> None:
+        self._talked: dict[str, int] = {}  # agent -> the last round it spoke in a talk step
+
+    def say(self, view: AgentView, action: int) -> str:
+        if not self.template:
+            return ""
+        if view.talking:
+            self._talked[view.agent] = view.round
+        elif self._talked.get(view.agent) == view.round:
+            return ""
+        return render_message(self.template, view, action)
+
+
 def render_message(template: str, view: AgentView, action: int) -> str:
     """Fill a scripted message template; `$round`, `$agent`, `$action` are known and
     anything else is left as written (string.Template: no code, no attribute access)."""

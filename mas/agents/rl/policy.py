@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mas.agents.base import AgentSetup, AgentView, Decision, Policy, render_message
+from mas.agents.base import AgentSetup, AgentView, Decision, Policy, RoundMessages
 from mas.training.checkpoint import CheckpointError, build_learner, load_checkpoint
 from mas.vocabulary import LearnerChannel
 
@@ -62,6 +62,7 @@ class CheckpointPolicy(Policy):
         self.reset(0)
 
     def reset(self, seed: int) -> None:
+        self._messages = RoundMessages(self.spec.message)
         self.learner.reseed(seed)
 
     def act(self, views: Sequence[AgentView]) -> list[Decision]:
@@ -84,5 +85,5 @@ class CheckpointPolicy(Policy):
             elif channel is not None:
                 decisions.append(Decision(int(action), "", record))
             else:
-                decisions.append(Decision(int(action), render_message(self.spec.message, view, int(action)), record))
+                decisions.append(Decision(int(action), self._messages.say(view, int(action)), record))
         return decisions

@@ -6,8 +6,10 @@ fixed rule. Conventions shared by all of them:
 - Legal moves: a rule names the action it wants; if that action is masked out (an idle
   turn, a phase where it means nothing) the first legal action is played instead, so
   e.g. an agent whose turn it is not plays WAIT.
-- Messages: every decision carries `render_message(spec.message, view, action)`; in a
-  talk-only step the policy returns its usual choice, so "$action" names what it will do.
+- Messages: a decision carries `render_message(spec.message, view, action)` once per
+  round: in the round's talk steps when the scenario has them (the action step that
+  follows is silent, as an LLM agent's is), else with the action. In a talk-only step the
+  policy returns its usual choice, so "$action" names what it will do.
 - Randomness: one `numpy.random.default_rng(seed)` per policy, re-made by `reset(seed)`.
   A rule draws at most one uniform number per agent per round, in the order of the views,
   and that draw is reused by every step of the same round (talk steps and the action
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from mas.agents.base import AgentSetup, AgentView, Decision, Policy, PolicySpec, render_message
+from mas.agents.base import AgentSetup, AgentView, Decision, Policy, PolicySpec, RoundMessages
 from mas.agents.batch import BatchRule, BatchView
 from mas.agents.batch import legal_or_first as legal_or_first_batch
 
@@ -174,12 +176,13 @@ class ScriptedPolicy(Policy):
         self.rng = np.random.default_rng(seed)
         self._draws: dict[str, tuple[int, float]] = {}  # agent -> (round, uniform draw)
         self._memory: dict[str, Any] = {}  # agent -> whatever the rule remembers
+        self._messages = RoundMessages(self.spec.message)
 
     def act(self, views: Sequence[AgentView]) -> list[Decision]:
         decisions = []
         for view in views:
             action = legal_or_first(view, self.choose(view))
-            decisions.append(Decision(action, render_message(self.spec.message, view, action)))
+            decisions.append(Decision(action, self._messages.say(view, action)))
         return decisions
 
     @classmethod
