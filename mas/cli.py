@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     serve.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights' precision (auto: bf16 on CUDA, fp32 on CPU)")
+    serve.add_argument("--max-connections", type=int, default=128, metavar="N", help="connections served at once (default 128; more wait in the listen queue)")
+    serve.add_argument("--io-deadline", type=float, default=120.0, metavar="S", help="seconds in all to read a request, and to write its answer (default 120)")
     serve.add_argument("--api-key-env", metavar="VAR", help="require 'Authorization: Bearer <key>', the key read from this environment variable (never printed)")
 
     validate = sub.add_parser("validate", help="check scenario files and name every problem")

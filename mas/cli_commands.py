@@ -27,12 +27,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise MasError(f"--port: expected 0..65535, got {args.port}")
+    if not 1 <= args.max_connections <= 10_000:
+        raise MasError(f"--max-connections: expected 1..10000, got {args.max_connections}")
+    if not 0.1 <= args.io_deadline <= 86_400:  # also refuses NaN
+        raise MasError(f"--io-deadline: expected 0.1..86400 seconds, got {args.io_deadline}")
     key = os.environ.get(args.api_key_env, "").strip() if args.api_key_env else None
     if args.api_key_env and not key:
         raise MasError(f"--api-key-env: the environment variable '{args.api_key_env}' is not set (or empty)")
     loaded = load_model(args.model, args.device, args.dtype)
     try:
-        server = ModelServer(TransformersBackend(loaded), args.name or loaded.name, args.host, args.port, api_key=key)
+        server = ModelServer(TransformersBackend(loaded), args.name or loaded.name, args.host, args.port, api_key=key,
+                             io_deadline=args.io_deadline, max_connections=args.max_connections)
     except OSError as exc:
         raise MasError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc})") from None
     guard = f"; API key from ${args.api_key_env} required" if key else ""

@@ -163,6 +163,52 @@ def test_a_stalled_upload_or_idle_connection_is_closed_after_the_read_timeout(se
             assert time.monotonic() - started < 5
 
 
+def test_a_body_dripped_inside_each_read_timeout_is_cut_at_the_io_deadline(serve) -> None:
+    # one byte every 0.3 s never trips a 0.5 s read time-out: 100 bytes would hold the
+    # thread 30 s; the total deadline (1 s) frees it
+    server = serve(read_timeout=0.5, io_deadline=1.0)
+    with socket.create_connection(server.httpd.server_address[:2], timeout=10) as sock:
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        stop = threading.Event()
+
+        def drip() -> None:
+            while not stop.is_set():
+                try:
+                    sock.sendall(b" ")
+                except OSError:
+                    return
+                time.sleep(0.3)
+
+        dripper = threading.Thread(target=drip, daemon=True)
+        started = time.monotonic()
+        dripper.start()
+        try:
+            while sock.recv(4096):  # an error answer may come first; then the server hangs up
+                pass
+        except ConnectionResetError:
+            pass
+        elapsed = time.monotonic() - started
+        stop.set()
+    assert 0.8 < elapsed < 4, elapsed
+
+
+def test_connections_beyond_max_connections_wait_their_turn_and_are_served(serve) -> None:
+    server = serve(read_timeout=1.5, max_connections=2)
+    address = server.httpd.server_address[:2]
+    idle = [socket.create_connection(address, timeout=10) for _ in range(2)]  # hold both threads
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        status, reply = _raw(server, "GET", "/health")  # queued in the backlog, not reset
+        waited = time.monotonic() - started
+    finally:
+        for sock in idle:
+            sock.close()
+    assert (status, reply) == (200, {"status": "ok"})
+    assert waited > 0.8  # it was served only once an idle connection timed out
+    assert server.httpd.peak == 2
+
+
 def test_api_key_is_required_when_set_and_the_http_backend_sends_it(serve, monkeypatch) -> None:
     server = serve(api_key="sk-serve-42")
     for headers in ({}, {"Authorization": "Bearer sk-wrong"}, {"Authorization": "sk-serve-42"}):
@@ -215,6 +261,10 @@ def test_mas_serve_cli_rejects_a_bad_port_in_one_line(capsys) -> None:
 
     assert main(["serve", "--port", "70000"]) == 1
     assert capsys.readouterr().err.strip() == "mas: error: --port: expected 0..65535, got 70000"
+    assert main(["serve", "--max-connections", "0"]) == 1
+    assert capsys.readouterr().err.strip() == "mas: error: --max-connections: expected 1..10000, got 0"
+    assert main(["serve", "--io-deadline", "nan"]) == 1
+    assert capsys.readouterr().err.strip() == "mas: error: --io-deadline: expected 0.1..86400 seconds, got nan"
 
 
 def _start_mas_serve(*args: str, **secrets: str) -> tuple[subprocess.Popen, str]:

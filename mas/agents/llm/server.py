@@ -18,8 +18,11 @@ parameters are a 400, never a 500 (which means a bug in this module).
 Hardening: with `api_key` set (`mas serve --api-key-env VAR`), every request but /health
 needs `Authorization: Bearer <key>` (else 401); the key is compared in constant time and
 never printed or logged. A connection that sends nothing for `read_timeout` seconds is
-closed (a stalled upload holds its thread no longer), bodies are at most 16 MiB, and the
-listen backlog holds `BACKLOG` connections, so bursts of clients queue instead of being reset.
+closed (a stalled upload holds its thread no longer), and reading a request or writing
+its answer has a total deadline (`io_deadline`), so a client that drips one byte just
+inside each time-out still lets go of its thread. At most `max_connections` connections
+are served at once (one thread each); further ones wait in the listen backlog, which holds
+`BACKLOG`, so bursts of clients queue instead of being reset. Bodies are at most 16 MiB.
 """
 
 from __future__ import annotations
@@ -34,29 +37,19 @@ import threading
 import time
 import uuid
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
 
 from mas.agents.llm.backend import GenerateRequest
 from mas.agents.llm.local import TransformersBackend
+from mas.agents.llm.server_limits import BoundedListener, cut_after
 
 MAX_BODY = 16 * 1024 * 1024
-BACKLOG = 256  # listen queue (socketserver's default of 5 resets clients in bursts of ~32)
 SEED_RANGE = (-(2**63), 2**63)
 MAX_PROMPTS = 1024  # per /v1/completions request (a score request sends one per candidate)
 MAX_TOKENS = 4096  # generated tokens per request (a small model's replies are tens)  # int64, as OpenAI's API documents it (torch takes no more)
-
-
-class _Listener(ThreadingHTTPServer):
-    request_queue_size = BACKLOG
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):  # a client that hung up or went silent: no traceback
-            return
-        super().handle_error(request, client_address)
 
 
 class RequestError(Exception):
@@ -80,11 +73,15 @@ class ModelServer:
             clients' time-outs and retries).
         api_key: when set, requests must carry `Authorization: Bearer <api_key>`.
         read_timeout: seconds a connection may stay silent (mid-request or idle) before it is closed.
+        io_deadline: seconds in all to read one request, and again to write its answer
+            (the model's work in between is not counted); past it the connection is cut.
+        max_connections: connections served at once, one thread each.
     """
 
     def __init__(self, backend: TransformersBackend, model_name: str, host: str = "127.0.0.1", port: int = 8000,
                  delay_s: float = 0.0, delay_first: int = 0, fail_first: int = 0,
-                 api_key: str | None = None, read_timeout: float = 30.0) -> None:
+                 api_key: str | None = None, read_timeout: float = 30.0, io_deadline: float = 120.0,
+                 max_connections: int = 128) -> None:
         self.backend = backend
         self.model_name = model_name
         self._api_key = api_key.encode() if api_key else None
@@ -93,8 +90,8 @@ class ModelServer:
         self._failures_left = fail_first
         self._count_lock = threading.Lock()
         self.requests_served = 0
-        handler = type("Handler", (_Handler,), {"app": self, "timeout": read_timeout})
-        self.httpd = _Listener((host, port), handler)
+        handler = type("Handler", (_Handler,), {"app": self, "timeout": read_timeout, "io_deadline": io_deadline})
+        self.httpd = BoundedListener((host, port), handler, max_connections)
         self._thread: threading.Thread | None = None
 
     @property
@@ -112,6 +109,7 @@ class ModelServer:
         return self
 
     def stop(self) -> None:
+        self.httpd.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -290,10 +288,27 @@ def _max_len(backend: TransformersBackend) -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     app: ModelServer
+    io_deadline: float
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per error only
         pass
+
+    def handle_one_request(self) -> None:
+        # the deadline runs from the first byte awaited to the end of the body (`_body`
+        # stops it); an idle keep-alive connection is closed sooner, by the read time-out
+        with self._deadline():
+            super().handle_one_request()
+
+    @contextlib.contextmanager
+    def _deadline(self) -> Any:
+        """Cut the connection if the block still runs after `io_deadline` seconds."""
+        with cut_after(self, self.io_deadline) as timer:
+            previous, self._timer = getattr(self, "_timer", None), timer
+            try:
+                yield
+            finally:
+                self._timer = previous
 
     def _refuse_unauthorized(self) -> bool:
         """Answer 401 (True) unless the request carries the server's key or asks for /health."""
@@ -362,6 +377,8 @@ class _Handler(BaseHTTPRequestHandler):
         if len(data) < length:
             self.close_connection = True
             raise RequestError(f"the body ended after {len(data)} of {length} bytes")
+        if self._timer is not None:
+            self._timer.cancel()  # the request is read: the model's time is not the client's
         try:
             body = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
@@ -380,8 +397,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         try:
-            self.end_headers()
-            self.wfile.write(data)
+            with self._deadline():
+                self.end_headers()
+                self.wfile.write(data)
             if self.close_connection:
                 self._linger()
         except OSError:  # the client gave up (its time-out) or went silent: nothing to tell
