@@ -11,6 +11,12 @@ the cost that decides whether to vectorise them. Prints one table; nothing is as
 Side by side with tabular IQL it times a plain numpy tabular Q-learner on the same game
 (the iterated PD against tit for tat, 20 rounds, the same copies, epsilon-greedy, the same
 batched update), written directly over arrays: the speed a tabular learner can have here.
+Measured 2026-12-01 on the 2-core dev box (loaded; CPU seconds, interleaved runs): tabular
+IQL / plain 0.11 -> 0.12-0.13 at 16 copies, 0.12-0.13 -> 0.15-0.16 at 256 copies, after one
+Q-table lookup per observation batch (shared by acting and the update, reused across steps)
+and the env reusing the engine's observations and masks. The goal, 0.5, is not reached: the
+engine step (scripted opponent, sanitising, termination) and the tensor round trip cost more
+than the whole plain learner.
 """
 
 from __future__ import annotations

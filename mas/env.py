@@ -160,7 +160,14 @@ class MasParallelEnv(ParallelEnv):
         """True when the next step is a talk-only step."""
         return self.engine.talking
 
-    def _split(self, actions: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, str]]:
+    def _split(self, actions: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
+        if self.comms_mode == "off":  # the common case: one number per agent, no words
+            num_actions = self.game.num_actions
+            row = []
+            for agent in self.possible_agents:
+                value = actions.get(agent)
+                row.append(value if type(value) is int and 0 <= value < num_actions else _as_action(value))
+            return np.array(row, dtype=np.int64), {}
         chosen = np.full(len(self.possible_agents), -1, dtype=np.int64)
         said: dict[str, str] = {}
         for i, agent in enumerate(self.possible_agents):
@@ -210,8 +217,12 @@ class MasParallelEnv(ParallelEnv):
     # ----- what agents see -----------------------------------------------------------
     def _observations(self) -> dict[str, dict[str, Any]]:
         engine = self.engine
-        vectors = engine.observations[0]
-        mask = engine.mask[0]
+        # copies: the engine's arrays are read-only and shared while a state repeats, and users
+        # keep (and may change) what they are given
+        vectors = engine.observations[0].copy()
+        mask = engine.mask[0].copy()
+        if self.comms_mode == "off":
+            return {agent: {"observation": vectors[i], "action_mask": mask[i]} for i, agent in enumerate(self.possible_agents)}
         talking = int(self.talking)
         out = {}
         for i, agent in enumerate(self.possible_agents):
@@ -290,6 +301,20 @@ class MasParallelEnv(ParallelEnv):
 
     def close(self) -> None:
         pass
+
+
+def _as_action(value: Any) -> int:
+    """The discrete action in an agent's entry (a number, or a dict's "action"); -1
+    (illegal) when there is none or it is not an int64 number."""
+    if isinstance(value, Mapping):
+        value = value.get("action")
+    if value is None:
+        return -1
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return -1
+    return number if -2**63 <= number < 2**63 else -1
 
 
 def make_env(

@@ -54,6 +54,9 @@ from mas.scenario import AgentConfig, ContinuationRounds, Scenario
 from mas.seeding import child_seed
 from mas.transition import Transition
 
+#: the most states whose observations a batch of one keeps (`Game.observe_key`)
+SEEN_STATES = 4096
+
 
 @dataclass
 class PolicyGroup:
@@ -108,6 +111,7 @@ class EpisodeEngine:
         self.record_summaries = record_summaries
         self.measure_cooperation = measure_cooperation
         self.game = registry.make_game(scenario.game, self.n_agents)
+        self._num_actions = self.game.num_actions
         self.info = self.game.info()
         self.comms_mode = scenario.comms.mode
         self.talk_rounds = scenario.comms.talk_rounds if self.comms_mode != "off" else 0
@@ -137,6 +141,11 @@ class EpisodeEngine:
         self._rng = np.random.default_rng(0)
         self._chance: CopyChance | None = None
         self._next_episode = 0
+        # observe_key -> (mask, observations, every action legal), for a batch of one
+        self._seen: dict[Any, tuple[np.ndarray, np.ndarray, bool]] | None = {} if self.batch_size == 1 else None
+        self._all_legal = False
+        self._clean = np.zeros((self.batch_size, self.n_agents), dtype=bool)
+        self._clean.flags.writeable = False  # "nothing illegal", shared by every step that needs it
 
     # ----- policies --------------------------------------------------------------------
     def _build_groups(self, copy: int) -> list[PolicyGroup]:
@@ -210,8 +219,22 @@ class EpisodeEngine:
             self._batcher.reset(self, np.arange(b))
 
     def _refresh(self) -> None:
-        self.mask = self.game.action_mask(self.state)
-        self._obs: np.ndarray | None = None
+        # a batch of one (the PettingZoo env, `mas run`) reuses what it saw before in the same
+        # state when the game names its states (`Game.observe_key`): arrays read-only, shared
+        key = self.game.observe_key(self.state) if self._seen is not None else None
+        if key is None:
+            self.mask = self.game.action_mask(self.state)
+            self._obs: np.ndarray | None = None
+            self._all_legal = False
+            return
+        seen = self._seen.get(key)
+        if seen is None:
+            if len(self._seen) >= SEEN_STATES:  # bounded: start over rather than grow
+                self._seen.clear()
+            mask, obs = self.game.action_mask(self.state), self.game.observe(self.state)
+            mask.flags.writeable = obs.flags.writeable = False
+            seen = self._seen[key] = (mask, obs, bool(mask.all()))
+        self.mask, self._obs, self._all_legal = seen
 
     @property
     def talking(self) -> bool:
@@ -306,14 +329,17 @@ class EpisodeEngine:
         # the arrays below are rebound, never changed in place, except the episode ids on restart
         episodes = self.episodes.copy() if self.auto_reset else self.episodes
         rounds, steps, active = self.rounds, self.steps, self.active
-        everyone = bool(active.all())
+        everyone = bool(active[0]) if b == 1 else bool(active.all())
         self.steps = steps + active
         if talking:
             self.talk_step += 1
             zeros = np.zeros(b, dtype=bool)
             return Transition(True, active, episodes, rounds, steps, None, None, np.zeros((b, n), dtype=np.float32),
                               None, zeros, zeros.copy(), logs, tuple(decisions), None, self.state)
-        legal, illegal = sanitize_actions(joint, self.mask)
+        if self._all_legal and b == 1 and 0 <= min(row := joint[0].tolist()) and max(row) < self._num_actions:
+            legal, illegal = joint, self._clean  # every action legal here and all in range: nothing to replace
+        else:
+            legal, illegal = sanitize_actions(joint, self.mask)
         cooperation = self.game.cooperation(self.state, legal) if self.measure_cooperation else None
         result = (self.game.step(self.state, legal, self._rng) if self._chance is None
                   else self._chance.step(self.state, legal, active))
@@ -377,6 +403,9 @@ class EpisodeEngine:
 
     def _episode_end(self, game_over: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rounds = self.scenario.rounds
+        if self.batch_size == 1 and not isinstance(rounds, ContinuationRounds):  # a batch of one: no array arithmetic
+            over = bool(game_over[0])
+            return np.array([over]), np.array([not over and int(self.rounds[0]) >= rounds])
         terminated = np.asarray(game_over, dtype=bool).copy()
         if isinstance(rounds, ContinuationRounds):
             # one draw per copy after each round, also where the game already ended (so the

@@ -94,7 +94,7 @@ class MasGymEnv(gymnasium.Env):
 
     # ----- what the seat sees --------------------------------------------------------------
     def _observation(self) -> np.ndarray:
-        vector = np.asarray(self.engine.observations[0, self.seat], dtype=np.float32)
+        vector = np.array(self.engine.observations[0, self.seat], dtype=np.float32)  # a copy: the engine's is shared
         if self.channel is None:
             return vector
         heard = self.channel.encode(self.agent, self.engine.inboxes[0][self.agent], self.engine.talking)

@@ -105,8 +105,11 @@ class VectorEnv:
             self.engine.step()
 
     def _views(self, state: State) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        obs = self.game.observe(state)[:, self.learner_seats]
-        mask = self.game.action_mask(state)[:, self.learner_seats] > 0
+        if state is self.engine.state:  # the engine's own (computed once per state, mask already there)
+            obs, mask = self.engine.observations, self.engine.mask
+        else:
+            obs, mask = self.game.observe(state), self.game.action_mask(state)
+        obs, mask = obs[:, self.learner_seats], mask[:, self.learner_seats] > 0
         global_state = self.game.global_state(state)
         if self.channel is None:
             return obs, mask, global_state
@@ -151,9 +154,9 @@ class VectorEnv:
             return torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
 
         return VectorStep(
-            obs=t(obs.astype(np.float32)), mask=t(mask), state=t(state.astype(np.float32)),
-            rewards=t(rewards.astype(np.float32)), terminated=t(terminated), truncated=t(truncated),
-            final_obs=t(final_obs.astype(np.float32)), final_mask=t(final_mask), final_state=t(final_state.astype(np.float32)),
+            obs=t(obs.astype(np.float32, copy=False)), mask=t(mask), state=t(state.astype(np.float32, copy=False)),
+            rewards=t(rewards.astype(np.float32, copy=False)), terminated=t(terminated), truncated=t(truncated),
+            final_obs=t(final_obs.astype(np.float32, copy=False)), final_mask=t(final_mask), final_state=t(final_state.astype(np.float32, copy=False)),
             finished_returns=finished, cooperation=cooperation,
         )
 

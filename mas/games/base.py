@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -216,6 +216,13 @@ class Game(ABC):
         """Legal actions, int8 [B, N, A]; simultaneous games allow everything."""
         batch = next(iter(state.values())).shape[0]
         return np.ones((batch, self.n_agents, self.num_actions), dtype=np.int8)
+
+    def observe_key(self, state: State) -> Hashable | None:
+        """A hashable name of the state such that `observe` and `action_mask` depend on it
+        alone, or None (the default: no such name). A batch of one reuses the arrays of a
+        state it saw before under the same key; it is called every step, so keep it cheap
+        (a few `tobytes`), and override it only for games with few distinct observations."""
+        return None
 
     # ----- meaning, for metrics and text ---------------------------------------------
     def cooperation(self, state: State, actions: np.ndarray) -> np.ndarray | None:

@@ -170,7 +170,10 @@ class NormalFormGame(Game):
         return self.table[tuple(actions[:, i] for i in range(self.n_agents))]
 
     def step(self, state: State, actions: np.ndarray, rng: np.random.Generator) -> StepResult:
-        history = np.concatenate([actions[:, None, :], state["history"][:, :-1, :]], axis=1)
+        if self.memory == 1:  # nothing older to keep (a copy: the caller keeps its actions)
+            history = actions[:, None, :].copy()
+        else:
+            history = np.concatenate([actions[:, None, :], state["history"][:, :-1, :]], axis=1)
         new_state = {"history": history, "played": state["played"] + 1}
         terminated = np.zeros(actions.shape[0], dtype=bool)
         return StepResult(new_state, self.payoffs(actions), terminated)
@@ -182,6 +185,10 @@ class NormalFormGame(Game):
         encoded = one_hot(seen, self.num_actions).transpose(0, 2, 1, 3, 4).reshape(batch, self.n_agents, -1)
         first = (state["played"] == 0).astype(np.float32)[:, None, None].repeat(self.n_agents, axis=1)
         return np.concatenate([encoded, first], axis=-1)
+
+    def observe_key(self, state: State) -> tuple[bytes, tuple[bool, ...]]:
+        # what `observe` reads: the history and whether a round was played (not how many)
+        return state["history"].tobytes(), tuple(p == 0 for p in state["played"].tolist())
 
     def global_state(self, state: State) -> np.ndarray:
         batch = state["history"].shape[0]

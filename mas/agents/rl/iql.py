@@ -167,6 +167,8 @@ class TabularIQL(_IQLBase):
         self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")  # Monte Carlo: running episodes
         self._mc_error = 0.0  # Monte Carlo: the last update's mean |G - Q| (logged as td_error)
         self._prior: np.ndarray | None = None  # LLM-guided exploration [L, A], resolved against the training env
+        # (step returned by the last update, its final observations, their rows per table)
+        self._last_rows: tuple[VectorStep, np.ndarray, list[np.ndarray]] | None = None
 
     @property
     def boltzmann(self) -> bool:
@@ -195,18 +197,30 @@ class TabularIQL(_IQLBase):
         explore = self.rng.random(len(rows)) < epsilon
         return np.where(explore, random_legal, greedy)
 
-    def _explore(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _explore(self, obs: np.ndarray, mask: np.ndarray, rows: list[np.ndarray] | None = None) -> np.ndarray:
         actions = np.empty(obs.shape[:2], dtype=np.int64)
         for l in range(self.n_learners):
-            actions[:, l] = self._policy(l, self.tables[l].rows(obs[:, l]), mask[:, l], self.exploring)
+            found = self.tables[l].rows(obs[:, l]) if rows is None else rows[l]
+            actions[:, l] = self._policy(l, found, mask[:, l], self.exploring)
         return actions
+
+    def _obs_rows(self, step: VectorStep, obs: np.ndarray) -> list[np.ndarray]:
+        """Each table's rows of the step's observations: the last update's rows of the final
+        observations when they are these (no copy restarted), else looked up (in learner
+        order, each table adding its unseen states as it always did)."""
+        last = self._last_rows
+        if last is not None and last[0] is step and np.array_equal(last[1], obs):
+            return last[2]
+        return [table.rows(obs[:, l]) for l, table in enumerate(self.tables)]
 
     def collect_and_update(self, env: Any, step: VectorStep) -> tuple[VectorStep, dict[str, float], int]:
         """One vector step of every copy, then one batched update of every table."""
         if self._prior is None and priors.has_prior(self.config):
             self._prior = priors.prior_matrix(self.config, env)
         obs, mask = step.obs.cpu().numpy(), step.mask.cpu().numpy()
-        actions = self._pending if self._pending is not None else self._explore(obs, mask)
+        # one lookup per table and observation batch: acting and the update share the rows
+        obs_rows = self._obs_rows(step, obs)
+        actions = self._pending if self._pending is not None else self._explore(obs, mask, obs_rows)
         nxt = env.step(actions)
         self.env_steps += env.num_envs
         rewards = nxt.rewards.cpu().numpy().astype(np.float64)
@@ -217,9 +231,11 @@ class TabularIQL(_IQLBase):
         pending = np.empty_like(actions)
         td_abs = 0.0
         keys, tails = np.empty_like(actions), np.empty_like(rewards)
+        final_rows = []
         for l, table in enumerate(self.tables):
-            rows = table.rows(obs[:, l])
+            rows = obs_rows[l]
             next_rows = table.rows(final_obs[:, l])
+            final_rows.append(next_rows)
             next_q = np.where(final_mask[:, l], table.q[next_rows], -np.inf)
             if sarsa:
                 chosen = self._policy(l, next_rows, final_mask[:, l], self.exploring)
@@ -243,6 +259,7 @@ class TabularIQL(_IQLBase):
             if done.any():
                 pending[done] = self._explore(nxt.obs.cpu().numpy()[done], nxt.mask.cpu().numpy()[done])
             self._pending = pending
+        self._last_rows = (nxt, final_obs, final_rows)
         level = {"temperature": self.temperature} if self.boltzmann else {"epsilon": self.epsilon}
         return nxt, {**level, "td_error": td_abs / self.n_learners}, env.num_envs
 
@@ -284,6 +301,7 @@ class TabularIQL(_IQLBase):
         self.tables = [QTable.from_state_dict(t, self.num_actions) for t in tables]
         self.env_steps = int(data["env_steps"])
         self._pending = None
+        self._last_rows = None
         self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")
 
 
