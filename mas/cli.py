@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_seed, help="master seed (default: the scenario's)")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     train.add_argument("--out", type=Path, help="training run directory (default: runs/<scenario>-train-<timestamp>)")
-    train.add_argument("--resume", type=Path, help="continue from this checkpoint")
+    train.add_argument("--resume", type=Path, help="continue from this checkpoint (numeric learners) or training run directory (llm-ppo, llm-mappo)")
     train.add_argument("--eval-every", type=_positive_int, help="environment steps between evaluations and checkpoints (default steps/10)")
     train.add_argument("--eval-episodes", type=_eval_episodes, default=32, help="greedy episodes per evaluation (default 32, at most 100,000)")
     train.add_argument("--episodes", type=_count, default=10, help="episodes played by the trained agents into <out>/eval at the end (0: none)")

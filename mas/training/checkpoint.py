@@ -9,8 +9,7 @@ a checkpoint file cannot run code. Contents (format version 1):
     obs_dim, state_dim, num_actions, game_kind: what the networks were built for
     seed, env_steps: for resuming; learner: the learner's state dict (tensors, numbers)
 
-LLM learners (`save_llm_checkpoint`) write a peft adapter directory (what `backend.adapter`
-loads for play) and a torch file with the critic, the optimisers and the run's identity.
+LLM learners write their own checkpoints (`mas.training.llm_checkpoint`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -151,12 +149,3 @@ def load_learner_state(learner: Any, state: dict[str, Any], where: str) -> None:
 def make_learner(algorithm: str, config: Any, env: Any, device: torch.device, seed: int, total_steps: int) -> Any:
     """A fresh learner of `algorithm` (a registered numeric learner) for an env's shapes."""
     return registry.learner_factory(registry.get(algorithm))(config, env, device, seed, total_steps)
-
-
-def save_llm_checkpoint(lm: Any, learner: Any, adapter_dir: Path, path: Path, algo: str, names: Sequence[str],
-                        env_steps: int, seed: int) -> None:
-    """The adapters (peft directory) and everything else an LLM training run holds (torch file)."""
-    lm.save(adapter_dir)
-    data = {"algorithm": algo, "learners": list(names), "env_steps": env_steps, "seed": seed,
-            "config": dataclasses.asdict(learner.config), "adapter": str(adapter_dir.resolve()), **learner.state_dict()}
-    save_atomically(data, path)

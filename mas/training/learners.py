@@ -48,6 +48,11 @@ def infer_algo(scenario: Scenario, resume: Path | None = None) -> str:
     if resume is not None:
         from mas.training.checkpoint import load_checkpoint
 
+        if Path(resume).is_dir() and (Path(resume) / "train.json").is_file():  # an LLM run directory
+            try:
+                return str(json.loads((Path(resume) / "train.json").read_text(encoding="utf-8"))["algorithm"])
+            except (OSError, ValueError, KeyError, TypeError):
+                raise MasError(f"--resume {resume}: unreadable train.json; name the algorithm with --algo") from None
         return load_checkpoint(resume)["algorithm"]
     types = sorted({a.policy.type for a in scenario.agents} & registry.learner_types())
     if len(types) != 1:
@@ -122,5 +127,5 @@ def llm_learners(scenario: Scenario, algo: str, learners: Sequence[str] | None) 
             raise MasError(f"{where}.narrator: --algo {algo} does not train with a narrator; remove it")
         models.add((spec.backend.model, spec.backend.adapter))
     if len(models) > 1:
-        raise MasError(f"--algo {algo}: the learners share one set of adapters, so they must use one backend model; found {sorted(map(str, models))}")
+        raise MasError(f"--algo {algo}: the learners train adapters on one base model, so they must use one backend model; found {sorted(map(str, models))}")
     return names

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,11 +65,13 @@ def write_play_scenario(scenario: Scenario, learners: Sequence[str], checkpoint:
     return _write_play(scenario, learners, path, lambda agent: {"type": "checkpoint", "path": where, "agent": agent["id"]})
 
 
-def write_llm_play_scenario(scenario: Scenario, learners: Sequence[str], adapter_dir: Path, path: Path) -> Scenario:
-    """The scenario with each learner's LLM backend loading the trained adapters; as YAML."""
-    where = str(Path(adapter_dir).resolve())
+def write_llm_play_scenario(scenario: Scenario, learners: Sequence[str], adapter_dir: Path | Mapping[str, Path],
+                            path: Path) -> Scenario:
+    """The scenario with each learner's LLM backend loading the trained adapter (one shared
+    directory, or a directory per agent id); as YAML."""
+    where = {a: str(Path(adapter_dir if isinstance(adapter_dir, (str, Path)) else adapter_dir[a]).resolve()) for a in learners}
     return _write_play(scenario, learners, path,
-                       lambda agent: {**agent["policy"], "backend": {**agent["policy"]["backend"], "adapter": where}})
+                       lambda agent: {**agent["policy"], "backend": {**agent["policy"]["backend"], "adapter": where[agent["id"]]}})
 
 
 def _write_play(scenario: Scenario, learners: Sequence[str], path: Path, policy: Callable[[dict], dict]) -> Scenario:

@@ -121,6 +121,7 @@ class LLMPPOConfig:
     group_size: int = hp(4, "group: episodes per group (one game seed, different sampling seeds); divides episodes_per_update.", ge=2)
     group_std: bool = hp(True, "group: divide the advantages by the group's standard deviation (GRPO); false: the mean baseline only.")
     episodes_per_update: int = hp(4, "Episodes played between two updates.", ge=1)
+    adapters: Literal["shared", "per_agent", "selfplay"] = hp("shared", "shared: one LoRA adapter for all learners (parameter sharing); per_agent: each learner its own adapter, trained on its own decisions and saved to adapters/<agent>; selfplay: one shared adapter played in every seat, the other seats' policies set aside.")
     train: Literal["actions", "messages", "both"] = hp("actions", "What the update trains: the action choice, the messages the learners write (token-level policy gradient; needs learners that talk), or both.")
     batched: bool = hp(True, "Play an update's episodes (and the evaluation's) at once as copies of the engine, every step's decisions in one packed scoring call; false: one episode at a time.")
     epochs: int = hp(4, "Passes over each batch (ppo).", ge=1)

@@ -53,9 +53,12 @@ class TrainableLM:
         loaded: the model and tokenizer (`models.load_model`); its weights are copied.
         lora: adapter shape.
         seed: seeds the adapters' initialisation.
+        adapters: names of separate adapters on the one base model (peft's named adapters;
+            per-agent training names them by agent id); None: one shared adapter, "default".
+            One is active at a time (`using`); scoring and generation go through it.
     """
 
-    def __init__(self, loaded: LoadedModel, lora: LoraSettings, seed: int) -> None:
+    def __init__(self, loaded: LoadedModel, lora: LoraSettings, seed: int, adapters: Sequence[str] | None = None) -> None:
         try:
             from peft import LoraConfig, get_peft_model
         except ModuleNotFoundError:
@@ -65,7 +68,15 @@ class TrainableLM:
         torch.manual_seed(seed)  # LoRA A matrices are drawn from torch's global generator
         config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=0.0,
                             target_modules=list(lora.target_modules), bias="none")
-        self.model = get_peft_model(copy.deepcopy(loaded.model), config)
+        self.adapter_names = list(adapters) if adapters else ["default"]
+        self.model = get_peft_model(copy.deepcopy(loaded.model), config, adapter_name=self.adapter_names[0])
+        for i, name in enumerate(self.adapter_names[1:], start=1):
+            torch.manual_seed(seed + i)  # each adapter its own draw (B starts at zero: same policy)
+            self.model.add_adapter(name, config)
+        self.active = self.adapter_names[0]
+        self._lora = {name: [p for n, p in self.model.named_parameters() if "lora_" in n and n.split(".")[-2] == name]
+                      for name in self.adapter_names}
+        self._all_trainable()
         self.model.eval()  # no dropout anywhere: the scores are those of play
         self.hidden_size = int(self.model.get_base_model().config.hidden_size)
         self._prompt_ids: dict[tuple[tuple[str, str], ...], list[int]] = {}
@@ -83,9 +94,56 @@ class TrainableLM:
         # transformers 5 renamed `past_key_values` to `cache`; accept either (as local.py does)
         self._cache_arg = "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
-    def parameters(self) -> list[nn.Parameter]:
-        """The trainable (adapter) parameters."""
-        return [p for p in self.model.parameters() if p.requires_grad]
+    def parameters(self, adapter: str | None = None) -> list[nn.Parameter]:
+        """The trainable parameters of one adapter, or of all of them."""
+        if adapter is not None:
+            return list(self._lora[adapter])
+        return [p for name in self.adapter_names for p in self._lora[name]]
+
+    def adapter_for(self, agent: str) -> str:
+        """The adapter that plays `agent`: its own when it has one, else the shared one."""
+        return agent if agent in self._lora else self.adapter_names[0]
+
+    @contextlib.contextmanager
+    def using(self, adapter: str | None) -> Any:
+        """Score and generate with `adapter` active inside the block (None: the active one)."""
+        previous = self.active
+        if adapter is None or adapter == previous:
+            yield
+            return
+        self._activate(adapter)
+        try:
+            yield
+        finally:
+            self._activate(previous)
+
+    def _activate(self, adapter: str) -> None:
+        self.model.set_adapter(adapter)
+        self.active = adapter
+        self._all_trainable()
+
+    def _all_trainable(self) -> None:
+        # peft freezes inactive adapters on `set_adapter`; a graph built with one adapter
+        # active must still reach its parameters after another was activated
+        for p in self.parameters():
+            p.requires_grad_(True)
+
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        """Every adapter's weights by parameter name (exact; for resuming)."""
+        return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if "lora_" in n}
+
+    def load_adapter_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Weights from `adapter_state`; names and shapes must match (KeyError/ValueError)."""
+        params = {n: p for n, p in self.model.named_parameters() if "lora_" in n}
+        if set(params) != set(state):
+            missing = sorted(set(params) ^ set(state))
+            raise KeyError(f"adapter parameter {missing[0]}")
+        with torch.no_grad():
+            for n, p in params.items():
+                if tuple(state[n].shape) != tuple(p.shape):
+                    raise ValueError(f"adapter parameter {n}: shape {tuple(state[n].shape)}, expected {tuple(p.shape)}")
+                p.copy_(state[n].to(p.device))
+        self.forget_prefixes()
 
     # ----- tokens, as `TransformersBackend` makes them ------------------------------------
     def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
@@ -243,9 +301,10 @@ class TrainableLM:
         is then computed and kept): rows that share more than the system turn this time
         still reuse what every earlier call computed once."""
         best = 0
+        which = self.active if adapters else None
         for kept_adapters, tokens in self._prefixes:
             n = len(tokens)
-            if kept_adapters == adapters and best < n <= shared and seq[:n] == tokens:
+            if kept_adapters == which and best < n <= shared and seq[:n] == tokens:
                 best = n
         return best or shared
 
@@ -265,7 +324,7 @@ class TrainableLM:
         with context:
             past = None
             if shared > 0:
-                key = (adapters, seqs[0][:shared])
+                key = (self.active if adapters else None, seqs[0][:shared])
                 past = self._prefixes.get(key) if not torch.is_grad_enabled() else None
                 if past is None:
                     ids = torch.tensor([seqs[0][:shared]], device=self.device)
@@ -295,8 +354,13 @@ class TrainableLM:
             return out.last_hidden_state
 
     def save(self, path: Path) -> None:
-        """Write the adapters as a peft directory (what `backend.adapter` loads)."""
-        self.model.save_pretrained(str(path))
+        """Write the adapters as peft directories (what `backend.adapter` loads): the shared
+        adapter in `path`, separate adapters in `path/<name>` each."""
+        if self.adapter_names == ["default"]:
+            self.model.save_pretrained(str(path))
+            return
+        for name in self.adapter_names:  # peft writes a non-default adapter to path/<name>
+            self.model.save_pretrained(str(Path(path) / name if name == "default" else path), selected_adapters=[name])
 
 
 class ScoringBackend(LLMBackend):
@@ -310,9 +374,10 @@ class ScoringBackend(LLMBackend):
     weights (`TrainableLM.forget_prefixes`) forgets them.
     """
 
-    def __init__(self, lm: TrainableLM, name: str, base_scores: bool = True) -> None:
+    def __init__(self, lm: TrainableLM, name: str, base_scores: bool = True, adapter: str | None = None) -> None:
         self.lm = lm
         self.name = name
+        self.adapter = adapter  # which of the model's adapters plays (None: the active one)
         self.base_scores = base_scores
         self.extras: dict[Any, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._lock = threading.Lock()
@@ -329,7 +394,7 @@ class ScoringBackend(LLMBackend):
         log-probabilities and the prompt's hidden state are kept for `take_message`."""
         if not requests:
             return []
-        with self._lock, torch.no_grad():
+        with self._lock, torch.no_grad(), self.lm.using(self.adapter):
             made = self.lm.generate([r.messages for r in requests], [r.max_tokens for r in requests],
                                     [r.temperature for r in requests], [r.seed for r in requests])
             temperatures = [r.temperature if r.temperature > 0 else 1.0 for r in requests]
@@ -350,7 +415,7 @@ class ScoringBackend(LLMBackend):
     def score(self, requests: Sequence[ScoreRequest]) -> list[Scores]:
         if not requests:
             return []
-        with self._lock, torch.no_grad():
+        with self._lock, torch.no_grad(), self.lm.using(self.adapter):
             if self._memo_version != self.lm.version:
                 self._memo.clear()
                 self._memo_version = self.lm.version

@@ -20,7 +20,10 @@ recorded prompts with gradients through LoRA adapters (`llm_model.TrainableLM`).
 - `llm-mappo`: a separate critic (MLP) on the game's global state `env.state()`, one value
   per learner (centralised training, decentralised play); `centralised_critic: true`.
 
-All learners share one set of adapters (parameter sharing). Advantages come from GAE over
+All learners share one set of adapters (parameter sharing), or each has its own
+(`adapters: per_agent`: a named peft adapter per learner on the one base model, each
+scored, sampled and updated on its own agent's decisions, with its own optimiser).
+Advantages come from GAE over
 each agent's decisions in an episode (`estimator: ppo`, clipped objective, several epochs),
 or from Monte-Carlo returns minus the learned baseline (`estimator: reinforce`, one epoch,
 no clipping; the ablation), or from a group baseline (`estimator: group`, GRPO/RLOO-style:
@@ -90,7 +93,9 @@ class Rollouts:
     def __init__(self, scenario: Any, learners: list[str], backend: Any, train: str = "actions") -> None:
         self.scenario = scenario
         self.learners = learners
-        self.backend = backend
+        # one ScoringBackend for all learners, or a mapping agent -> its own (per-agent adapters)
+        self.backends = dict(backend) if isinstance(backend, dict) else dict.fromkeys(learners, backend)
+        self.backend = self.backends[learners[0]]
         self.train = train  # which decisions are kept: actions, messages or both
         self._engines: dict[int, Any] = {}
         self.engine = self._engine(1)
@@ -103,15 +108,33 @@ class Rollouts:
         from mas.episode import EpisodeEngine
 
         if copies not in self._engines:
-            engine = EpisodeEngine(self.scenario, batch_size=copies)
+            engine = EpisodeEngine(self._separated(), batch_size=copies)
             for group in (g for groups in engine.groups for g in groups):
                 if set(group.agents) & set(self.learners):
                     if not set(group.agents) <= set(self.learners) or not isinstance(group.policy, LLMPolicy):
                         raise MasError(f"agents {group.agents} share one policy spec but not all of them learn; "
                                        "give the learners their own spec or name them all in --learners")
-                    group.policy._backends["policy"] = RecordingBackend(self.backend)
+                    group.policy._backends["policy"] = RecordingBackend(self.backends[group.agents[0]])
             self._engines[copies] = engine
         return self._engines[copies]
+
+    def _separated(self) -> Any:
+        """The scenario, with learners on separate backends given specs of their own: equal
+        specs share one policy instance, hence one backend. The mark (a backend.adapter that
+        is never loaded: the policy's backend is replaced) changes nothing the agent sees."""
+        if len({id(b) for b in self.backends.values()}) == 1:
+            return self.scenario
+        from mas.scenario import parse_scenario
+
+        data = self.scenario.to_dict()
+        for agent in data["agents"]:
+            if agent["id"] in self.backends:
+                agent["policy"]["backend"]["adapter"] = f"<training:{agent['id']}>"
+        return parse_scenario(data, source=f"{self.scenario.name} (per-agent training)")
+
+    def all_backends(self) -> list[Any]:
+        """The distinct learner backends."""
+        return list({id(b): b for b in self.backends.values()}.values())
 
     def play(self, seed: int, episode: int, group: int | None = None) -> tuple[list[list[Decision]], EpisodeStats]:
         """One episode on the engine (seeded as `mas run` seeds it): each learner's
@@ -129,7 +152,8 @@ class Rollouts:
             [child_seed(seed, "group", g) for g in groups]
         rngs = [np.random.default_rng(s) for s in games]  # each copy plays as a batch of one would
         engine.reset(rngs[0], episodes=episodes, rngs=rngs)
-        self.backend.clear_cache()
+        for backend in self.all_backends():
+            backend.clear_cache()
         trajectories: list[dict[str, list[Decision]]] = [{a: [] for a in self.learners} for _ in episodes]
         stats = [EpisodeStats(returns=dict.fromkeys(self.learners, 0.0)) for _ in episodes]
         seats = {a: engine.agent_ids.index(a) for a in self.learners}
@@ -141,7 +165,8 @@ class Rollouts:
                     self._messages(moved.decisions[c], states[c], trajectories[c])
                 if not moved.talking:
                     self._record(moved, int(c), states[c], trajectories[c], stats[c], seats)
-            self.backend.clear_cache()
+            for backend in self.all_backends():
+                backend.clear_cache()
         for copy in trajectories:
             for agent in self.learners:
                 if copy[agent]:
@@ -155,7 +180,7 @@ class Rollouts:
                 if call["op"] != "generate":
                     continue
                 prompt = tuple(call["request"]["messages"])
-                said = self.backend.take_message(prompt, call["request"]["seed"])
+                said = self.backends[agent].take_message(prompt, call["request"]["seed"])
                 trajectories[agent].append(Decision(
                     agent=agent, prompts=[prompt], candidates=(), temperature=said.temperature, action=-1,
                     old_logp=float(said.logps.sum()), probs=np.zeros(0), base_probs=None, hidden=said.hidden,
@@ -187,10 +212,11 @@ class Rollouts:
         prompts = [tuple(c["request"]["messages"]) for c in calls]
         candidates = tuple(calls[0]["request"]["candidates"])
         probs = np.array([record["distribution"][c] for c in candidates])
-        hidden, base = self.backend.take_extras(prompts[0])
+        backend = self.backends[agent]
+        hidden, base = backend.take_extras(prompts[0])
         base_probs = None
-        if self.backend.base_scores:
-            base_scores = [self.backend.take_extras(p)[1] for p in prompts]
+        if backend.base_scores:
+            base_scores = [backend.take_extras(p)[1] for p in prompts]
             base_probs = mixture(base_scores, self._temperature(agent)).cpu().numpy()
         action = candidates.index(record["action"])
         return Decision(agent=agent, prompts=prompts, candidates=candidates, temperature=self._temperature(agent),
@@ -225,7 +251,8 @@ class LLMPPO:
         else:
             self.critic = nn.Linear(lm.hidden_size, 1)
         self.critic.to(lm.device)
-        self.policy_opt = torch.optim.Adam(lm.parameters(), lr=config.lr)
+        # one optimiser per adapter: separate adapters are separate policies (own steps, own clip)
+        self.policy_opts = {name: torch.optim.Adam(lm.parameters(name), lr=config.lr) for name in lm.adapter_names}
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
 
     def values(self, batch: list[Decision]) -> torch.Tensor:
@@ -281,7 +308,7 @@ class LLMPPO:
             for start in range(0, len(batch), cfg.minibatch):
                 idx = order[start: start + cfg.minibatch]
                 mb = [batch[i] for i in idx]
-                terms = decision_terms(self.lm, mb, message_kl=cfg.kl_coef > 0)
+                terms = self._terms(mb, message_kl=cfg.kl_coef > 0)
                 a = adv[torch.as_tensor(idx, device=adv.device)]
                 policy_loss, approx_kl, clip_frac = policy_loss_of(terms, a, cfg.estimator, cfg.clip)
                 loss = policy_loss
@@ -292,11 +319,13 @@ class LLMPPO:
                 if kls and cfg.kl_coef > 0:
                     loss = loss + cfg.kl_coef * torch.stack(kls).mean()
                 value_loss = ((self.values(mb) - ret[torch.as_tensor(idx, device=ret.device)]) ** 2).mean()
-                self.policy_opt.zero_grad()
+                for opt in self.policy_opts.values():
+                    opt.zero_grad()
                 self.critic_opt.zero_grad()
                 (loss + value_loss).backward()  # separate parameters: the value head reads detached states
-                nn.utils.clip_grad_norm_(self.lm.parameters(), cfg.max_grad_norm)
-                self.policy_opt.step()
+                for name, opt in self.policy_opts.items():
+                    nn.utils.clip_grad_norm_(self.lm.parameters(name), cfg.max_grad_norm)
+                    opt.step()  # an adapter with no decision in the minibatch has no gradient: unchanged
                 self.critic_opt.step()
                 with torch.no_grad():
                     sums["policy_loss"] += float(policy_loss)
@@ -316,6 +345,34 @@ class LLMPPO:
                                                    - np.log(np.clip(d.base_probs, 1e-12, None)))).sum() for d in with_base]))
         return out
 
+    def _terms(self, decisions: list[Decision], message_kl: bool) -> list[Any]:
+        """`decision_terms`, each decision scored with its agent's adapter."""
+        by_adapter: dict[str, list[int]] = {}
+        for i, d in enumerate(decisions):
+            by_adapter.setdefault(self.lm.adapter_for(d.agent), []).append(i)
+        out: list[Any] = [None] * len(decisions)
+        for name, idx in by_adapter.items():
+            with self.lm.using(name):
+                for i, t in zip(idx, decision_terms(self.lm, [decisions[i] for i in idx], message_kl=message_kl)):
+                    out[i] = t
+        return out
+
     def state_dict(self) -> dict[str, Any]:
-        return {"critic": self.critic.state_dict(), "policy_opt": self.policy_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict()}
+        """Critic, optimisers and the minibatch generator (JSON text: plain values only)."""
+        import json
+
+        return {"critic": self.critic.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+                "policy_opts": {name: opt.state_dict() for name, opt in self.policy_opts.items()},
+                "minibatch_rng": json.dumps(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict` (a checkpoint of this learner's shape)."""
+        import json
+
+        if set(state["policy_opts"]) != set(self.policy_opts):
+            raise ValueError(f"adapters {sorted(state['policy_opts'])}, this run has {sorted(self.policy_opts)}")
+        self.critic.load_state_dict(state["critic"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        for name, opt in self.policy_opts.items():
+            opt.load_state_dict(state["policy_opts"][name])
+        self.rng.bit_generator.state = json.loads(state["minibatch_rng"])
