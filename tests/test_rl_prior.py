@@ -54,7 +54,10 @@ def test_the_stored_prior_is_the_mean_of_the_agents_action_distributions(tmp_pat
 
 @pytest.mark.parametrize(("spec", "values", "message"), [
     (IQLSpec, {"prior": {"Stag": 1.0}, "prior_run": "x"}, "either prior or prior_run"),
-    (IQLSpec, {"prior": {"Stag": 1.0}, "variant": "dqn"}, "tabular epsilon_greedy only"),
+    (IQLSpec, {"prior": {"Stag": 1.0}, "exploration": "boltzmann"}, "epsilon_greedy only"),
+    (IQLSpec, {"prior": {"Stag": 1.0}, "prior_mode": "situation"}, "prior_mode situation needs prior_run"),
+    (IQLSpec, {"prior_words": {"stag": 1.0}}, "prior_words needs prior or prior_run"),
+    (IQLSpec, {"prior": {"Stag": 1.0}, "prior_words": {"stag": 0.0}}, "prior_words: probabilities"),
     (IQLSpec, {"prior": {"Stag": 0.0}}, "not all 0"),
     (IQLSpec, {"prior_agent": "llm"}, "prior_agent needs prior_run"),
     (MAPPOSpec, {"prior": {"Stag": 1.0}}, "kl_prior_coef > 0 or bc_epochs > 0"),

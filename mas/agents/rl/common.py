@@ -148,13 +148,19 @@ def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return logits.masked_fill(~mask, -1e9)
 
 
-def epsilon_greedy(q: torch.Tensor, mask: torch.Tensor, epsilon: float, generator: torch.Generator) -> torch.Tensor:
-    """Argmax of Q over legal actions; with probability epsilon a uniform legal action."""
+def epsilon_greedy(q: torch.Tensor, mask: torch.Tensor, epsilon: float, generator: torch.Generator,
+                   explore_probs: torch.Tensor | None = None) -> torch.Tensor:
+    """Argmax of Q over legal actions; with probability epsilon a uniform legal action, or
+    one drawn from `explore_probs` (like `mask`, zero off the legal actions) when given."""
     greedy = masked_logits(q, mask).argmax(-1)
-    noise = torch.rand(mask.shape, generator=generator, device=generator.device)
-    uniform = torch.where(mask, noise, torch.full_like(noise, -1.0)).argmax(-1)
+    if explore_probs is None:
+        noise = torch.rand(mask.shape, generator=generator, device=generator.device)
+        random_legal = torch.where(mask, noise, torch.full_like(noise, -1.0)).argmax(-1)
+    else:
+        flat = explore_probs.reshape(-1, explore_probs.shape[-1])
+        random_legal = torch.multinomial(flat, 1, generator=generator).reshape(greedy.shape)
     explore = torch.rand(greedy.shape, generator=generator, device=generator.device) < epsilon
-    return torch.where(explore, uniform, greedy)
+    return torch.where(explore, random_legal, greedy)
 
 
 def torch_generator(seed: int, device: torch.device) -> torch.Generator:

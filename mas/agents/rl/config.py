@@ -40,11 +40,21 @@ def _prior_hp() -> Any:
 
 
 def _prior_run_hp() -> Any:
-    return hp(None, "LLM-guided: a run directory whose stored LLM action distributions, averaged, are the prior.")
+    return hp(None, "LLM-guided: a run directory whose stored LLM action distributions make the prior (averaged, or per state: prior_mode).")
 
 
 def _prior_agent_hp() -> Any:
     return hp(None, "LLM-guided: whose stored decisions in prior_run make the prior (default: the learner's own id).")
+
+
+def _prior_mode_hp() -> Any:
+    return hp("marginal", "LLM-guided, prior_run: marginal: one distribution per learner, the mean of the stored ones; situation: "
+              "the run replayed so each stored distribution is paired with the learner observation it was made in, a "
+              "distribution per state (the marginal where the run never went).")
+
+
+def _prior_words_hp() -> Any:
+    return hp(None, "LLM-guided, learners that talk: a prior over the message tokens, {word: p} ('' is silence); default uniform.")
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,8 @@ class IQLConfig:
     prior: dict[str, float] | None = _prior_hp()
     prior_run: str | None = _prior_run_hp()
     prior_agent: str | None = _prior_agent_hp()
+    prior_mode: Literal["marginal", "situation"] = _prior_mode_hp()
+    prior_words: dict[str, float] | None = _prior_words_hp()
 
 
 @dataclass(frozen=True)
@@ -106,9 +118,11 @@ class MAPPOConfig:
     prior: dict[str, float] | None = _prior_hp()
     prior_run: str | None = _prior_run_hp()
     prior_agent: str | None = _prior_agent_hp()
+    prior_mode: Literal["marginal", "situation"] = _prior_mode_hp()
+    prior_words: dict[str, float] | None = _prior_words_hp()
     kl_prior_coef: float = hp(0.0, "LLM-guided: weight of the KL(policy || prior) penalty at the start.", ge=0.0)
     kl_prior_fraction: float = hp(0.5, "LLM-guided: fraction of the training steps over which kl_prior_coef falls linearly to 0.", gt=0.0, le=1.0)
-    bc_epochs: int = hp(0, "LLM-guided: warm start, behaviour-cloning epochs toward the prior on a first rollout played from it.", ge=0, le=100_000)
+    bc_epochs: int = hp(0, "LLM-guided: warm start, behaviour-cloning epochs toward the prior on a first rollout played from it (prior_mode situation: on the stored decisions' states, no rollout).", ge=0, le=100_000)
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,13 @@ def _check_prior(spec: Any) -> None:
             raise ValueError("prior: probabilities must be >= 0 and not all 0")
     if spec.prior_agent is not None and spec.prior_run is None:
         raise ValueError("prior_agent needs prior_run")
+    if spec.prior_mode == "situation" and spec.prior_run is None:
+        raise ValueError("prior_mode situation needs prior_run (the stored run to replay)")
+    if spec.prior_words is not None:
+        if spec.prior is None and spec.prior_run is None:
+            raise ValueError("prior_words needs prior or prior_run (the prior over game actions)")
+        if any(p < 0 for p in spec.prior_words.values()) or sum(spec.prior_words.values()) <= 0:
+            raise ValueError("prior_words: probabilities must be >= 0 and not all 0")
 
 
 def _check_mappo(spec: Any) -> Any:
@@ -233,8 +254,8 @@ def _check_mappo(spec: Any) -> Any:
 
 def _check_iql(spec: Any) -> Any:
     _check_prior(spec)
-    if (spec.prior is not None or spec.prior_run is not None) and (spec.variant != "tabular" or spec.exploration != "epsilon_greedy"):
-        raise ValueError("prior: exploration from a prior is implemented for tabular epsilon_greedy only")
+    if (spec.prior is not None or spec.prior_run is not None) and spec.exploration != "epsilon_greedy":
+        raise ValueError("prior: exploration from a prior is implemented for epsilon_greedy only")
     if spec.update in ("sarsa", "monte_carlo") and spec.variant != "tabular":
         raise ValueError(f"update: {spec.update} is implemented for the tabular variant only; use update: q_learning with dqn")
     if spec.exploration == "boltzmann" and spec.variant != "tabular":

@@ -17,11 +17,13 @@ Two variants, chosen by `IQLConfig.variant`:
   one copy, 0.50 with 16, 20 seeds at 50k rounds, each seed ending near 0.95 or at 0).
   Tables live in numpy on the CPU: a table lookup gains nothing from a GPU.
   LLM-guided (`prior` or `prior_run`, `mas.agents.rl.prior`): epsilon's exploratory
-  actions are drawn from the prior over the legal actions instead of uniformly, in
-  training only (a checkpoint played in sample mode explores uniformly).
+  actions are drawn from the prior over the legal actions instead of uniformly (the prior
+  of the current state with `prior_mode: situation`), in training only (a checkpoint
+  played in sample mode explores uniformly).
 - **dqn**: a Q-network per agent (or one shared network with the agent id appended),
   a replay buffer, a target network copied every `target_update_interval` gradient
   steps, Huber loss, and double Q-learning (Hasselt et al.) when `double_q` is set.
+  LLM-guided: epsilon's exploratory actions come from the prior, as in the tabular variant.
 
 Episode ends: a terminated episode has no future value; a truncated one (a round limit)
 bootstraps from its final observation, since the agent cannot see the limit coming.
@@ -166,7 +168,7 @@ class TabularIQL(_IQLBase):
         self._pending: np.ndarray | None = None  # SARSA: the actions already chosen for the current obs
         self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")  # Monte Carlo: running episodes
         self._mc_error = 0.0  # Monte Carlo: the last update's mean |G - Q| (logged as td_error)
-        self._prior: np.ndarray | None = None  # LLM-guided exploration [L, A], resolved against the training env
+        self._prior: priors.Prior | None = None  # LLM-guided exploration, resolved against the training env
         # (step returned by the last update, its final observations, their rows per table)
         self._last_rows: tuple[VectorStep, np.ndarray, list[np.ndarray]] | None = None
 
@@ -179,8 +181,9 @@ class TabularIQL(_IQLBase):
         """The current exploration level: epsilon, or the Boltzmann temperature."""
         return self.temperature if self.boltzmann else self.epsilon
 
-    def _policy(self, learner: int, rows: np.ndarray, mask: np.ndarray, level: float) -> np.ndarray:
-        """Actions at exploration `level` (epsilon, or the temperature; 0 is greedy)."""
+    def _policy(self, learner: int, rows: np.ndarray, mask: np.ndarray, level: float, obs: np.ndarray | None = None) -> np.ndarray:
+        """Actions at exploration `level` (epsilon, or the temperature; 0 is greedy) at the
+        observations `obs` (their table `rows`)."""
         q = np.where(mask, self.tables[learner].q[rows], -np.inf)
         greedy = q.argmax(-1)
         if self.boltzmann:
@@ -191,7 +194,7 @@ class TabularIQL(_IQLBase):
             return (q / level + gumbel).argmax(-1)
         epsilon = level
         if self._prior is not None:
-            random_legal = priors.sample(priors.masked_prior(self._prior[learner], mask), self.rng)
+            random_legal = priors.sample(self._prior.learner_probs(learner, obs, mask), self.rng)
         else:
             random_legal = np.where(mask, self.rng.random(mask.shape), -1.0).argmax(-1)
         explore = self.rng.random(len(rows)) < epsilon
@@ -201,7 +204,7 @@ class TabularIQL(_IQLBase):
         actions = np.empty(obs.shape[:2], dtype=np.int64)
         for l in range(self.n_learners):
             found = self.tables[l].rows(obs[:, l]) if rows is None else rows[l]
-            actions[:, l] = self._policy(l, found, mask[:, l], self.exploring)
+            actions[:, l] = self._policy(l, found, mask[:, l], self.exploring, obs[:, l])
         return actions
 
     def _obs_rows(self, step: VectorStep, obs: np.ndarray) -> list[np.ndarray]:
@@ -216,7 +219,7 @@ class TabularIQL(_IQLBase):
     def collect_and_update(self, env: Any, step: VectorStep) -> tuple[VectorStep, dict[str, float], int]:
         """One vector step of every copy, then one batched update of every table."""
         if self._prior is None and priors.has_prior(self.config):
-            self._prior = priors.prior_matrix(self.config, env)
+            self._prior = priors.resolve_prior(self.config, env)
         obs, mask = step.obs.cpu().numpy(), step.mask.cpu().numpy()
         # one lookup per table and observation batch: acting and the update share the rows
         obs_rows = self._obs_rows(step, obs)
@@ -238,7 +241,7 @@ class TabularIQL(_IQLBase):
             final_rows.append(next_rows)
             next_q = np.where(final_mask[:, l], table.q[next_rows], -np.inf)
             if sarsa:
-                chosen = self._policy(l, next_rows, final_mask[:, l], self.exploring)
+                chosen = self._policy(l, next_rows, final_mask[:, l], self.exploring, final_obs[:, l])
                 future = next_q[np.arange(len(chosen)), chosen]
                 pending[:, l] = chosen
             else:
@@ -276,7 +279,7 @@ class TabularIQL(_IQLBase):
             sel = who == l
             rows = self.tables[l].rows(obs_np[sel], add=False)
             unseen[sel] = rows < 0
-            chosen = self._policy(int(l), np.maximum(rows, 0), mask_np[sel], level)
+            chosen = self._policy(int(l), np.maximum(rows, 0), mask_np[sel], level, obs_np[sel])
             actions[sel] = np.where(rows < 0, mask_np[sel].argmax(-1), chosen)
         return torch.from_numpy(actions), torch.from_numpy(unseen)
 
@@ -342,6 +345,7 @@ class DQN(_IQLBase):
         )
         self.gradient_steps = 0
         self.vector_steps = 0
+        self._prior: priors.Prior | None = None  # LLM-guided exploration, resolved against the training env
 
     def q_values(self, net: MultiMLP, obs: torch.Tensor) -> torch.Tensor:
         """[B, L, d] -> [B, L, A]."""
@@ -351,8 +355,14 @@ class DQN(_IQLBase):
         return net(obs)
 
     def collect_and_update(self, env: Any, step: VectorStep) -> tuple[VectorStep, dict[str, float], int]:
+        if self._prior is None and priors.has_prior(self.config):
+            self._prior = priors.resolve_prior(self.config, env)
+        explore = None
+        if self._prior is not None:  # the exploratory actions' distribution [B, L, A]
+            probs = self._prior.probs(step.obs.cpu().numpy(), step.mask.cpu().numpy())
+            explore = torch.as_tensor(probs, dtype=torch.float32, device=self.device)
         with torch.no_grad():
-            actions = epsilon_greedy(self.q_values(self.q_net, step.obs), step.mask, self.epsilon, self.generator)
+            actions = epsilon_greedy(self.q_values(self.q_net, step.obs), step.mask, self.epsilon, self.generator, explore)
         nxt = env.step(actions)
         self.env_steps += env.num_envs
         self.vector_steps += 1

@@ -19,9 +19,12 @@ The loop, top to bottom:
 LLM-guided (`prior` or `prior_run`, `mas.agents.rl.prior`): `kl_prior_coef` adds
 KL(policy || prior) over the legal actions to the actor loss, its weight falling linearly to
 0 over `kl_prior_fraction` of the training steps; `bc_epochs` warm-starts the actor by
-behaviour cloning: the first iteration plays one rollout with actions drawn from the prior
-and takes `bc_epochs` full-batch steps of KL(prior || policy) on its observations (those
-steps count as training steps). The prior is a marginal over actions, so the clone is too.
+behaviour cloning. With a marginal prior the first iteration plays one rollout with actions
+drawn from the prior and takes `bc_epochs` full-batch steps of KL(prior || policy) on its
+observations (those steps count as training steps); the clone is a marginal too. With
+`prior_mode: situation` the clone is trained offline on the stored decisions' states (each
+state's mean stored distribution, weighted by its number of decisions; no env steps), then
+the first iteration goes on as usual; the KL penalty uses the prior of each state.
 
 Networks: two hidden layers of `hidden` ReLU units, LayerNorm on the input, orthogonal
 initialisation (policy head gain 0.01), as in the official implementation.
@@ -34,6 +37,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mas.agents.rl import prior as priors
 from mas.agents.rl.common import MultiMLP, RunningMeanStd, gae, linear_schedule, masked_logits, torch_generator
 from mas.agents.rl.config import MAPPOConfig
 
@@ -52,7 +56,7 @@ class MAPPO:
         self.env_steps = 0
         self.total_steps = max(1, int(total_steps))
         self.generator = torch_generator(seed, device)
-        self._prior: torch.Tensor | None = None  # LLM-guided [L, A], resolved against the training env
+        self._prior: priors.Prior | None = None  # LLM-guided, resolved against the training env
         self._cloned = c.bc_epochs == 0
         if c.kl_prior_coef > 0 or c.bc_epochs > 0:
             self.METRICS = self.METRICS + ("kl_prior", "kl_prior_coef", "bc_kl")
@@ -103,13 +107,13 @@ class MAPPO:
     def collect_and_update(self, env: Any, step: Any) -> tuple[Any, dict[str, float], int]:
         """One rollout of `rollout_steps` vector steps, then the PPO update."""
         c = self.config
-        if self._prior is None and (c.kl_prior_coef > 0 or c.bc_epochs > 0):
-            from mas.agents.rl.prior import prior_matrix
-
-            self._prior = torch.as_tensor(prior_matrix(c, env), dtype=torch.float32, device=self.device)
+        self.guide(env)
+        cloned: dict[str, float] = {}
         if not self._cloned:
             self._cloned = True
-            return self._warm_start(env, step)
+            if self._prior.tables is None:  # marginal: clone on a rollout played from the prior
+                return self._warm_start(env, step)
+            cloned["bc_kl"] = self.behaviour_clone()
         keys = ("obs", "mask", "state", "actions", "logp", "values", "rewards", "dones")
         roll: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
         with torch.no_grad():
@@ -131,16 +135,24 @@ class MAPPO:
         dones = batch["dones"].unsqueeze(-1).expand_as(batch["rewards"])
         advantages, returns = gae(batch["rewards"], batch["values"], next_value, dones, c.gamma, c.gae_lambda)
         self.env_steps += c.rollout_steps * env.num_envs
-        metrics = self._update(batch, advantages, returns)
+        if self._prior is not None and self.kl_weight > 0:  # the prior of every step, looked up once
+            batch["prior"] = self._prior_probs(batch["obs"], batch["mask"])
+        metrics = {**cloned, **self._update(batch, advantages, returns)}
         return step, metrics, c.rollout_steps * env.num_envs
 
-    def _masked_prior(self, mask: torch.Tensor) -> torch.Tensor:
-        """The prior over the legal actions of `mask` [..., L, A], renormalised (uniform
-        where it gives them no mass)."""
-        p = self._prior * mask
-        total = p.sum(-1, keepdim=True)
-        uniform = mask.float() / mask.sum(-1, keepdim=True).clamp(min=1)
-        return torch.where(total > 0, p / total.clamp(min=1e-30), uniform)
+    def guide(self, env: Any) -> "priors.Prior | None":
+        """The LLM prior, resolved against the training env `env` on first use (None when
+        the config uses none)."""
+        c = self.config
+        if self._prior is None and (c.kl_prior_coef > 0 or c.bc_epochs > 0):
+            self._prior = priors.resolve_prior(c, env)
+        return self._prior
+
+    def _prior_probs(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The prior at `obs` [..., L, d] over the legal actions of `mask` [..., L, A],
+        renormalised (uniform where it gives them no mass)."""
+        probs = self._prior.probs(obs.cpu().numpy(), mask.cpu().numpy())
+        return torch.as_tensor(probs, dtype=torch.float32, device=self.device)
 
     @property
     def kl_weight(self) -> float:
@@ -155,14 +167,14 @@ class MAPPO:
         obs, masks = [], []
         with torch.no_grad():
             for _ in range(c.rollout_steps):
-                target = self._masked_prior(step.mask)
+                target = self._prior_probs(step.obs, step.mask)
                 flat = target.reshape(-1, target.shape[-1])
                 actions = torch.multinomial(flat, 1, generator=self.generator).reshape(target.shape[:-1])
                 obs.append(step.obs)
                 masks.append(step.mask)
                 step = env.step(actions)
         obs_t, mask_t = torch.cat(obs), torch.cat(masks)
-        target = self._masked_prior(mask_t)
+        target = self._prior_probs(obs_t, mask_t)
         active = (mask_t.sum(-1) > 1).float()
         weight = active.sum().clamp(min=1.0)
         kl = torch.zeros(())
@@ -175,6 +187,30 @@ class MAPPO:
             self.actor_opt.step()
         self.env_steps += c.rollout_steps * env.num_envs
         return step, {"bc_kl": float(kl.item())}, c.rollout_steps * env.num_envs
+
+    def behaviour_clone(self) -> float:
+        """The warm start of `prior_mode: situation`: `bc_epochs` full-batch steps of
+        KL(prior(s) || policy(s)) over the states s of the stored decisions, each weighted by
+        its number of decisions; returns the last KL. Done once: later updates do not clone."""
+        self._cloned = True
+        widen = lambda x: torch.as_tensor(x, device=self.device).unsqueeze(1).expand(-1, self.n_learners, -1)  # noqa: E731
+        data = []
+        for l, table in enumerate(self._prior.tables):
+            target = torch.as_tensor(priors.masked_prior(table.probs, table.mask), dtype=torch.float32, device=self.device)
+            data.append((l, widen(table.obs), widen(table.mask), target, torch.as_tensor(table.counts, dtype=torch.float32, device=self.device)))
+        total = sum(float(counts.sum()) for *_, counts in data)
+        kl = torch.zeros(())
+        for _ in range(self.config.bc_epochs):
+            kl = torch.zeros((), device=self.device)
+            for l, obs, mask, target, counts in data:  # learner l's head (or id) on its own states
+                log_probs = torch.log_softmax(self.logits(obs, mask)[:, l], -1)
+                kl = kl + (counts * (target * (torch.log(target.clamp(min=1e-30)) - log_probs)).sum(-1)).sum()
+            kl = kl / total
+            self.actor_opt.zero_grad()
+            kl.backward()
+            torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.max_grad_norm)
+            self.actor_opt.step()
+        return float(kl.item())
 
     def _update(self, batch: dict[str, torch.Tensor], advantages: torch.Tensor, returns: torch.Tensor) -> dict[str, float]:
         c = self.config
@@ -217,9 +253,9 @@ class MAPPO:
         policy_loss = -(surrogate * active).sum() / weight
         entropy_mean = (entropy * active).sum() / weight
         actor_loss = policy_loss - c.entropy_coef * entropy_mean
-        kl_weight = self.kl_weight if self._prior is not None else 0.0
+        kl_weight = self.kl_weight if self._prior is not None and "prior" in mb else 0.0
         if kl_weight > 0:  # KL(policy || prior) over the legal actions
-            log_prior = torch.log(self._masked_prior(mb["mask"]).clamp(min=1e-8))
+            log_prior = torch.log(mb["prior"].clamp(min=1e-8))
             kl_prior = ((log_probs.exp() * (log_probs - log_prior)).sum(-1) * active).sum() / weight
             actor_loss = actor_loss + kl_weight * kl_prior
         self.actor_opt.zero_grad()
