@@ -17,6 +17,19 @@ BUILTIN = sorted(registry.builtin_scenarios())
 # checks the report with it unset.
 os.environ.setdefault("MAS_NO_REPORT", "1")
 
+# torch's CPU threads shared fairly between xdist workers, here and in CLI subprocesses:
+# two workers of two threads each on two cores made small torch tests up to 15x slower
+_THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _share_torch_threads():
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    yield
+
 
 def _plays_fast(name: str) -> bool:
     import mas
@@ -57,16 +70,7 @@ PD = {
 
 @pytest.fixture(scope="module")
 def loaded():
-    """The embedded model, with torch's threads shared fairly between xdist workers
-    (oversubscribed CPU threads make a forward pass up to 10x slower)."""
-    import os
-
-    import torch
-
+    """The embedded model (torch's threads are shared between xdist workers above)."""
     from mas.agents.llm.models import load_model
 
-    threads = torch.get_num_threads()
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    yield load_model()
-    torch.set_num_threads(threads)
+    return load_model()
