@@ -3,6 +3,12 @@ equal the one-seed run's (`mas.runner.play_episode`, what `mas run --seed S` pla
 
 from __future__ import annotations
 
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -47,3 +53,22 @@ def test_every_sampled_seed_equals_its_one_seed_run(name: str, changes: dict) ->
 def test_a_sweep_needs_seeds() -> None:
     with pytest.raises(MasError, match="no seeds"):
         sweep(load_scenario("prisoners_dilemma"), [])
+
+
+def test_cli_sweep_writes_a_row_per_seed_equal_to_its_run(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "mas.cli", "run", "prisoners_dilemma", "--sweep", "5-9,20", "--out", str(tmp_path), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["seeds"] == 6
+    rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
+    assert [int(r["seed"]) for r in rows] == [5, 6, 7, 8, 9, 20]
+    alone = one_by_one(load_scenario("prisoners_dilemma"), 20)
+    assert float(rows[-1]["return_bob"]) == alone.returns["bob"]
+    assert float(rows[-1]["cooperation_alice"]) == alone.cooperation["alice"]
+
+
+def test_cli_sweep_refuses_seed_and_too_many_seeds() -> None:
+    for extra, message in ((["--sweep", "0-3", "--seed", "1"], "--sweep excludes --seeds, --seed"),
+                           (["--sweep", "0-2000000"], "--sweep: at most 1000000 seeds")):
+        run = subprocess.run([sys.executable, "-m", "mas.cli", "run", "prisoners_dilemma", *extra], capture_output=True, text=True, timeout=120)
+        assert run.returncode != 0 and message in run.stderr and "Traceback" not in run.stderr
