@@ -138,6 +138,33 @@ def workers_scaling(scale: int, trials: int) -> None:
     each = ", ".join(f"{a['wall'] / b['wall']:.2f}" for a, b in zip(runs[1], runs[2]))
     print(f"speed-up from 2 workers: {wall[1] / wall[2]:.2f}x (each trial: {each})")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    # CPU seconds do not depend on what else runs: the wall time of an idle machine is the
+    # parent's CPU (schedule, store, ratings) plus the busiest worker's play
+    parent = statistics.median(r["cpu"] for rows in runs.values() for r in rows)
+    per_worker = slice_cpu(big)
+    projected = {w: parent + max(cpu) for w, cpu in per_worker.items()}
+    print(f"CPU-time model: parent {parent:.2f} s + play per worker "
+          f"{' / '.join(f'{w}: ' + ', '.join(f'{c:.2f}' for c in cpu) for w, cpu in per_worker.items())} s "
+          f"-> 2 workers {projected[1] / projected[2]:.2f}x one on an idle machine (worker start not counted)")
+
+
+def slice_cpu(tournament) -> dict[int, list[float]]:
+    """CPU seconds each worker spends playing its chunks (`chunk_sizes`), for 1 and 2 workers."""
+    from mas.tournament.executors import chunk_sizes
+    from mas.tournament.play import MatchPlayer
+    from mas.tournament.schedule import build_schedule
+
+    player, schedule = MatchPlayer(tournament), build_schedule(tournament)
+    out = {}
+    for workers in (1, 2):
+        cpu, start = [0.0] * workers, 0
+        for i, size in enumerate(chunk_sizes(len(schedule), workers)):
+            before = time.process_time()
+            player.play_many(schedule[start : start + size])
+            cpu[i % workers] += time.process_time() - before
+            start += size
+        out[workers] = cpu
+    return out
 
 
 def entrants_scale(n: int, repetitions: int, workers: int) -> None:

@@ -168,8 +168,9 @@ def bootstrap(table: MatchTable, resamples: int, confidence: float, generator: n
         weights = np.bincount(drawn.ravel(), minlength=size * n_matches).reshape(size, n_matches).T.astype(np.float64)
         means[start : start + size] = _means(scores_t @ weights, appearances_t @ weights).T
     tail = (1.0 - confidence) / 2 * 100
-    with np.errstate(all="ignore"):
-        low, high = np.nanpercentile(means, [tail, 100 - tail], axis=0)
+    with np.errstate(all="ignore"):  # nanpercentile goes column by column: only where NaN is
+        percentile = np.nanpercentile if np.isnan(means).any() else np.percentile
+        low, high = percentile(means, [tail, 100 - tail], axis=0)
     stability = (ranks(means) == observed_ranks).mean(axis=0)
     return low, high, stability
 
