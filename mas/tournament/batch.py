@@ -7,8 +7,8 @@ alone: its policy seed (`reset(seeds=...)`), its episode id 0, and its own gener
 the game's chances and continuation draws (`reset(rngs=...)`, `mas.copy_chance`). Scripted
 entrants decide for all copies at once (`batch_policies`); a copy that ends (a game over,
 a continuation draw) is masked out while the others play on (`mas.sweep.play_copies`, the
-loop seed sweeps share). So every match's per-round
-actions and scores equal the one-at-a-time path's (tests/test_tournament_batch.py).
+loop seed sweeps share). So every match's per-round actions and scores equal the
+one-at-a-time path's (tests/test_tournament_batch.py).
 
 Only tournaments whose entrants are all scripted are played this way (`batchable`):
 LLM and learned policies hold models and keep decision records, and play match by match.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-
 
 from mas import registry
 from mas.agents.scripted.base import ScriptedPolicy

@@ -7,8 +7,8 @@ executor or the order, so all executors give identical results for the same seed
 
 Work goes out in chunks of matches (`MatchPlayer.play_many`): one match per chunk when
 entrants hold models, else large chunks that a worker plays as the copies of one engine
-(the batch is split into one slice per worker, `chunk_sizes`). Only the calling process writes the store;
-workers just play. At most a few chunks per worker are in flight, so an interrupted run
+(the batch is split into one slice per worker, `chunk_sizes`). Only the calling process
+writes the store; workers just play. At most a few chunks per worker are in flight, so an interrupted run
 loses only those.
 """
 
