@@ -156,17 +156,22 @@ def bootstrap(table: MatchTable, resamples: int, confidence: float, generator: n
     """
     n_matches, n_entrants = table.n_matches, table.n_entrants
     observed_ranks = ranks(_means(*table.totals()))
-    # [entrants, matches] sparse: a resample's sums cost the seats played, not matches x entrants
-    scores_t, appearances_t = table.sparse_scores.T.tocsr(), table.sparse_appearances.T.tocsr()
+    # [2 x entrants, matches] sparse, scores over appearances: a resample's sums cost the
+    # seats played (not matches x entrants), both in one pass over the weights
+    both = sparse.vstack([table.sparse_scores.T, table.sparse_appearances.T], format="csr")
     means = np.empty((resamples, n_entrants))
     chunk = max(1, min(200, 4_000_000 // max(n_matches, 1)))  # resamples at a time: bounded memory
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
         # how often each match is drawn in a resample of n_matches: counts of uniform draws
-        # (the multinomial counts, ~15x faster than `Generator.multinomial` over many matches)
-        drawn = generator.integers(0, n_matches, size=(size, n_matches)) + (np.arange(size) * n_matches)[:, None]
-        weights = np.bincount(drawn.ravel(), minlength=size * n_matches).reshape(size, n_matches).T.astype(np.float64)
-        means[start : start + size] = _means(scores_t @ weights, appearances_t @ weights).T
+        # (the multinomial counts, ~15x faster than `Generator.multinomial` over many matches),
+        # counted straight into [matches, resamples] order
+        drawn = generator.integers(0, n_matches, size=(size, n_matches))
+        drawn *= size
+        drawn += np.arange(size)[:, None]
+        weights = np.bincount(drawn.ravel(), minlength=size * n_matches).reshape(n_matches, size).astype(np.float64)
+        sums = both @ weights
+        means[start : start + size] = _means(sums[:n_entrants], sums[n_entrants:]).T
     tail = (1.0 - confidence) / 2 * 100
     with np.errstate(all="ignore"):  # nanpercentile goes column by column: only where NaN is
         percentile = np.nanpercentile if np.isnan(means).any() else np.percentile
