@@ -152,7 +152,9 @@ def summarise(tournament: Tournament, store: TournamentStore, out_dir: Path) -> 
     payoff, counts = payoff_matrix(table, n)
     shares = _ecology(tournament, payoff) if isinstance(spec.format, EcologicalFormat) else None
     store.write_summary(
-        payoff=[(i, j, None if np.isnan(payoff[i, j]) else float(payoff[i, j]), int(counts[i, j])) for i in range(n) for j in range(n)],
+        payoff=[(i, j, None if mean != mean else mean, count)  # NaN (never met) stored as NULL
+                for i, (means, row_counts) in enumerate(zip(payoff.tolist(), counts.tolist()))
+                for j, (mean, count) in enumerate(zip(means, row_counts))],
         ratings=[(r.entrant, r.rank, r.matches, *_nullable(r.mean, r.low, r.high, r.rank_stability), r.wins, r.draws, r.losses, r.elo, *_nullable(r.per_round)) for r in ratings],
         ecology=[] if shares is None else [(int(g), e, float(shares[g, e])) for g in _stored_generations(len(shares)) for e in range(n)],
     )
