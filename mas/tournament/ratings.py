@@ -169,7 +169,10 @@ def bootstrap(table: MatchTable, resamples: int, confidence: float, generator: n
         drawn = generator.integers(0, n_matches, size=(size, n_matches))
         drawn *= size
         drawn += np.arange(size)[:, None]
-        weights = np.bincount(drawn.ravel(), minlength=size * n_matches).reshape(n_matches, size).astype(np.float64)
+        counts = np.bincount(drawn.ravel(), minlength=size * n_matches)
+        del drawn  # at most two [4M] arrays alive at once
+        weights = counts.reshape(n_matches, size).astype(np.float64)
+        del counts
         sums = both @ weights
         means[start : start + size] = _means(sums[:n_entrants], sums[n_entrants:]).T
     tail = (1.0 - confidence) / 2 * 100
