@@ -4,10 +4,18 @@ rounds, T=5 R=3 P=1 S=0, self-play, the same repetitions), in one run.
 
     .venv/bin/pip install axelrod torch==2.13.0   # benchmark only; axelrod depends on torch: keep the pin
     .venv/bin/python benchmarks/tournament_speed.py [--repetitions 5] [--scale 10]
+    .venv/bin/python benchmarks/tournament_speed.py --workers-scaling [--scale 10] [--trials 3]
+    .venv/bin/python benchmarks/tournament_speed.py --entrants 200 [--repetitions 1]
 
 The scripted roster plays every match as a copy of one engine (`mas.tournament.batch`).
 With `--scale K` it also times a roster K times the classic one (each strategy K times,
 the random ones with varied parameters; one repetition) on 1 and 2 worker processes.
+`--workers-scaling` times only that, 1 and 2 workers alternately `--trials` times (the
+forkserver started beforehand, so both pay the same fixed costs), with each run's CPU
+time: this process's and the whole machine's (/proc/stat; more than the two runs use
+means other work shared the cores). `--entrants N` plays N entrants (`wide_roster`) and
+prints matches/s and the peak memory (the tournament in a child process; neither axelrod
+nor torch needed for these two modes).
 
 Both sides are timed end to end: mas plays, commits every match to its SQLite store and
 computes the ranking (1,000 bootstrap resamples, replicator dynamics); axelrod plays and
@@ -19,6 +27,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
+import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -72,11 +85,124 @@ def time_mas(tournament, backend: str, workers: int) -> tuple[float, object]:
         return time.perf_counter() - start, results
 
 
+def wide_roster(n: int, repetitions: int = 1):
+    """`n` entrants: the nine deterministic classic strategies, then generous tit for tat,
+    random and joss with evenly spread generosity, p and sneakiness (round robin, 200
+    rounds, self-play)."""
+    data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
+    entrants = [e for e in data["entrants"] if e["name"] in DETERMINISTIC][:n]
+    kinds = (("generous_tit_for_tat", "generosity"), ("random", "p"), ("joss", "sneakiness"))
+    variants = n - len(entrants)
+    for i in range(variants):
+        kind, key = kinds[i % 3]
+        value = round(0.02 + 0.96 * (i // 3) / max(1, (variants - 1) // 3), 4)
+        entrants.append({"name": f"{kind}_{i // 3}", "policy": {"type": kind, key: value}})
+    data.update(entrants=entrants, repetitions=repetitions, format="round_robin")
+    return parse_tournament(data)
+
+
+def cpu_busy() -> float:
+    """CPU seconds spent by the whole machine so far (every core, every process)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def timed_run(tournament, workers: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        busy, cpu, start = cpu_busy(), time.process_time(), time.perf_counter()
+        results = run_tournament(tournament, Path(tmp) / "run", backend="process", workers=workers)
+        return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu,
+                "machine": cpu_busy() - busy, "matches": results.matches}
+
+
+def workers_scaling(scale: int, trials: int) -> None:
+    data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
+    data.update(format="round_robin")
+    big = scaled(parse_tournament(data), scale)
+    n = len(big.names)
+    print(f"{scale}x the classic roster: {n} strategies, 200 rounds, self-play, 1 repetition = {n * (n + 1) // 2} matches")
+    print(f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.2f}")
+    timed_run(scaled(parse_tournament(data), 1), 2)  # start the forkserver (imports mas once)
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    for _ in range(trials):
+        for workers in (1, 2):
+            runs[workers].append(timed_run(big, workers))
+    print(f"{'':<12}{'wall s':>8}{'matches/s':>11}{'parent CPU s':>14}{'machine CPU s':>15}   (median of {trials})")
+    wall = {}
+    for workers, rows in runs.items():
+        wall[workers] = statistics.median(r["wall"] for r in rows)
+        cpu = statistics.median(r["cpu"] for r in rows)
+        machine = statistics.median(r["machine"] for r in rows)
+        print(f"{workers} worker{'s' if workers > 1 else ' ':<5}{wall[workers]:>8.2f}{rows[0]['matches'] / wall[workers]:>11.0f}{cpu:>14.2f}{machine:>15.2f}")
+    each = ", ".join(f"{a['wall'] / b['wall']:.2f}" for a, b in zip(runs[1], runs[2]))
+    print(f"speed-up from 2 workers: {wall[1] / wall[2]:.2f}x (each trial: {each})")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    # CPU seconds do not depend on what else runs: the wall time of an idle machine is the
+    # parent's CPU (schedule, store, ratings) plus the busiest worker's play
+    parent = statistics.median(r["cpu"] for rows in runs.values() for r in rows)
+    per_worker = slice_cpu(big)
+    projected = {w: parent + max(cpu) for w, cpu in per_worker.items()}
+    print(f"CPU-time model: parent {parent:.2f} s + play per worker "
+          f"{' / '.join(f'{w}: ' + ', '.join(f'{c:.2f}' for c in cpu) for w, cpu in per_worker.items())} s "
+          f"-> 2 workers {projected[1] / projected[2]:.2f}x one on an idle machine (worker start not counted)")
+
+
+def slice_cpu(tournament) -> dict[int, list[float]]:
+    """CPU seconds each worker spends playing its chunks (`chunk_sizes`), for 1 and 2 workers."""
+    from mas.tournament.executors import chunk_sizes
+    from mas.tournament.play import MatchPlayer
+    from mas.tournament.schedule import build_schedule
+
+    player, schedule = MatchPlayer(tournament), build_schedule(tournament)
+    out = {}
+    for workers in (1, 2):
+        cpu, start = [0.0] * workers, 0
+        for i, size in enumerate(chunk_sizes(len(schedule), workers)):
+            before = time.process_time()
+            player.play_many(schedule[start : start + size])
+            cpu[i % workers] += time.process_time() - before
+            start += size
+        out[workers] = cpu
+    return out
+
+
+def entrants_scale(n: int, repetitions: int, workers: int) -> None:
+    """Matches/s and peak memory of an n-entrant round robin, each size in a fresh process."""
+    for reps in (repetitions, 4 * repetitions):
+        out = subprocess.run([sys.executable, __file__, "--play-wide", str(n), "--repetitions", str(reps), "--workers", str(workers)],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        print(out)
+
+
+def play_wide(n: int, repetitions: int, workers: int) -> None:
+    tournament = wide_roster(n, repetitions)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        results = run_tournament(tournament, Path(tmp) / "run", backend="serial" if workers == 0 else "process", workers=max(workers, 1))
+        seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"{n} entrants x {repetitions} repetition(s) = {results.matches} matches, "
+          f"{'in-process' if workers == 0 else f'{workers} worker(s)'}: {seconds:.2f} s, {results.matches / seconds:.0f} matches/s, "
+          f"peak RSS of the tournament process {peak:.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--scale", type=int, default=10, help="roster multiple for the workers' speed-up (0: skip)")
+    parser.add_argument("--workers-scaling", action="store_true", help="only 1 vs 2 workers on the scaled roster")
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--entrants", type=int, default=0, help="only: N entrants' matches/s and peak memory")
+    parser.add_argument("--workers", type=int, default=0, help="with --entrants: worker processes (0: in-process)")
+    parser.add_argument("--play-wide", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.play_wide:
+        return play_wide(args.play_wide, args.repetitions, args.workers)
+    if args.entrants:
+        return entrants_scale(args.entrants, 1 if args.repetitions == 5 else args.repetitions, args.workers)
+    if args.workers_scaling:
+        return workers_scaling(args.scale, args.trials)
     try:
         import axelrod as axl
     except ModuleNotFoundError:

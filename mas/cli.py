@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
                      help="override a scenario field, e.g. --set rounds=20 --set agents.bob.policy.type=grim_trigger (repeatable)")
     run.add_argument("--seeds", metavar="SEEDS", help="run every seed of 0-4 or 0,3,7 into one experiment directory (OUT/seed-<n>/)")
+    run.add_argument("--sweep", metavar="SEEDS", help="play episode 0 under every seed of e.g. 0-9999 as one batch; totals only (OUT/sweep.csv)")
     run.add_argument("--llm-url", help="run every LLM agent on this OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     run.add_argument("--llm-model", help="model name on --llm-url's server; without --llm-url, a local model directory or hub id")
     run.add_argument("--llm-api-key-env", help="environment variable that holds the server's API key (the key itself is never stored)")

@@ -33,6 +33,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise MasError("--set changes a scenario file: give the file too")
     if args.seeds is not None and (args.seed is not None or args.resume is not None):
         raise MasError("--seeds excludes --seed and --resume (resume an experiment with --resume DIR alone)")
+    if args.sweep is not None:
+        if args.seeds is not None or args.seed is not None or args.resume is not None or args.episodes:
+            raise MasError("--sweep excludes --seeds, --seed, --resume and --episodes (it plays episode 0 of each seed)")
+        return _run_sweep(args)
     if args.resume is not None and is_experiment(args.resume):
         return _resume_experiment(args)
     # resuming: what is not given comes from the store; what is given must equal it (run checks)
@@ -159,6 +163,45 @@ def _run_seeds(args: argparse.Namespace, scenario: Any, seeds: list[int], episod
     return 0
 
 
+def _run_sweep(args: argparse.Namespace) -> int:
+    """`--sweep`: episode 0 under every seed as one engine batch (`mas.sweep`); the across-
+    seeds table, and OUT/sweep.csv (a row per seed) when --out is given."""
+    import numpy as np
+
+    from mas.analysis.metrics import mean_ci
+    from mas.experiment import parse_seeds
+    from mas.overrides import load_with_sets
+    from mas.sweep import MAX_SWEEP, sweep
+
+    scenario = load_with_sets(args.scenario, args.set)
+    seeds = parse_seeds(args.sweep, MAX_SWEEP, "--sweep")
+    totals = sweep(scenario, seeds).totals
+    rows = []
+    for seat, agent in enumerate(scenario.agents):
+        coop = [c for c in totals.cooperation[:, seat].tolist() if c == c]
+        rows.append({"id": agent.id, "policy": agent.policy.type, "return": mean_ci(totals.returns[:, seat].tolist()),
+                     "cooperation": mean_ci(coop) if coop else None})
+    files = {}
+    if args.out is not None:
+        import pandas as pd
+
+        frame = pd.DataFrame({"seed": seeds, "rounds": totals.rounds})
+        for seat, agent in enumerate(scenario.agent_ids):
+            frame[f"return_{agent}"] = totals.returns[:, seat]
+            frame[f"cooperation_{agent}"] = np.where(np.isnan(totals.cooperation[:, seat]), None, totals.cooperation[:, seat])
+        args.out.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out / "sweep.csv", index=False)
+        files["sweep_csv"] = args.out / "sweep.csv"
+    if args.json:
+        from mas.cli_output import dumps
+
+        print(dumps({"scenario": scenario.name, "seeds": len(seeds), "agents": rows, **files}))
+        return 0
+    where = f"; a row per seed in {files['sweep_csv']}" if files else ""
+    _print_across_seeds(scenario, rows, seeds, 1, Path("."), footer=f"{len(seeds)} seeds played as one batch{where}")
+    return 0
+
+
 def _resume_experiment(args: argparse.Namespace) -> int:
     from mas.experiment import read_experiment, seed_dir
     from mas.scenario import parse_scenario
@@ -187,7 +230,8 @@ def _across_seeds(scenario: Any, per_seed: dict[int, list]) -> list[dict[str, An
     return rows
 
 
-def _print_across_seeds(scenario: Any, rows: list[dict[str, Any]], seeds: list[int], episodes: int, out: Path) -> None:
+def _print_across_seeds(scenario: Any, rows: list[dict[str, Any]], seeds: list[int], episodes: int, out: Path,
+                        footer: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -198,7 +242,7 @@ def _print_across_seeds(scenario: Any, rows: list[dict[str, Any]], seeds: list[i
         table.add_row(row["id"], row["policy"], str(row["return"]), str(row["cooperation"]) if row["cooperation"] else "")
     console = Console()
     console.print(table)
-    console.print(f"experiment stored in {out} (seeds {', '.join(map(str, seeds))}; one run directory per seed)")
+    console.print(footer or f"experiment stored in {out} (seeds {', '.join(map(str, seeds))}; one run directory per seed)")
 
 
 # ----- report and next steps --------------------------------------------------------------------

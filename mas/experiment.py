@@ -34,28 +34,29 @@ MAX_SEEDS = 1000
 _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-4', '0,3,7' or a mix ('0-2,10') as a sorted list of distinct seeds."""
+def parse_seeds(text: str, most: int = MAX_SEEDS, option: str = "--seeds") -> list[int]:
+    """'0-4', '0,3,7' or a mix ('0-2,10') as a sorted list of distinct seeds (at most
+    `most`; errors name `option`)."""
     seeds: set[int] = set()
     for part in (p.strip() for p in str(text).split(",")):
         span = _RANGE.match(part)
         if span:
             low, high = int(span.group(1)), int(span.group(2))
             if high < low:
-                raise MasError(f"--seeds: range '{part}' runs backwards; write {high}-{low}")
-            if high - low >= MAX_SEEDS:
-                raise MasError(f"--seeds: at most {MAX_SEEDS} seeds, '{part}' has {high - low + 1}")
+                raise MasError(f"{option}: range '{part}' runs backwards; write {high}-{low}")
+            if high - low >= most:
+                raise MasError(f"{option}: at most {most} seeds, '{part}' has {high - low + 1}")
             seeds.update(range(low, high + 1))
         elif part.isdigit():
             seeds.add(int(part))
         else:
-            raise MasError(f"--seeds: expected seeds like 0-4 or 0,3,7, got '{part[:40]}'")
-        if len(seeds) > MAX_SEEDS:
-            raise MasError(f"--seeds: at most {MAX_SEEDS} seeds")
+            raise MasError(f"{option}: expected seeds like 0-4 or 0,3,7, got '{part[:40]}'")
+        if len(seeds) > most:
+            raise MasError(f"{option}: at most {most} seeds")
     if not seeds:
-        raise MasError("--seeds: no seeds given")
+        raise MasError(f"{option}: no seeds given")
     if max(seeds) > MAX_SEED:
-        raise MasError(f"--seeds: a seed may be at most {MAX_SEED}")
+        raise MasError(f"{option}: a seed may be at most {MAX_SEED}")
     return sorted(seeds)
 
 

@@ -27,3 +27,79 @@ def child_seed(master: int, *path: str | int) -> int:
 def rng(master: int, *path: str | int) -> np.random.Generator:
     """A numpy Generator seeded from `child_seed(master, *path)`."""
     return np.random.default_rng(child_seed(master, *path))
+
+
+# numpy's SeedSequence constants (numpy/random/bit_generator.pyx), for `child_seeds`
+_MASK32 = 0xFFFFFFFF
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R, _POOL = 0xCA01F9DD, 0x4973F715, 4
+
+
+def _words(value: int) -> list[int]:
+    """An int as SeedSequence reads it: 32-bit words, least significant first ([0] for 0)."""
+    if value < 0:
+        raise ValueError(f"seed path parts must be non-negative, got {value}")  # as SeedSequence
+    out = [value & _MASK32]
+    value >>= 32
+    while value:
+        out.append(value & _MASK32)
+        value >>= 32
+    return out
+
+
+def child_seeds(master: int, paths: list[tuple[str | int, ...]]) -> list[int]:
+    """`child_seed(master, *path)` of every path, equal values, ~20x faster for many paths:
+    SeedSequence's hash run in numpy over all paths of one entropy length at once (the
+    hash constants evolve the same way for every path). Tested against `child_seed`."""
+    known: dict[tuple[type, str | int], list[int]] = {}  # parts repeat (names, small ints): hash each once
+
+    def words(part: str | int) -> list[int]:
+        key = (type(part), part)
+        if key not in known:
+            known[key] = _words(_key(part))
+        return known[key]
+
+    first = _words(int(master) & 0xFFFFFFFFFFFFFFFF)
+    rows = [first + [w for part in path for w in words(part)] for path in paths]
+    out = np.zeros(len(rows), dtype=np.uint64)
+    by_length: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_length.setdefault(len(row), []).append(i)
+    for length, members in by_length.items():
+        entropy = np.array([rows[i] for i in members], dtype=np.uint32).reshape(len(members), length)
+        out[members] = _seed_words(entropy)
+    return (out & np.uint64(0x7FFFFFFFFFFFFFFF)).tolist()
+
+
+def _seed_words(entropy: np.ndarray) -> np.ndarray:
+    """[k] the first uint64 of `SeedSequence(row).generate_state` for each [k, L] uint32 row."""
+    const = _INIT_A
+
+    def hashmix(value: np.ndarray) -> np.ndarray:
+        nonlocal const
+        value = value ^ np.uint32(const)
+        const = (const * _MULT_A) & _MASK32
+        value = value * np.uint32(const)
+        return value ^ (value >> np.uint32(16))
+
+    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        result = np.uint32(_MIX_L) * x - np.uint32(_MIX_R) * y
+        return result ^ (result >> np.uint32(16))
+
+    k, length = entropy.shape
+    zero = np.zeros(k, dtype=np.uint32)
+    pool = [hashmix(entropy[:, i] if i < length else zero) for i in range(_POOL)]
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                pool[dst] = mix(pool[dst], hashmix(pool[src]))
+    for src in range(_POOL, length):
+        for dst in range(_POOL):
+            pool[dst] = mix(pool[dst], hashmix(entropy[:, src]))
+    const, state = _INIT_B, []
+    for i in range(2):  # two 32-bit words, little end first
+        data = pool[i] ^ np.uint32(const)
+        const = (const * _MULT_B) & _MASK32
+        data = data * np.uint32(const)
+        state.append((data ^ (data >> np.uint32(16))).astype(np.uint64))
+    return state[0] | (state[1] << np.uint64(32))

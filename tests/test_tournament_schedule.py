@@ -106,3 +106,17 @@ def test_group_tournament_schedule() -> None:
 def test_schedule_is_a_function_of_the_file_and_seed() -> None:
     assert build_schedule(pd_tournament(5, seed=3)) == build_schedule(pd_tournament(5, seed=3))
     assert [m.seed for m in build_schedule(pd_tournament(5, seed=3))] != [m.seed for m in build_schedule(pd_tournament(5, seed=4))]
+
+
+def test_child_seeds_equal_child_seed_path_by_path() -> None:
+    """The schedule's seeds come from `child_seeds` (numpy's SeedSequence hash over many
+    paths at once): every value must equal `child_seed`'s, or stored tournaments change."""
+    import random
+
+    from mas.seeding import child_seed, child_seeds
+
+    draw = random.Random(0)
+    parts = [0, 3, 2**32 - 1, 2**32, 2**40 + 7, 2**64 - 1, "match", "", "tit_for_tat_11"]
+    paths = [tuple(draw.choice(parts) for _ in range(draw.randrange(0, 9))) for _ in range(400)]
+    for master in (0, 1, 2**32 + 5, 2**63 + 9, -3):
+        assert child_seeds(master, paths) == [child_seed(master, *path) for path in paths]

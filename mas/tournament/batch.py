@@ -6,8 +6,9 @@ different rosters (`copy_agents`), and each copy gets exactly what its match wou
 alone: its policy seed (`reset(seeds=...)`), its episode id 0, and its own generator for
 the game's chances and continuation draws (`reset(rngs=...)`, `mas.copy_chance`). Scripted
 entrants decide for all copies at once (`batch_policies`); a copy that ends (a game over,
-a continuation draw) is masked out while the others play on. So every match's per-round
-actions and scores equal the one-at-a-time path's (tests/test_tournament_batch.py).
+a continuation draw) is masked out while the others play on (`mas.sweep.play_copies`, the
+loop seed sweeps share). So every match's per-round actions and scores equal the
+one-at-a-time path's (tests/test_tournament_batch.py).
 
 Only tournaments whose entrants are all scripted are played this way (`batchable`):
 LLM and learned policies hold models and keep decision records, and play match by match.
@@ -18,13 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from mas import registry
 from mas.agents.scripted.base import ScriptedPolicy
 from mas.episode import EpisodeEngine
 from mas.scenario import AgentConfig
-from mas.seeding import child_seed
+from mas.sweep import play_copies
 
 if TYPE_CHECKING:
     from mas.tournament.play import MatchPlayer, MatchResult
@@ -58,48 +57,19 @@ def play_batch(player: "MatchPlayer", matches: Sequence["Match"]) -> list["Match
 
     rosters = [[agent(seat, entrant) for seat, entrant in enumerate(m.seats)] for m in matches]
     engine = EpisodeEngine(first, b, copy_agents=rosters, batch_policies=True)
-    engine.reset(np.random.default_rng(0), episodes=[0] * b, seeds=[m.seed for m in matches],
-                 rngs=lambda copy: np.random.default_rng(child_seed(matches[copy].seed, "episode", 0)))
-    n = engine.n_agents
-    small = np.int16 if engine.info.num_actions < 2**15 else np.int64
-    actions: list[np.ndarray] = []
-    returns = np.zeros((b, n))
-    coop_sum = np.zeros((b, n))
-    coop_count = np.zeros((b, n), dtype=np.int64)
-    illegal = np.zeros((b, n), dtype=np.int64)
-    terminated = np.zeros(b, dtype=bool)
-    truncated = np.zeros(b, dtype=bool)
-    messages: list[list] = [[] for _ in range(b)]
-    while engine.active.any():
-        t = engine.step()
-        if any(t.messages):
-            for copy, said in enumerate(t.messages):
-                messages[copy].extend(said)
-        if t.talking:
-            continue
-        active = t.active[:, None]
-        actions.append(t.actions.astype(small))
-        returns += t.rewards  # finished copies get 0: the sums are those of their own steps
-        illegal += t.illegal & active
-        if t.cooperation is not None:
-            coop = np.asarray(t.cooperation, dtype=np.float64)
-            applies = active & (coop == coop)
-            coop_sum += np.where(applies, coop, 0.0)
-            coop_count += applies
-        terminated |= t.terminated
-        truncated |= t.truncated
-    played = np.stack(actions) if actions else np.zeros((0, b, n), dtype=small)
+    totals = play_copies(engine, [m.seed for m in matches], keep_actions=True)
+    assert totals.actions is not None
     out = []
     for copy, match in enumerate(matches):
-        rounds = int(engine.rounds[copy])
-        counts = coop_count[copy]
+        rounds = int(totals.rounds[copy])
+        coop = totals.cooperation[copy].tolist()
         out.append(MatchResult(
             match=match.index, repetition=match.repetition, seats=match.seats, seed=match.seed,
-            rounds=rounds, steps=int(engine.steps[copy]), terminated=bool(terminated[copy]), truncated=bool(truncated[copy]),
-            scores=tuple(returns[copy].tolist()),
-            cooperation=tuple(float(s / c) if c else None for s, c in zip(coop_sum[copy].tolist(), counts.tolist())),
-            illegal=tuple(illegal[copy].tolist()),
-            actions=tuple(player.codec.encode_array(played[:rounds, copy, seat]) for seat in range(n)),
-            messages=tuple(messages[copy]),
+            rounds=rounds, steps=int(totals.steps[copy]), terminated=bool(totals.terminated[copy]),
+            truncated=bool(totals.truncated[copy]), scores=tuple(totals.returns[copy].tolist()),
+            cooperation=tuple(None if c != c else c for c in coop),
+            illegal=tuple(totals.illegal[copy].tolist()),
+            actions=tuple(player.codec.encode_array(totals.actions[:rounds, copy, seat]) for seat in range(engine.n_agents)),
+            messages=tuple(totals.messages[copy]),
         ))
     return out

@@ -20,53 +20,99 @@ All functions are pure: they take the finished matches as arrays and return numb
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 ELO_START = 1500.0
 
 
 @dataclass(frozen=True)
 class MatchTable:
-    """Finished matches as arrays: `scores[m, e]` is the summed score of entrant `e` in
-    match `m` and `appearances[m, e]` its number of seats there (0 when absent);
-    `seat_entrants`/`seat_scores` list each match's seats in order (-1 / NaN padded);
-    `rounds[m]` is the match's length."""
+    """Finished matches as arrays by seat: `seat_entrants[m, s]` / `seat_scores[m, s]` are
+    the entrant and score in seat `s` of match `m` (-1 / NaN padded), `rounds[m]` the
+    match's length. Per entrant, a match counts by `self_play` (see the module docstring).
 
-    scores: np.ndarray
-    appearances: np.ndarray
+    The [matches, entrants] views (`scores`: summed score of entrant `e` in match `m`,
+    `appearances`: its number of seats there, 0 when absent) are sparse (`sparse_scores`,
+    `sparse_appearances`): memory grows with the seats played, not matches x entrants;
+    the dense `scores` and `appearances` are made only when asked for."""
+
     seat_entrants: np.ndarray
     seat_scores: np.ndarray
     rounds: np.ndarray
+    n_entrants: int
+    self_play: str = "seats"
 
     @classmethod
     def from_rows(cls, rows: list[tuple[int, int, int, float, int]], n_entrants: int, self_play: str = "seats") -> "MatchTable":
         """Build from (match, seat, entrant, score, rounds) rows, ordered by match id;
         `self_play`: "seats" or "match" (see the module docstring)."""
-        match_ids = sorted({r[0] for r in rows})
-        row_of = {m: i for i, m in enumerate(match_ids)}
-        width = max((r[1] for r in rows), default=0) + 1
-        n = len(match_ids)
-        scores = np.zeros((n, n_entrants))
-        appearances = np.zeros((n, n_entrants))
-        seat_entrants = np.full((n, width), -1, dtype=np.int64)
-        seat_scores = np.full((n, width), np.nan)
-        rounds = np.zeros(n)
-        for match, seat, entrant, score, length in rows:
-            i = row_of[match]
-            scores[i, entrant] += score
-            appearances[i, entrant] += 1
-            seat_entrants[i, seat] = entrant
-            seat_scores[i, seat] = score
-            rounds[i] = length
-        if self_play == "match":  # one appearance per match, at the mean of the entrant's seats
-            several = appearances > 1
-            scores[several] /= appearances[several]
-            appearances[several] = 1
-        elif self_play != "seats":
+        columns = np.array(rows, dtype=np.float64).reshape(-1, 5).T
+        return cls.from_arrays(*columns, n_entrants=n_entrants, self_play=self_play)
+
+    @classmethod
+    def from_arrays(cls, match: np.ndarray, seat: np.ndarray, entrant: np.ndarray, score: np.ndarray, rounds: np.ndarray,
+                    n_entrants: int, self_play: str = "seats") -> "MatchTable":
+        """Build from one array per column of the rows of `from_rows`."""
+        if self_play not in ("seats", "match"):
             raise ValueError(f"self_play: 'seats' or 'match', got {self_play!r}")
-        return cls(scores, appearances, seat_entrants, seat_scores, rounds)
+        match_ids, row = np.unique(np.asarray(match, dtype=np.int64), return_inverse=True)
+        seat = np.asarray(seat, dtype=np.int64)
+        width = int(seat.max()) + 1 if len(seat) else 1
+        seat_entrants = np.full((len(match_ids), width), -1, dtype=np.int64)
+        seat_scores = np.full((len(match_ids), width), np.nan)
+        lengths = np.zeros(len(match_ids))
+        seat_entrants[row, seat] = np.asarray(entrant, dtype=np.int64)
+        seat_scores[row, seat] = score
+        lengths[row] = rounds
+        return cls(seat_entrants, seat_scores, lengths, int(n_entrants), self_play)
+
+    @property
+    def n_matches(self) -> int:
+        return int(self.seat_entrants.shape[0])
+
+    @functools.cached_property
+    def _entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(match row, entrant, score, appearances) of each appearance: a seat, or with
+        self_play "match" an entrant's seats of one match merged at their mean score."""
+        match, seat = np.nonzero(self.seat_entrants >= 0)
+        entrant, score = self.seat_entrants[match, seat], self.seat_scores[match, seat]
+        if self.self_play == "match":
+            key, merged = np.unique(match * self.n_entrants + entrant, return_inverse=True)
+            seats = np.bincount(merged)
+            score = np.bincount(merged, weights=score) / seats
+            match, entrant = key // self.n_entrants, key % self.n_entrants
+        return match, entrant, score, np.ones(len(match))
+
+    def _sparse(self, values: np.ndarray) -> sparse.csr_matrix:
+        match, entrant, _, _ = self._entries
+        return sparse.csr_matrix((values, (match, entrant)), shape=(self.n_matches, self.n_entrants))
+
+    @functools.cached_property
+    def sparse_scores(self) -> sparse.csr_matrix:
+        return self._sparse(self._entries[2])
+
+    @functools.cached_property
+    def sparse_appearances(self) -> sparse.csr_matrix:
+        return self._sparse(self._entries[3])
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.sparse_scores.toarray()
+
+    @property
+    def appearances(self) -> np.ndarray:
+        return self.sparse_appearances.toarray()
+
+    def totals(self, per_round: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per entrant: summed score and appearances (rounds played with `per_round`)."""
+        match, entrant, score, count = self._entries
+        weights = count * self.rounds[match] if per_round else count
+        return (np.bincount(entrant, weights=score, minlength=self.n_entrants),
+                np.bincount(entrant, weights=weights, minlength=self.n_entrants))
 
 
 @dataclass(frozen=True)
@@ -108,20 +154,31 @@ def bootstrap(table: MatchTable, resamples: int, confidence: float, generator: n
     Returns:
         (low, high, stability), one value per entrant.
     """
-    n_matches, n_entrants = table.scores.shape
-    observed_ranks = ranks(_means(table.scores.sum(0), table.appearances.sum(0)))
+    n_matches, n_entrants = table.n_matches, table.n_entrants
+    observed_ranks = ranks(_means(*table.totals()))
+    # [2 x entrants, matches] sparse, scores over appearances: a resample's sums cost the
+    # seats played (not matches x entrants), both in one pass over the weights
+    both = sparse.vstack([table.sparse_scores.T, table.sparse_appearances.T], format="csr")
     means = np.empty((resamples, n_entrants))
     chunk = max(1, min(200, 4_000_000 // max(n_matches, 1)))  # resamples at a time: bounded memory
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
         # how often each match is drawn in a resample of n_matches: counts of uniform draws
-        # (the multinomial counts, ~15x faster than `Generator.multinomial` over many matches)
-        drawn = generator.integers(0, n_matches, size=(size, n_matches)) + (np.arange(size) * n_matches)[:, None]
-        weights = np.bincount(drawn.ravel(), minlength=size * n_matches).reshape(size, n_matches)
-        means[start : start + size] = _means(weights @ table.scores, weights @ table.appearances)
+        # (the multinomial counts, ~15x faster than `Generator.multinomial` over many matches),
+        # counted straight into [matches, resamples] order
+        drawn = generator.integers(0, n_matches, size=(size, n_matches))
+        drawn *= size
+        drawn += np.arange(size)[:, None]
+        counts = np.bincount(drawn.ravel(), minlength=size * n_matches)
+        del drawn  # at most two [4M] arrays alive at once
+        weights = counts.reshape(n_matches, size).astype(np.float64)
+        del counts
+        sums = both @ weights
+        means[start : start + size] = _means(sums[:n_entrants], sums[n_entrants:]).T
     tail = (1.0 - confidence) / 2 * 100
-    with np.errstate(all="ignore"):
-        low, high = np.nanpercentile(means, [tail, 100 - tail], axis=0)
+    with np.errstate(all="ignore"):  # nanpercentile goes column by column: only where NaN is
+        percentile = np.nanpercentile if np.isnan(means).any() else np.percentile
+        low, high = percentile(means, [tail, 100 - tail], axis=0)
     stability = (ranks(means) == observed_ranks).mean(axis=0)
     return low, high, stability
 
@@ -133,66 +190,71 @@ def _means(totals: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def win_draw_loss(table: MatchTable, n_entrants: int) -> np.ndarray:
     """Counts [n_entrants, 3] of wins, draws and losses (per appearance)."""
-    out = np.zeros((n_entrants, 3), dtype=np.int64)
-    best = np.nanmax(table.seat_scores, axis=1)
-    n_best = (table.seat_scores == best[:, None]).sum(axis=1)
-    for m, seats in enumerate(table.seat_entrants):
-        for seat, entrant in enumerate(seats):
-            if entrant < 0:
-                continue
-            top = table.seat_scores[m, seat] == best[m]
-            out[entrant, 0 if top and n_best[m] == 1 else 1 if top else 2] += 1
-    return out
+    seated = table.seat_entrants >= 0
+    with np.errstate(invalid="ignore"):
+        best = np.nanmax(np.where(seated, table.seat_scores, -np.inf), axis=1, initial=-np.inf)
+    top = seated & (table.seat_scores == best[:, None])
+    outcome = np.where(top & (top.sum(axis=1) == 1)[:, None], 0, np.where(top, 1, 2))
+    codes = table.seat_entrants[seated] * 3 + outcome[seated]
+    return np.bincount(codes, minlength=n_entrants * 3).reshape(n_entrants, 3).astype(np.int64)
 
 
 def elo(table: MatchTable, n_entrants: int, k: float) -> np.ndarray:
     """Elo ratings after every match in order (start 1500; see the module docstring)."""
-    rating = np.full(n_entrants, ELO_START)
-    for m, seats in enumerate(table.seat_entrants):
-        present = [(e, table.seat_scores[m, s]) for s, e in enumerate(seats) if e >= 0]
-        step = k / max(len(present) - 1, 1)
-        delta = np.zeros(n_entrants)
-        for i, (a, score_a) in enumerate(present):
-            for b, score_b in present[i + 1 :]:
-                if a == b:
-                    continue
-                expected = 1.0 / (1.0 + 10 ** ((rating[b] - rating[a]) / 400.0))
-                outcome = 1.0 if score_a > score_b else 0.5 if score_a == score_b else 0.0
-                delta[a] += step * (outcome - expected)
-                delta[b] -= step * (outcome - expected)
-        rating += delta
-    return rating
+    rating = [ELO_START] * n_entrants  # Python floats: the loop is sequential by nature
+    width = table.seat_entrants.shape[1]
+    present = (table.seat_entrants >= 0).sum(axis=1)
+    steps = (k / np.maximum(present - 1, 1)).tolist()
+    pairs = [(s, t) for s in range(width) for t in range(s + 1, width)]
+    entrants, scores = table.seat_entrants.tolist(), table.seat_scores.tolist()
+    for m, seats in enumerate(entrants):
+        step, points = steps[m], scores[m]
+        delta: dict[int, float] = {}
+        for s, t in pairs:
+            a, b = seats[s], seats[t]
+            if a < 0 or b < 0 or a == b:
+                continue
+            expected = 1.0 / (1.0 + 10 ** ((rating[b] - rating[a]) / 400.0))
+            outcome = 1.0 if points[s] > points[t] else 0.5 if points[s] == points[t] else 0.0
+            delta[a] = delta.get(a, 0.0) + step * (outcome - expected)
+            delta[b] = delta.get(b, 0.0) - step * (outcome - expected)
+        for e, d in delta.items():
+            rating[e] += d
+    return np.array(rating)
 
 
 def payoff_matrix(table: MatchTable, n_entrants: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean score of row entrant per match against the column entrant (NaN if they never
     met), and the number of appearances behind each mean. In groups, the row's score
     counts against every other seat of the match."""
-    totals = np.zeros((n_entrants, n_entrants))
-    counts = np.zeros((n_entrants, n_entrants), dtype=np.int64)
-    for m, seats in enumerate(table.seat_entrants):
-        for s, row in enumerate(seats):
-            if row < 0:
+    totals = np.zeros(n_entrants * n_entrants)
+    counts = np.zeros(n_entrants * n_entrants, dtype=np.int64)
+    width = table.seat_entrants.shape[1]
+    for s in range(width):
+        for t in range(width):
+            if s == t:
                 continue
-            for t, col in enumerate(seats):
-                if t != s and col >= 0:
-                    totals[row, col] += table.seat_scores[m, s]
-                    counts[row, col] += 1
-    return _means(totals, counts), counts
+            row, col = table.seat_entrants[:, s], table.seat_entrants[:, t]
+            met = (row >= 0) & (col >= 0)
+            cell = row[met] * n_entrants + col[met]
+            totals += np.bincount(cell, weights=table.seat_scores[met, s], minlength=n_entrants * n_entrants)
+            counts += np.bincount(cell, minlength=n_entrants * n_entrants)
+    shape = (n_entrants, n_entrants)
+    return _means(totals.reshape(shape), counts.reshape(shape)), counts.reshape(shape)
 
 
 def rate(table: MatchTable, n_entrants: int, resamples: int, confidence: float, elo_k: float, generator: np.random.Generator) -> list[Rating]:
     """The ranking: one `Rating` per entrant, best first."""
-    appearances = table.appearances.sum(0)
-    means = _means(table.scores.sum(0), appearances)
+    totals, appearances = table.totals()
+    means = _means(totals, appearances)
     observed = ranks(means)
-    if table.scores.shape[0]:
+    if table.n_matches:
         low, high, stability = bootstrap(table, resamples, confidence, generator)
     else:
         low = high = stability = np.full(n_entrants, np.nan)
     wdl = win_draw_loss(table, n_entrants)
     ratings = elo(table, n_entrants, elo_k)
-    per_round = _means((table.scores).sum(0), (table.appearances * table.rounds[:, None]).sum(0))
+    per_round = _means(totals, table.totals(per_round=True)[1])
     lines = [
         Rating(
             entrant=e, rank=int(observed[e]), matches=int(appearances[e]), mean=float(means[e]), low=float(low[e]),

@@ -147,16 +147,18 @@ def summarise(tournament: Tournament, store: TournamentStore, out_dir: Path) -> 
     store's summary tables."""
     spec = tournament.spec
     n = len(spec.entrants)
-    table = MatchTable.from_rows(store.match_scores(), n, spec.ratings.self_play)
+    table = MatchTable.from_arrays(*store.match_score_columns(), n_entrants=n, self_play=spec.ratings.self_play)
     ratings = rate(table, n, spec.ratings.bootstrap, spec.ratings.confidence, spec.ratings.elo_k, rng(spec.seed, "bootstrap"))
     payoff, counts = payoff_matrix(table, n)
     shares = _ecology(tournament, payoff) if isinstance(spec.format, EcologicalFormat) else None
     store.write_summary(
-        payoff=[(i, j, None if np.isnan(payoff[i, j]) else float(payoff[i, j]), int(counts[i, j])) for i in range(n) for j in range(n)],
+        payoff=[(i, j, None if mean != mean else mean, count)  # NaN (never met) stored as NULL
+                for i, (means, row_counts) in enumerate(zip(payoff.tolist(), counts.tolist()))
+                for j, (mean, count) in enumerate(zip(means, row_counts))],
         ratings=[(r.entrant, r.rank, r.matches, *_nullable(r.mean, r.low, r.high, r.rank_stability), r.wins, r.draws, r.losses, r.elo, *_nullable(r.per_round)) for r in ratings],
         ecology=[] if shares is None else [(int(g), e, float(shares[g, e])) for g in _stored_generations(len(shares)) for e in range(n)],
     )
-    return TournamentResults(tournament, out_dir, ratings, payoff, shares, matches=int(table.scores.shape[0]), played_now=0)
+    return TournamentResults(tournament, out_dir, ratings, payoff, shares, matches=table.n_matches, played_now=0)
 
 
 def _stored_generations(count: int, most: int = 1001) -> np.ndarray:

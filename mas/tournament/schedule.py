@@ -22,13 +22,14 @@ import numpy as np
 
 from mas import registry
 from mas.games.base import Capabilities
-from mas.seeding import child_seed, rng
+from mas.seeding import child_seeds, rng
 from mas.tournament.spec import Tournament
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     """One scheduled match: its index in the schedule, repetition, entrants by seat
-    (indices into the roster) and seed."""
+    (indices into the roster) and seed. Slotted: a schedule of 100,000 matches is a few
+    MB in the process that writes the store."""
 
     index: int
     repetition: int
@@ -72,15 +73,16 @@ def build_schedule(tournament: Tournament) -> list[Match]:
         for group in groups:
             rotations = range(k) if swap and len(set(group)) > 1 else range(1)
             seatings.extend((repetition, tuple(group[r:] + group[:r])) for r in rotations)
-    matches = []
+    paths = []
     seen: Counter[tuple[int, tuple[int, ...]]] = Counter()
     names = tournament.names
-    for index, (repetition, seats) in enumerate(seatings):
+    for repetition, seats in seatings:
         occurrence = seen[(repetition, seats)]  # the same seating twice in a repetition gets fresh seeds
         seen[(repetition, seats)] += 1
-        seed = child_seed(spec.seed, "match", repetition, occurrence, *(names[e] for e in seats))
-        matches.append(Match(index=index, repetition=repetition, seats=seats, seed=seed))
-    return matches
+        paths.append(("match", repetition, occurrence, *(names[e] for e in seats)))
+    seeds = child_seeds(spec.seed, paths)  # = child_seed(spec.seed, *path), all at once
+    return [Match(index=index, repetition=repetition, seats=seats, seed=seed)
+            for index, ((repetition, seats), seed) in enumerate(zip(seatings, seeds))]
 
 
 def balanced_groups(n: int, k: int, per_entrant: int, generator: np.random.Generator) -> list[tuple[int, ...]]:

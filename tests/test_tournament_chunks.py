@@ -1,0 +1,55 @@
+"""Batched tournaments go out in chunks (one slice per worker) and stream into the store
+a transaction at a time: the stored tournament is the same however it is cut."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from mas.tournament import load_tournament, parse_tournament, run_tournament
+from mas.tournament import executors, store
+from mas.tournament.executors import chunk_sizes
+from tests.test_tournament_run import CLASSIC, dump
+
+
+def small_classic():
+    data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
+    data.update(rounds=30, repetitions=2)  # 156 matches
+    return parse_tournament(data)
+
+
+@pytest.mark.parametrize("total, workers", [(7260, 1), (7260, 2), (20100, 2), (20100, 0), (156, 2), (1100, 3), (1, 4)])
+def test_chunks_are_equal_slices_a_multiple_of_the_workers(total: int, workers: int) -> None:
+    sizes = chunk_sizes(total, workers)
+    assert sum(sizes) == total and max(sizes) - min(sizes) <= 1
+    assert max(sizes) <= executors.MAX_COPIES
+    if total // max(workers, 1) > executors.FINE_BELOW:  # large: one slice a worker unless it passes MAX_COPIES
+        assert len(sizes) % max(workers, 1) == 0
+        assert len(sizes) == max(workers, 1) * -(-total // (max(workers, 1) * executors.MAX_COPIES))
+
+
+def test_streamed_in_small_chunks_and_transactions_the_store_equals_one_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tournament = small_classic()
+    run_tournament(tournament, tmp_path / "whole", backend="serial")  # 156 matches: one batch, two transactions
+    played: list[int] = []
+    play_many = executors.MatchPlayer.play_many
+
+    def counting(self, matches):
+        played.append(len(matches))
+        return play_many(self, matches)
+
+    monkeypatch.setattr(executors, "MAX_COPIES", 20)  # chunks of at most 20 matches
+    monkeypatch.setattr(store, "WRITE_BATCH", 7)  # committed 7 at a time
+    monkeypatch.setattr(executors.MatchPlayer, "play_many", counting)
+    run_tournament(tournament, tmp_path / "chunked", backend="serial")
+    assert len(played) == 8 and max(played) <= 20 and sum(played) == 156
+    assert dump(tmp_path / "chunked") == dump(tmp_path / "whole")
+
+
+def test_two_workers_store_what_one_batch_stores(tmp_path: Path) -> None:
+    tournament = small_classic()
+    run_tournament(tournament, tmp_path / "serial", backend="serial")
+    run_tournament(tournament, tmp_path / "two", backend="process", workers=2)
+    assert dump(tmp_path / "two") == dump(tmp_path / "serial")
