@@ -106,8 +106,9 @@ def play_episode(engine: EpisodeEngine, episode: int, seed: int, on_step: StepCa
                 coop_count[seat] += 1
             reward = float(last.rewards[0, seat])
             returns[seat] += reward
+            judged = float(last.model_rewards[0, seat]) if last.model_rewards is not None else None
             steps.append(StepRecord(episode, step, game_round, agent, action, engine.info.action_names[seat][action],
-                                    bool(last.illegal[0, seat]), reward, value if applies else None))
+                                    bool(last.illegal[0, seat]), reward, value if applies else None, judged))
         if last.summaries is not None:
             states.append(StateRecord(episode, step, game_round, last.summaries[0]))
         if on_step is not None:
