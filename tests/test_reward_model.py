@@ -4,6 +4,7 @@ message or an outcome, weighted, stored as its own column and added to what lear
 from __future__ import annotations
 
 import copy
+import math
 import sqlite3
 from pathlib import Path
 
@@ -116,3 +117,18 @@ def test_components_skip_silent_agents_and_finished_copies() -> None:
     out = model.components(words, np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2)), [["C", "D"]] * 2,
                            active=np.array([True, False]))
     assert out.tolist() == [[pytest.approx(1.6), 0.0], [0.0, 0.0]]
+
+
+def test_the_embedded_model_judges_with_its_likelihood_of_the_answer() -> None:
+    pytest.importorskip("transformers")
+    from mas.agents.llm.backend import ScoreRequest
+    from mas.agents.llm.factory import get_backend
+    from mas.reward_model import RewardModel, RewardModelConfig, judge_messages
+
+    config = RewardModelConfig(prompt="Is this message honest? Answer Yes or No.\n{text}", answer="Yes", versus=["No"])
+    model = RewardModel(config, ["a"])
+    texts = ["I will cooperate, I promise.", "I will cooperate, I promise."]
+    p = model.probabilities(texts)
+    [direct] = get_backend(config.backend).score([ScoreRequest(judge_messages(config, texts[0]), ("Yes", "No"))])
+    yes, no = (math.exp(v) for v in direct.logprobs)
+    assert p == [pytest.approx(yes / (yes + no), rel=1e-4)] * 2 and 0 < p[0] < 1
