@@ -124,3 +124,33 @@ def test_world_model_true_predicts_the_others_actions_on_the_embedded_model(tmp_
         "SELECT target, probability, log_loss FROM predictions ORDER BY step").fetchall()
     assert [r[0] for r in rows] == ["bob", "bob"]
     assert all(0 < p < 1 and loss == pytest.approx(-math.log(p)) for _, p, loss in rows)
+
+
+def test_a_stored_run_is_scored_by_another_model_and_the_live_rows_stay(tmp_path: Path) -> None:
+    from mas.agents.llm.config import OpenAIBackendConfig
+    from mas.agents.llm.world_model_eval import evaluate_run, summarise
+
+    with installed(_rule):
+        run(parse_scenario(_scenario({"predict": ["actions"]})), 1, 0, tmp_path / "run")
+    with installed(lambda text, c: {"C": 0.25, "D": 0.75}[c]):  # a second model that expects defection
+        config = OpenAIBackendConfig(**{k: v for k, v in FAKE_CONFIG.items() if k != "kind"})
+        for _ in range(2):  # rerunning replaces its rows
+            records = evaluate_run(tmp_path / "run", config, ["actions"])
+    table = summarise(records)
+    assert table[["agent", "target", "predictions", "accuracy"]].values.tolist() == [["alice", "bob", 3, 0.0]]
+    assert table["log_loss"].iloc[0] == pytest.approx(-math.log(0.25))
+    db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
+    assert db.execute("SELECT source, COUNT(*) FROM predictions GROUP BY source ORDER BY source").fetchall() == [
+        ("eval:rule", 3), ("live", 3)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--backend", "{\"kind\": \"nope\"}"], "--backend: not a backend config"),
+    (["--predict", "weather"], "--predict: weather is not one of"),
+    ([], "no stored LLM action decisions"),
+])
+def test_worldmodel_cli_errors_are_one_line(tmp_path: Path, args: list, message: str) -> None:
+    run(parse_scenario(PD), 1, 0, tmp_path / "run")
+    done = subprocess.run([sys.executable, "-m", "mas.cli", "worldmodel", str(tmp_path / "run"), *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
