@@ -154,3 +154,20 @@ def test_worldmodel_cli_errors_are_one_line(tmp_path: Path, args: list, message:
     done = subprocess.run([sys.executable, "-m", "mas.cli", "worldmodel", str(tmp_path / "run"), *args],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_plots_draw_prediction_scores_and_the_reward_model_per_agent(tmp_path: Path) -> None:
+    from mas.analysis.figures import run_figures
+    from mas.analysis.load import load_run
+
+    data = _scenario({"predict": ["actions"]})
+    data["reward_model"] = {"prompt": "Fair? {text}", "answer": "Yes", "on": "outcome", "backend": FAKE_CONFIG}
+    with installed(lambda text, c: {"C": 0.7, "D": 0.3, "Yes": 0.5}[c]):
+        run(parse_scenario(data), 2, 0, tmp_path / "run")
+    figures = run_figures({"run": load_run(tmp_path / "run")})
+    accuracy = figures["world_model_accuracy"].axes[0]
+    assert [line.get_label() for line in accuracy.get_lines()] == ["alice"]
+    assert list(accuracy.get_lines()[0].get_ydata()) == [1.0, 1.0, 1.0]  # bob (tit for tat) played C, predicted C
+    judged = figures["reward_model"].axes[0]
+    assert {line.get_label() for line in judged.get_lines()} == {"alice", "bob"}
+    assert list(judged.get_lines()[0].get_ydata()) == pytest.approx([0.5] * 3)
