@@ -5,7 +5,7 @@ on the commons (two LLM agents; the others' harvests and the stock level are pre
 Tiny budgets (a few episodes of few rounds: about a minute or two on a laptop CPU). Prints
 one line per setting; nothing here is part of the test run.
 
-    python benchmarks/world_model.py [--episodes 2] [--rounds 4]
+    python benchmarks/world_model.py [--episodes 1] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -52,13 +52,17 @@ def measure(base: dict, world_model: dict | None, episodes: int, rounds: int, ou
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--episodes", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["pd", "commons"], help="one of the two games")
     args = parser.parse_args()
     settings = [("plain LLM", None), ("world model", {"predict": ["actions", "outcome"]}),
                 ("planner", {"predict": ["actions", "outcome"], "plan": True})]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, base in (("PD vs tit for tat", PD), ("commons vs random", COMMONS)):
+        games = [("PD vs tit for tat", PD, "pd"), ("commons vs random", COMMONS, "commons")]
+        for name, base, key in games:
+            if args.only not in (None, key):
+                continue
             for label, world_model in settings:
                 found = measure(base, world_model, args.episodes, args.rounds, Path(tmp) / f"{base['name']}_{label}")
                 shown = ", ".join(f"{k} {v:.3g}" for k, v in found.items())

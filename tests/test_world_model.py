@@ -171,3 +171,20 @@ def test_plots_draw_prediction_scores_and_the_reward_model_per_agent(tmp_path: P
     judged = figures["reward_model"].axes[0]
     assert {line.get_label() for line in judged.get_lines()} == {"alice", "bob"}
     assert list(judged.get_lines()[0].get_ydata()) == pytest.approx([0.5] * 3)
+
+
+def test_a_version_2_store_is_read_and_migrated_when_scores_are_added(tmp_path: Path) -> None:
+    from mas.store import RunStore
+
+    run(parse_scenario(PD), 1, 0, tmp_path / "run")
+    db = sqlite3.connect(tmp_path / "run" / "run.sqlite")
+    with db:  # the shape schema 2 wrote
+        db.execute("DROP TABLE predictions")
+        db.execute("ALTER TABLE steps DROP COLUMN reward_model")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.close()
+    with RunStore.open(tmp_path / "run") as old:
+        assert old.frame("predictions").empty and "reward_model" not in old.frame("steps").columns
+    with RunStore.open_for_update(tmp_path / "run") as store:
+        assert store.schema_version == 3
+        assert store.frame("predictions").empty and store.frame("steps")["reward_model"].isna().all()
