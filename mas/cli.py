@@ -183,12 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     solve = sub.add_parser("solve", help="exact baselines of a scenario: equilibria, best responses, social optimum, maze values")
     solve.add_argument("scenario", help="scenario YAML file or built-in scenario name")
 
+    world = sub.add_parser("worldmodel", help="score a model as world model (predicting the others' actions) over a stored run")
+    world.add_argument("run", type=Path, metavar="RUN_DIR", help="run directory with LLM decisions")
+    world.add_argument("--backend", default="default",
+                       help="a local model ('default': the embedded one, or a model directory) or a backend config as JSON")
+    world.add_argument("--predict", default="actions", help="comma-separated: actions, outcome (default actions)")
+    world.add_argument("--limit", type=_positive_int, help="replay at most this many decisions")
+
     sub.add_parser("list", help="list built-in games, scenarios, tournaments and policies")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
     completion = sub.add_parser("completion", help="print a shell completion script, e.g. eval \"$(mas completion bash)\"")
     completion.add_argument("shell", choices=["bash", "zsh", "tcsh"], help="the shell")
 
-    for name in ("run", "tournament", "compare", "list", "solve"):
+    for name in ("run", "tournament", "compare", "list", "solve", "worldmodel"):
         sub.choices[name].add_argument("--json", action="store_true", help="print the result as JSON on stdout, nothing else (progress stays on stderr)")
     for command in sub.choices.values():  # `mas run X --debug` as well as `mas --debug run X`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")

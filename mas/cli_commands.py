@@ -192,6 +192,32 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worldmodel(args: argparse.Namespace) -> int:
+    import json
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from mas.agents.llm.config import BackendConfig
+    from mas.agents.llm.world_model_eval import evaluate_run, summarise
+
+    text = args.backend.strip()
+    try:
+        raw = json.loads(text) if text.startswith("{") else {"kind": "local", "model": text}
+        backend = TypeAdapter(BackendConfig).validate_python(raw)
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise MasError(f"--backend: not a backend config ({str(exc).splitlines()[0]})") from None
+    predict = [p.strip() for p in args.predict.split(",") if p.strip()]
+    unknown = sorted(set(predict) - {"actions", "outcome"})
+    if unknown or not predict:
+        raise MasError(f"--predict: {', '.join(unknown) or 'nothing'} is not one of: actions, outcome")
+    table = summarise(evaluate_run(args.run, backend, predict, args.limit))
+    if args.json:
+        print(table.to_json(orient="records"))
+    else:
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
     from rich.console import Console

@@ -199,7 +199,7 @@ class MasParallelEnv(ParallelEnv):
         chosen, said = self._split(actions)
         moved = self.engine.step(chosen[None, :], [said] if self.comms_mode != "off" else None)
         self.message_log.extend(moved.messages[0])
-        rewards = dict(zip(self.possible_agents, moved.rewards[0].tolist()))
+        rewards = dict(zip(self.possible_agents, moved.total_rewards[0].tolist()))  # with any reward-model component
         if moved.talking:
             self._last_illegal = dict.fromkeys(self.possible_agents, False)
         else:

@@ -23,6 +23,9 @@ What it owns:
   the last round's public actions and rewards, and, when a policy reads text, the rules
   and its situation in words. Policies are built with the game's read-only `GameInfo`.
 - **Messages** along the communication graph (`mas.comms.deliver`), every one logged.
+- **The reward model** (`scenario.reward_model`, `mas.reward_model`): at each action step
+  a judge model scores the round's messages or outcome; the component comes with the
+  step (`Transition.model_rewards`), apart from the game's rewards.
 
 Randomness: one numpy Generator per batch draws the game's chances and the continuation
 draws; `reset` takes it, so a caller decides how episodes are seeded (`mas run` seeds
@@ -50,6 +53,7 @@ from mas.comms import Message, build_graph, deliver, empty_graph
 from mas.copy_chance import CopyChance
 from mas.games.base import sanitize_actions
 from mas.policy_batch import PolicyBatcher
+from mas.reward_model import make_reward_model
 from mas.scenario import AgentConfig, ContinuationRounds, Scenario
 from mas.seeding import child_seed
 from mas.transition import Transition
@@ -146,6 +150,8 @@ class EpisodeEngine:
         self._all_legal = False
         self._clean = np.zeros((self.batch_size, self.n_agents), dtype=bool)
         self._clean.flags.writeable = False  # "nothing illegal", shared by every step that needs it
+        self.reward_model = make_reward_model(scenario.reward_model, self.agent_ids)
+        self._words: list[dict[str, list[str]]] = [{} for _ in range(self.batch_size)]  # said this round
 
     # ----- policies --------------------------------------------------------------------
     def _build_groups(self, copy: int) -> list[PolicyGroup]:
@@ -212,6 +218,7 @@ class EpisodeEngine:
         self.played = np.zeros(b, dtype=bool)  # an action step happened in this episode
         self.last_actions = np.zeros((b, n), dtype=np.int64)
         self.last_rewards = np.zeros((b, n), dtype=np.float32)
+        self._words = [{} for _ in range(b)]
         self._refresh()
         for copy in range(b):
             self._reset_policies(copy)
@@ -326,6 +333,8 @@ class EpisodeEngine:
         said = self._said(joint, decisions, messages)
         talking = self.talking
         logs = self._deliver(said)
+        if self.reward_model is not None:
+            self._remember_words(said)
         # the arrays below are rebound, never changed in place, except the episode ids on restart
         episodes = self.episodes.copy() if self.auto_reset else self.episodes
         rounds, steps, active = self.rounds, self.steps, self.active
@@ -344,6 +353,10 @@ class EpisodeEngine:
         result = (self.game.step(self.state, legal, self._rng) if self._chance is None
                   else self._chance.step(self.state, legal, active))
         new_state, rewards = result.state, result.rewards
+        model_rewards = None
+        if self.reward_model is not None:
+            model_rewards = self.reward_model.components(self._words, legal, rewards, self.info.action_names, active)
+            self._words = [{} for _ in range(b)]
         self.rounds = rounds + active
         terminated, truncated = self._episode_end(result.terminated)
         if everyone:
@@ -368,7 +381,15 @@ class EpisodeEngine:
         if self.auto_reset and done.any():
             self._restart(np.flatnonzero(done))
         return Transition(False, active, episodes, rounds, steps, legal, illegal, rewards, cooperation,
-                          terminated, truncated, logs, tuple(decisions), summaries, new_state)
+                          terminated, truncated, logs, tuple(decisions), summaries, new_state, model_rewards)
+
+    def _remember_words(self, said: list[dict[str, str]]) -> None:
+        """Keep what each agent said this round (the reward model judges it at the action step)."""
+        for copy, outgoing in enumerate(said):
+            if self.active[copy]:
+                for agent, text in outgoing.items():
+                    if text:
+                        self._words[copy].setdefault(agent, []).append(text)
 
     def _said(self, joint: np.ndarray, decisions: list[dict[str, Decision]],
               messages: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
@@ -435,6 +456,7 @@ class EpisodeEngine:
             self.episodes[copy] = self._next_episode
             self._next_episode += 1
             self.inboxes[copy] = {a: () for a in self.agent_ids}
+            self._words[copy] = {}
             self._reset_policies(int(copy))
         if self._batcher is not None:
             self._batcher.reset(self, copies)

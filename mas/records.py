@@ -10,6 +10,8 @@ and analysis reads the tables. Nothing passes positional tuples between modules.
   `status` is a closed set (`DecisionStatus`) that the LLM policy writes and the metrics read.
 - `StateRecord`: the game's full summary after an action step (hidden parts included:
   the store is for analysis, never for agents).
+- `PredictionRecord`: one world-model prediction scored against what happened
+  (`mas.agents.llm.world_model`).
 - `EpisodeRecord`: one episode's totals and all of the above, written in one transaction.
 """
 
@@ -61,6 +63,7 @@ class StepRecord:
     illegal: bool
     reward: float
     cooperation: float | None
+    reward_model: float | None = None  # the reward model's weighted component (`mas.reward_model`)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,29 @@ class StateRecord:
     step: int
     round: int
     summary: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One prediction an agent made before acting, scored against what happened.
+
+    `target` is what was predicted: an opponent's id (its action) or "outcome"; `predicted`
+    the most likely label, `actual` what happened, `probability` the probability given to
+    it, `correct` whether the most likely label happened, `log_loss` = -ln(probability).
+    `source` is "live" (predicted while playing) or "eval:<model>" (`mas worldmodel`).
+    """
+
+    episode: int
+    step: int
+    round: int
+    agent: str
+    target: str
+    predicted: str
+    actual: str
+    probability: float
+    correct: bool
+    log_loss: float
+    source: str = "live"
 
 
 @dataclass(frozen=True)
@@ -114,6 +140,7 @@ class EpisodeRecord:
     messages: tuple[Message, ...] = ()
     decisions: tuple[DecisionRecord, ...] = ()
     usage: Mapping[str, Usage] = field(default_factory=dict)
+    predictions: tuple[PredictionRecord, ...] = ()
 
     def totals_only(self) -> "EpisodeRecord":
         """The same episode without its per-step records (what stays in memory)."""

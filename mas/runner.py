@@ -106,12 +106,15 @@ def play_episode(engine: EpisodeEngine, episode: int, seed: int, on_step: StepCa
                 coop_count[seat] += 1
             reward = float(last.rewards[0, seat])
             returns[seat] += reward
+            judged = float(last.model_rewards[0, seat]) if last.model_rewards is not None else None
             steps.append(StepRecord(episode, step, game_round, agent, action, engine.info.action_names[seat][action],
-                                    bool(last.illegal[0, seat]), reward, value if applies else None))
+                                    bool(last.illegal[0, seat]), reward, value if applies else None, judged))
         if last.summaries is not None:
             states.append(StateRecord(episode, step, game_round, last.summaries[0]))
         if on_step is not None:
             on_step(StepEvent(episode, last, tuple(steps[first:])))
+    from mas.agents.llm.world_model import episode_predictions  # light: pydantic and numpy
+
     return EpisodeRecord(
         episode=episode, seed=episode_seed, rounds=int(engine.rounds[0]), steps=int(engine.steps[0]),
         terminated=bool(last is not None and last.terminated[0]), truncated=bool(last is not None and last.truncated[0]),
@@ -119,6 +122,7 @@ def play_episode(engine: EpisodeEngine, episode: int, seed: int, on_step: StepCa
         cooperation={a: (float(coop_sum[i] / coop_count[i]) if coop_count[i] else None) for i, a in enumerate(ids)},
         step_records=tuple(steps), state_records=tuple(states), messages=tuple(messages),
         decisions=tuple(decisions), usage=usage,
+        predictions=tuple(episode_predictions(engine.info, ids, decisions, steps, states)),
     )
 
 

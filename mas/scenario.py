@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from mas import registry
 from mas.errors import ScenarioError
+from mas.reward_model import RewardModelConfig
 from mas.yaml_loader import clip, read_yaml  # noqa: F401 - read_yaml is part of this module's API
 
 AGENT_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$"
@@ -196,6 +197,9 @@ class Scenario(_Frozen):
     comms: CommsConfig = Field(default_factory=CommsConfig)
     episodes: int = Field(1, ge=1, le=MAX_EPISODES, description="Default number of episodes for `mas run`.")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Default master seed.")
+    reward_model: RewardModelConfig | None = Field(
+        None, description="A reward component a judge model computes from messages or outcomes (see mas.reward_model)."
+    )
 
     @field_validator("agents", mode="after")
     @classmethod
@@ -233,6 +237,8 @@ class Scenario(_Frozen):
                 agent.policy.check_game(game.info())
             except ValueError as exc:
                 raise ValueError(f"agents.{i}.policy: {agent.policy.type} cannot play this game: {exc}") from None
+        if self.reward_model is not None:
+            self.reward_model.check_agents(self.agent_ids)
         from mas.comms import build_graph, check_topology  # local: comms imports this module's types
 
         try:  # with comms off the graph is never used: check the topology without building it
@@ -246,8 +252,12 @@ class Scenario(_Frozen):
         return [a.id for a in self.agents]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able resolved scenario (stored with every run)."""
-        return json.loads(self.model_dump_json())
+        """JSON-able resolved scenario (stored with every run); an unset reward model is
+        left out, so scenarios stored before it existed still compare equal (resume)."""
+        data = json.loads(self.model_dump_json())
+        if data.get("reward_model") is None:
+            data.pop("reward_model", None)
+        return data
 
 
 # ----- loading and errors -------------------------------------------------------------

@@ -4,15 +4,17 @@ The runner writes, analysis reads, nothing else couples them. Each episode is wr
 one transaction, so a crash loses at most the episode in flight and a reader never sees
 half an episode.
 
-Schema (version 2; version 1 stores are still read, their decision status taken from
-the record):
+Schema (version 3; version 1 and 2 stores are still read: version 1's decision status is
+taken from the record, version 2 lacks `steps.reward_model` and `predictions`, which
+resuming a version 2 run adds):
 - meta(key, value): schema_version, scenario (resolved JSON), seed, versions, created.
 - agents(seat, agent, policy JSON, persona).
 - episodes(episode, seed, rounds, steps, terminated, truncated).
 - returns(episode, agent, return, cooperation): per-agent totals (cooperation = mean over
   the rounds where the game defines it, NULL if never).
-- steps(episode, step, round, agent, action, action_name, illegal, reward, cooperation):
-  one row per agent per action step.
+- steps(episode, step, round, agent, action, action_name, illegal, reward, cooperation,
+  reward_model): one row per agent per action step; `reward` is the game's, `reward_model`
+  the scenario's reward-model component (`mas.reward_model`; NULL without one).
 - decisions(episode, step, round, agent, talking, status, record): a policy's JSON record
   of how it decided (LLM prompts, raw outputs, distributions, tokens), for talk and
   action steps alike, and its status (`mas.records.DecisionStatus`: ok, retried, forced,
@@ -21,6 +23,9 @@ the record):
 
 Rows are the typed records of `mas.records`, written by column name.
 - states(episode, step, round, summary): the game's JSON summary after each action step.
+- predictions(source, episode, step, round, agent, target, predicted, actual, probability,
+  correct, log_loss): world-model predictions scored against what happened
+  (`mas.records.PredictionRecord`; written while playing, or by `mas worldmodel`).
 - messages(episode, step, round, sender, recipient, text, delivered, reason).
 """
 
@@ -41,11 +46,11 @@ from pathlib import Path
 from typing import Any
 
 from mas.errors import StoreError
-from mas.records import EpisodeRecord
+from mas.records import EpisodeRecord, PredictionRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: older versions this mas still reads
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 DB_NAME = "run.sqlite"
 
 _SCHEMA = """
@@ -60,7 +65,7 @@ CREATE TABLE IF NOT EXISTS returns (
 CREATE TABLE IF NOT EXISTS steps (
     episode INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, agent TEXT NOT NULL,
     action INTEGER NOT NULL, action_name TEXT NOT NULL, illegal INTEGER NOT NULL, reward REAL NOT NULL,
-    cooperation REAL, PRIMARY KEY (episode, step, agent));
+    cooperation REAL, reward_model REAL, PRIMARY KEY (episode, step, agent));
 CREATE TABLE IF NOT EXISTS decisions (
     episode INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, agent TEXT NOT NULL,
     talking INTEGER NOT NULL, status TEXT, record TEXT NOT NULL, PRIMARY KEY (episode, step, agent));
@@ -72,6 +77,11 @@ CREATE TABLE IF NOT EXISTS messages (
     recipient TEXT, text TEXT NOT NULL, delivered INTEGER NOT NULL, reason TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS messages_by_episode ON messages (episode, step);
 """
+#: added by schema version 3 (also made when a version 2 store is migrated)
+_PREDICTIONS = """CREATE TABLE IF NOT EXISTS predictions (
+    source TEXT NOT NULL, episode INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL,
+    agent TEXT NOT NULL, target TEXT NOT NULL, predicted TEXT NOT NULL, actual TEXT NOT NULL,
+    probability REAL NOT NULL, correct INTEGER NOT NULL, log_loss REAL NOT NULL)"""
 
 
 #: SQLite's primary result codes for a write the disk refused: SQLITE_FULL (ENOSPC) and
@@ -180,7 +190,7 @@ class RunStore:
             raise StoreError(f"{run_dir}: cannot create run directory ({exc.strerror})") from None
         db = sqlite3.connect(path)
         with creating(path, db):
-            db.executescript("PRAGMA journal_mode=WAL;" + _SCHEMA)
+            db.executescript("PRAGMA journal_mode=WAL;" + _SCHEMA + _PREDICTIONS + ";")
         with creating(path, db), db:
             db.executemany(
                 "INSERT INTO meta VALUES (?, ?)",
@@ -213,9 +223,35 @@ class RunStore:
     def open_for_resume(cls, run_dir: Path) -> tuple["RunStore", set[int]]:
         """Open an existing run for writing the episodes it lacks; returns the store and
         the episodes already stored. Call under `mas.rundir.locked`."""
-        path, db = open_versioned(run_dir, DB_NAME, "run", SCHEMA_VERSION, writable=True)
+        path, db = open_versioned(run_dir, DB_NAME, "run", (2, SCHEMA_VERSION), writable=True)
         store = cls(path, db)
+        store.migrate()
         return store, set(store.episodes_done())
+
+    @classmethod
+    def open_for_update(cls, run_dir: Path) -> "RunStore":
+        """Open a finished run to add derived rows (e.g. `mas worldmodel`'s scores), migrated
+        to the current schema. Call under `mas.rundir.locked`."""
+        path, db = open_versioned(run_dir, DB_NAME, "run", (2, SCHEMA_VERSION), writable=True)
+        store = cls(path, db)
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Bring a version 2 store to version 3: the reward-model column and the predictions
+        table (one transaction; a version 3 store is left as it is)."""
+        if self.schema_version >= SCHEMA_VERSION:
+            return
+        with space_errors(self.path, "the store is unchanged"), self._db:
+            self._db.execute("ALTER TABLE steps ADD COLUMN reward_model REAL")
+            self._db.execute(_PREDICTIONS)
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def replace_predictions(self, source: str, records: Sequence[Any]) -> None:
+        """Replace the prediction rows of `source` with `records` (one transaction)."""
+        with space_errors(self.path, "the earlier scores are kept"), self._db:
+            self._db.execute("DELETE FROM predictions WHERE source = ?", (source,))
+            insert_records(self._db, "predictions", records)
 
     def close(self) -> None:
         self._db.close()
@@ -242,6 +278,7 @@ class RunStore:
             insert_records(self._db, "decisions", record.decisions)
             insert_records(self._db, "states", record.state_records)
             insert_records(self._db, "messages", record.messages)
+            insert_records(self._db, "predictions", record.predictions)
 
     # ----- reading -------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -261,8 +298,10 @@ class RunStore:
         """A table as a pandas DataFrame (JSON columns left as text)."""
         import pandas as pd
 
-        if table not in {"meta", "agents", "episodes", "returns", "steps", "states", "messages", "decisions"}:
+        if table not in {"meta", "agents", "episodes", "returns", "steps", "states", "messages", "decisions", "predictions"}:
             raise StoreError(f"unknown table '{table}'")
+        if table == "predictions" and self.schema_version < 3:  # older stores hold none
+            return pd.DataFrame(columns=[f.name for f in dataclasses.fields(PredictionRecord)])
         if table == "decisions" and self.schema_version == 1:  # status lived inside the record
             sql = ("SELECT episode, step, round, agent, talking, json_extract(record, '$.status') AS status, record "
                    "FROM decisions")

@@ -36,6 +36,8 @@ class Transition(NamedTuple):
         summaries: per copy, the game's full summary after an action step (kept only
             when the engine records summaries; private parts included: for the store).
         final_state: the game state right after the step, before any automatic reset.
+        model_rewards: [B, N] float32 the scenario's reward-model component of this step
+            (`mas.reward_model`; not part of `rewards`), or None without a reward model.
     """
 
     talking: bool
@@ -53,6 +55,12 @@ class Transition(NamedTuple):
     decisions: tuple[Mapping[str, Decision], ...]
     summaries: tuple[dict[str, Any], ...] | None
     final_state: State
+    model_rewards: np.ndarray | None = None
+
+    @property
+    def total_rewards(self) -> np.ndarray:
+        """[B, N] what learners train on: the game's rewards plus the reward-model component."""
+        return self.rewards if self.model_rewards is None else self.rewards + self.model_rewards
 
     @property
     def done(self) -> np.ndarray:

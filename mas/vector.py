@@ -133,7 +133,7 @@ class VectorEnv:
                 chosen = np.where(chosen < self.game.num_actions, chosen, -1)
             actions[:, self.learner_seats] = chosen
             moved = self.engine.step(actions)
-        rewards = moved.rewards[:, self.learner_seats]
+        rewards = moved.total_rewards[:, self.learner_seats]  # the reward model's component included
         self._returns += rewards
         done = moved.done
         finished = self._returns[done].copy()

@@ -46,6 +46,10 @@ CAPTIONS = {
     "cooperation_matrix": "Cooperation rate of the row entrant in its matches against the column entrant.",
     "seed_returns": "Mean return per episode of each agent: the mean over seeds with a 95% interval across seeds.",
     "seed_cooperation": "Cooperation rate in each round, averaged over agents; the band is a 95% interval across seeds.",
+    "world_model_accuracy": "World model: share of predictions whose most likely label happened, per agent and round "
+                            "(95% band over episodes).",
+    "world_model_log_loss": "World model: mean log-loss -ln p(what happened) of the predictions, per agent and round.",
+    "reward_model": "Reward-model component (the judge's weighted likelihood) per agent and round, apart from the game's reward.",
     "population_shares": "Ecological analysis: population share of each strategy over generations ({model}).",
 }
 #: figures drawn across the report's full width (matrices need room for their labels and numbers)
@@ -130,6 +134,8 @@ def run_figures(runs: Mapping[str, Run]) -> dict[str, Figure]:
         trajectories = {label: gm.stock_trajectories(run.states, resources[label]["start_stock"]) for label, run in stocks.items()}
         first = resources[next(iter(stocks))]
         figures["resource_stock"] = plots.plot_stock(trajectories, first["capacity"], first["collapse_threshold"])
+    if len(runs) == 1:
+        figures.update(model_figures(next(iter(runs.values()))))
     figures.update(training_figures({label: run.training for label, run in runs.items() if len(run.training)}, lines))
     talkers = {label: run for label, run in runs.items() if len(run.messages)}
     if len(talkers) == 1:
@@ -144,6 +150,22 @@ def run_figures(runs: Mapping[str, Run]) -> dict[str, Figure]:
         figures["messages_over_time"] = plots.plot_messages_over_time(vocabulary)
     described = [describe_run(run) for run in runs.values()]
     return _name(figures, described[0] if len(described) == 1 else "; ".join(f"{label} = {d}" for label, d in zip(runs, described)))
+
+
+def model_figures(run: Run) -> dict[str, Figure]:
+    """The LLM world model's scores and the reward model's component of one run, per agent over rounds."""
+    figures: dict[str, Figure] = {}
+    predictions = run.extra.get("predictions")
+    if predictions is not None and len(predictions):
+        table = predictions.assign(correct=predictions["correct"].astype(float))
+        figures["world_model_accuracy"] = plots.plot_band_curves(
+            m.by_agent_and_round(table, "correct"), "round", "round", "accuracy (fraction)", "World model accuracy", ylim=(-0.02, 1.02))
+        figures["world_model_log_loss"] = plots.plot_band_curves(
+            m.by_agent_and_round(table, "log_loss"), "round", "round", "log-loss (nats)", "World model log-loss")
+    judged = m.by_agent_and_round(run.steps, "reward_model")
+    if judged:
+        figures["reward_model"] = plots.plot_band_curves(judged, "round", "round", "reward-model component", "Reward model")
+    return figures
 
 
 def references(scenarios: Iterable[dict]) -> list[tuple[str, float]]:

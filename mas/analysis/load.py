@@ -88,12 +88,13 @@ def load_run(path: str | Path) -> Run:
             episodes = store.frame("episodes").merge(store.frame("returns"), on="episode", how="left")
             states = _expand_states(store.frame("states"))
             frames = {name: store.frame(name) for name in ("agents", "steps", "messages", "decisions")}
+            extra = {"predictions": store.frame("predictions")}
             meta = store.meta()
         except (pd.errors.DatabaseError, sqlite3.DatabaseError, json.JSONDecodeError) as exc:
             raise StoreError(f"{store.path}: damaged run database ({str(exc).splitlines()[0]})") from None
     run_dir = path if path.is_dir() else path.parent
     curves = training.read_curves(run_dir) if run_dir.is_dir() and training.has_training(run_dir) else pd.DataFrame()
-    return Run(path=run_dir, meta=meta, episodes=episodes, states=states, training=curves, **frames)
+    return Run(path=run_dir, meta=meta, episodes=episodes, states=states, training=curves, extra=extra, **frames)
 
 
 def load_result(path: str | Path) -> "Run | Tournament | Experiment":

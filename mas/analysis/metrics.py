@@ -90,6 +90,23 @@ def cooperation_by_round(steps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["round", "rate", "low", "high", "n"])
 
 
+def by_agent_and_round(table: pd.DataFrame, column: str) -> dict[str, pd.DataFrame]:
+    """Per agent, the mean of `column` per round with a 95% interval over episodes (columns
+    round, mean, low, high, n); rows where `column` is null are left out (world-model
+    predictions' accuracy or log-loss, the reward model's component)."""
+    out: dict[str, pd.DataFrame] = {}
+    if column not in table.columns:
+        return out
+    kept = table[table[column].notna()]
+    for agent, rows in kept.groupby("agent"):
+        band = []
+        for game_round, group in rows.groupby("round"):
+            ci = mean_ci(group.groupby("episode")[column].mean().astype(float).tolist())
+            band.append({"round": int(game_round) + 1, "mean": ci.mean, "low": ci.low, "high": ci.high, "n": ci.n})
+        out[str(agent)] = pd.DataFrame(band)
+    return out
+
+
 def cooperation_by_agent(steps: pd.DataFrame) -> pd.Series:
     """Mean cooperation score of each agent over all its scored steps (index: agent)."""
     return scored_steps(steps).groupby("agent")["cooperation"].mean().rename("cooperation")

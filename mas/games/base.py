@@ -123,6 +123,17 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class Outcomes:
+    """A small discrete set of round outcomes an agent may predict (the LLM world model,
+    `mas.agents.llm.world_model`): the question asked, the labels, and `classify`, which
+    maps the game's summary after the round (as stored) to its label. Plain data only."""
+
+    question: str
+    labels: tuple[str, ...]
+    classify: Callable[[Mapping[str, Any]], str]
+
+
+@dataclass(frozen=True)
 class GameInfo:
     """A read-only description of a game, all a policy is given: the rules, never the
     rule engine or its state.
@@ -142,6 +153,10 @@ class GameInfo:
             a scenario gives, e.g. an LLM agent's fallback action).
         stage_payoffs: `Game.stage_payoffs()` (the public payoff table of one round) as
             nested tuples indexed by each seat's action, then the seat paid; or None.
+        outcomes: `Game.outcomes()`: round outcomes an agent may predict, or None.
+        round_payoff: `Game.round_payoff()`: (visible summary, joint actions int [K, N]) ->
+            every seat's payoff float [K, N] of one round from that state, for games whose
+            payoffs depend on the state (games with `stage_payoffs` need none); or None.
     """
 
     kind: str
@@ -158,6 +173,8 @@ class GameInfo:
     task: str = "Choose your action."
     aliases: tuple[tuple[str, ...], ...] = ()
     stage_payoffs: tuple[Any, ...] | None = None
+    outcomes: Outcomes | None = None
+    round_payoff: Callable[[Mapping[str, Any], np.ndarray], np.ndarray] | None = None
 
     def action_labels(self, seat: int, summary: Mapping[str, Any]) -> list[str]:
         """Seat `seat`'s action names as they apply in the state described by `summary`."""
@@ -274,6 +291,15 @@ class Game(ABC):
         the state; None otherwise. The exact baselines (`mas solve`) analyse it."""
         return None
 
+    def outcomes(self) -> Outcomes | None:
+        """Round outcomes an agent may predict (`Outcomes`, plain data), or None."""
+        return None
+
+    def round_payoff(self) -> Callable[[Mapping[str, Any], np.ndarray], np.ndarray] | None:
+        """A function (visible summary, joint actions [K, N]) -> payoffs [K, N] of one round,
+        holding only plain data (never the game), for state-dependent payoffs; or None."""
+        return None
+
     def rgb_array(self, state: State, index: int) -> np.ndarray | None:
         """Copy `index` drawn as an RGB image, uint8 [height, width, 3], or None when the
         game has no picture (the PettingZoo env's `render_mode="rgb_array"`)."""
@@ -341,6 +367,8 @@ class Game(ABC):
                 task=self.task_text(),
                 aliases=tuple(tuple(self.action_aliases(s)) for s in seats),
                 stage_payoffs=_nested_tuple(self.stage_payoffs()),
+                outcomes=self.outcomes(),
+                round_payoff=self.round_payoff(),
             )
             self.__dict__["_info"] = cached
         return cached

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from mas.games.base import MAX_ACTIONS, Capabilities, Game, GameConfigBase, State, StepResult
+from mas.games.base import MAX_ACTIONS, Capabilities, Game, GameConfigBase, Outcomes, State, StepResult
 
 #: slack for comparing float harvests with the sustainable share (amounts come from linspace)
 _EPS = 1e-9
@@ -174,6 +174,15 @@ class CommonsGame(Game):
     def task_text(self) -> str:
         return "Decide how many tons to fish this round."
 
+    def outcomes(self) -> Outcomes:
+        """The stock after this round's harvest and regrowth, in three levels (the world model)."""
+        return Outcomes(question="What will the stock be after this round's fishing and regrowth?",
+                        labels=STOCK_LEVELS, classify=functools.partial(_stock_level, float(self.config.capacity)))
+
+    def round_payoff(self) -> Any:
+        """Each agent's catch for joint requests against the summary's stock (rationing included)."""
+        return functools.partial(_catches, tuple(float(a) for a in self.amounts))
+
     def episode_optimum(self, run: Any) -> Any:
         import pandas as pd
 
@@ -267,3 +276,23 @@ class CommonsGame(Game):
 def _per_agent(values: np.ndarray, n_agents: int) -> np.ndarray:
     """A per-copy value [B] as a float32 observation column for every agent, [B, N, 1]."""
     return np.repeat(values.astype(np.float32)[:, None, None], n_agents, axis=1)
+
+
+#: the world model's outcome labels of the commons: the stock after a round
+STOCK_LEVELS = ("collapsed", "below half", "half or more")
+
+
+def _stock_level(capacity: float, summary: Any) -> str:
+    """A stored summary's stock as one of `STOCK_LEVELS`."""
+    if summary.get("collapsed"):
+        return STOCK_LEVELS[0]
+    return STOCK_LEVELS[1] if float(summary["stock"]) < capacity / 2 else STOCK_LEVELS[2]
+
+
+def _catches(amounts: tuple[float, ...], summary: Any, joint: np.ndarray) -> np.ndarray:
+    """Every agent's catch [K, N] for joint requests [K, N] against the stock (as `step` rations)."""
+    requested = np.asarray(amounts)[joint]
+    total = requested.sum(axis=1)
+    stock = float(summary["stock"])
+    scale = np.where(total > stock, stock / np.maximum(total, 1e-300), 1.0)
+    return requested * scale[:, None]

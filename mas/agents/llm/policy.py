@@ -41,6 +41,7 @@ from mas.agents.llm.config import BackendConfig, LocalBackendConfig
 from mas.agents.llm.lockstep import Ask, Step, drive
 from mas.agents.llm.narrator import Narrator, NarratorConfig
 from mas.agents.llm.parsing import clean_message, parse_action
+from mas.agents.llm.world_model import WorldModelSpec, coerce, distribution, expected_payoffs, prediction_prompt, questions
 from mas.agents.llm.prompts import (
     SYSTEM_VARIABLES, USER_VARIABLES, PromptBuilder, PromptContext, check_template, inbox_entries, rotations, untrusted,
 )
@@ -102,8 +103,19 @@ class LLMSpec(PolicySpec):
     train: LLMTrainSpec | None = Field(  # type: ignore[valid-type]
         None, description="Hyperparameters of `mas train --algo llm-ppo | llm-mappo` for this agent (default: the documented defaults)."
     )
+    world_model: WorldModelSpec | None = Field(
+        None, description="Predict the others' next actions (and the outcome) before acting, scored afterwards; "
+        "plan: true plays the best expected payoff under them (true: predict actions). See mas.agents.llm.world_model."
+    )
+
+    @field_validator("world_model", mode="before")
+    @classmethod
+    def _world_model_flag(cls, value: Any) -> Any:
+        return coerce(value)
 
     def check_game(self, game: "GameInfo") -> None:
+        if self.world_model is not None:
+            self.world_model.check_game(game)
         if self.fallback_action is None:
             return
         # every name an action goes by in any state (e.g. a public goods phase's names)
@@ -220,6 +232,11 @@ class LLMPolicy(Policy):
         asking = [t for t in deciding if t.action is None]
         talking = [t for t in turns if self._writes_message(t.view)]
         yield from self._narrate([t for t in turns if t in asking or (t in talking and not self.spec.message)])
+        if self.spec.world_model is not None:
+            yield from self._predict(asking)
+            if self.spec.world_model.plan:
+                self._plan(asking)
+                asking = []
         if self.spec.mode == "score":
             yield from self._score(asking)
             yield from self._generate(actions=[], talkers=talking)
@@ -285,6 +302,45 @@ class LLMPolicy(Policy):
         replies = yield from self._call("generate", requests, todo, which="narrator")
         for turn, reply in zip(todo, replies):
             self._narration[turn.view.agent] = (turn.view.round, Narrator.text(reply))
+
+    # ----- world model (see mas.agents.llm.world_model) ----------------------------------------
+    def _predict(self, turns: list[_Turn]) -> Step:
+        """Every agent's predictions of the others' actions (and the outcome), one `score` call."""
+        requests, owners, asked = [], [], []
+        for turn in turns:
+            prompt = self.prompts.render(self._context(turn, talking=False))
+            for target, question, labels in questions(self.info, turn.view.seat, self.agent_ids, turn.view.summary,
+                                                      self.spec.world_model.predict):
+                requests.append(ScoreRequest(messages=prediction_prompt(prompt, question, labels), candidates=tuple(labels)))
+                owners.append(turn)
+                asked.append((target, labels))
+        if not requests:
+            return
+        replies = yield from self._call("score", requests, owners)
+        for turn, (target, labels), request, reply in zip(owners, asked, requests, replies):
+            problem = reply.problem(request.candidates)
+            if not problem:  # a prediction the backend could not score is left out, not guessed
+                turn.record.setdefault("predictions", {})[target] = {"labels": labels, "probs": distribution(reply.logprobs)}
+
+    def _plan(self, turns: list[_Turn]) -> None:
+        """Play the legal action with the best expected payoff under the agent's predictions."""
+        for turn in turns:
+            predictions = turn.record.get("predictions", {})
+            seats = {agent: seat for seat, agent in enumerate(self.agent_ids)}
+            predicted = {seats[t]: p["probs"] for t, p in predictions.items() if t in seats}
+            if len(predicted) < self.info.n_agents - 1:  # some prediction failed: no plan to follow
+                turn.action = self._fallback(turn)
+                turn.record.update(status="fallback", action=turn.labels[turn.action], parsed=None,
+                                   error="no prediction of every other agent to plan on")
+                continue
+            values = expected_payoffs(self.info, turn.view.seat, turn.view.summary, turn.legal, predicted)
+            pick = int(np.argmax(values))
+            turn.action = turn.legal[pick]
+            turn.record.update(
+                status="ok", action=turn.options[pick], parsed=turn.options[pick],
+                expected_payoffs={label: v for label, v in zip(turn.options, values)},
+                distribution={label: float(i == pick) for i, label in enumerate(turn.options)},
+            )
 
     # ----- score mode --------------------------------------------------------------------------
     def _score(self, turns: list[_Turn]) -> Step:
@@ -405,7 +461,7 @@ class LLMPolicy(Policy):
         if view.talking:
             mode = "talk"
         else:
-            mode = "forced" if record.get("status") == "forced" else self.spec.mode
+            mode = "forced" if record.get("status") == "forced" else "plan" if "expected_payoffs" in record else self.spec.mode
         record.update(
             mode=mode,
             message=turn.message,

@@ -196,7 +196,7 @@ class Rollouts:
                 trajectories[agent].append(made)
         stats.steps += 1
         for agent in self.learners:
-            reward = float(moved.rewards[c, seats[agent]])
+            reward = float(moved.total_rewards[c, seats[agent]])  # the reward model's component included
             stats.returns[agent] += reward
             if trajectories[agent]:  # a forced move's reward goes to the last real decision
                 trajectories[agent][-1].reward += reward
