@@ -66,6 +66,8 @@ def test_workers_play_llm_entrants_through_one_shared_server(tmp_path: Path, mon
     # (shrewd, tft) = 4 LLM seats x 2 rounds = 8 decisions, each at least one scoring request
     db = sqlite3.connect(tmp_path / "t" / "tournament.sqlite")
     decisions = db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+    statuses = db.execute("SELECT status, json_extract(record, '$.status') FROM decisions").fetchall()
+    assert statuses and all(column == inside and column in ("ok", "retried") for column, inside in statuses)
     stored_backend = json.loads(db.execute("SELECT policy FROM entrants WHERE name = 'cautious'").fetchone()[0])["backend"]
     matches = db.execute("SELECT COUNT(*) FROM matches").fetchone()[0]
     db.close()

@@ -6,7 +6,8 @@ keeps every finished match and never half of one; `--resume` reads which matches
 done and plays only the others. Summary tables are rewritten in one transaction at the
 end, from the matches alone.
 
-Schema (version 1):
+Schema (version 2; a version 1 store is read, and upgraded when resumed: its decisions kept
+their status inside the record):
 - meta(key, value): schema_version, tournament (the resolved file, base scenario inline),
   seed, seat_ids (JSON), action_names (JSON, per seat), action_codec (JSON: the
   one-character names or null, and the width; see `mas.tournament.play.ActionCodec`),
@@ -19,8 +20,9 @@ Schema (version 1):
   per-round actions as one encoded string.
 - messages(match, step, round, sender, recipient, text, delivered, reason): senders and
   recipients are seat ids (see meta seat_ids and scores.seat).
-- decisions(match, step, round, agent, talking, record): policy records (LLM prompts,
-  raw replies), as in the run store.
+- decisions(match, step, round, agent, talking, status, record): policy records (LLM
+  prompts, raw replies) and each decision's status (ok, retried, forced, fallback), as in
+  the run store.
 - payoff(row, col, mean, n): mean score of entrant `row` per match against `col`.
 - ratings(entrant, rank, matches, mean, low, high, rank_stability, wins, draws, losses,
   elo, per_round): the ranking.
@@ -43,7 +45,8 @@ from mas.errors import StoreError
 from mas.store import _versions, creating, holds_rows, insert_records, open_versioned, remove_database, space_errors
 from mas.tournament.play import MatchResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 #: the most matches written per transaction: large enough that commits cost little next to
 #: the rows (a 3,630-match chunk is 29 commits, ~10 ms), small enough that a full disk
 #: keeps most of a chunk
@@ -65,7 +68,7 @@ CREATE TABLE IF NOT EXISTS messages (
     recipient TEXT, text TEXT NOT NULL, delivered INTEGER NOT NULL, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions (
     match INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, agent TEXT NOT NULL,
-    talking INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (match, step, agent));
+    talking INTEGER NOT NULL, status TEXT, record TEXT NOT NULL, PRIMARY KEY (match, step, agent));
 CREATE TABLE IF NOT EXISTS payoff (row INTEGER NOT NULL, col INTEGER NOT NULL, mean REAL, n INTEGER NOT NULL, PRIMARY KEY (row, col));
 CREATE TABLE IF NOT EXISTS ratings (
     entrant INTEGER PRIMARY KEY, rank INTEGER NOT NULL, matches INTEGER NOT NULL, mean REAL, low REAL, high REAL,
@@ -126,8 +129,23 @@ class TournamentStore:
     @classmethod
     def open(cls, run_dir: Path, writable: bool = False) -> "TournamentStore":
         """Open an existing tournament; one-line errors for missing or foreign files."""
-        path, db = open_versioned(run_dir, DB_NAME, "tournament", SCHEMA_VERSION, writable, _DURABILITY)
-        return cls(path, db)
+        path, db = open_versioned(run_dir, DB_NAME, "tournament", READABLE_VERSIONS, writable, _DURABILITY)
+        store = cls(path, db)
+        if writable and store.schema_version < SCHEMA_VERSION:
+            store._migrate()
+        return store
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+    def _migrate(self) -> None:
+        """Version 1 -> 2 (one transaction): the decisions' status gets its own column,
+        filled from the records, so resumed matches and earlier ones read alike."""
+        with space_errors(self.path, "the store is unchanged"), self._db:
+            self._db.execute("ALTER TABLE decisions ADD COLUMN status TEXT")
+            self._db.execute("UPDATE decisions SET status = json_extract(record, '$.status')")
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._db.close()
@@ -167,7 +185,7 @@ class TournamentStore:
         for r in results:
             if r.messages or r.decisions:
                 insert_records(self._db, "messages", r.messages, exclude=("episode",), match=r.match)
-                insert_records(self._db, "decisions", r.decisions, exclude=("episode", "status"), match=r.match)
+                insert_records(self._db, "decisions", r.decisions, exclude=("episode",), match=r.match)
 
     def write_summary(self, payoff: Sequence[tuple], ratings: Sequence[tuple], ecology: Sequence[tuple]) -> None:
         """Replace the summary tables (payoff matrix, ratings, ecology) in one transaction."""
@@ -215,4 +233,8 @@ class TournamentStore:
 
         if table not in READABLE_TABLES:
             raise StoreError(f"unknown table '{table}'; tables: {', '.join(READABLE_TABLES)}")
+        if table == "decisions" and self.schema_version == 1:  # status lived inside the record
+            sql = ("SELECT match, step, round, agent, talking, json_extract(record, '$.status') AS status, record "
+                   "FROM decisions")
+            return pd.read_sql_query(sql, self._db)
         return pd.read_sql_query(f"SELECT * FROM {table}", self._db)
