@@ -32,6 +32,8 @@ from mas.agents.rl.config import IQLConfig, MAPPOConfig
 from mas.scenario import parse_scenario
 from mas.vector import VectorEnv
 
+clock = time.perf_counter  # --clock cpu: process CPU time, fair on a machine shared with other jobs
+
 PD = {
     "kind": "normal_form", "actions": ["C", "D"], "cooperate": "C", "defect": "D",
     "payoffs": {"C,C": [3, 3], "C,D": [0, 5], "D,C": [5, 0], "D,D": [1, 1]},
@@ -56,11 +58,11 @@ def time_training(name: str, scenario_learners: tuple, algo: str, config, device
     step = env.reset()
     for _ in range(3):  # warm-up (allocations, first gradient steps)
         step, _, _ = learner.collect_and_update(env, step)
-    start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
+    start, steps = clock(), 0
+    while clock() - start < seconds:
         step, _, n = learner.collect_and_update(env, step)
         steps += n
-    return name, steps / (time.perf_counter() - start)
+    return name, steps / (clock() - start)
 
 
 class PlainQ:
@@ -101,11 +103,11 @@ class PlainQ:
 
 def time_plain(name: str, copies: int, seconds: float) -> tuple[str, float]:
     learner = PlainQ(copies)
-    start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
+    start, steps = clock(), 0
+    while clock() - start < seconds:
         learner.step()
         steps += copies
-    return name, steps / (time.perf_counter() - start)
+    return name, steps / (clock() - start)
 
 
 def time_env(name: str, scenario_learners: tuple, num_envs: int, seconds: float) -> tuple[str, float]:
@@ -113,18 +115,22 @@ def time_env(name: str, scenario_learners: tuple, num_envs: int, seconds: float)
     env = VectorEnv(scenario, learners, num_envs, seed=0)
     env.reset()
     actions = np.random.default_rng(0).integers(0, 2, size=(64, num_envs, len(learners)))
-    start, steps, i = time.perf_counter(), 0, 0
-    while time.perf_counter() - start < seconds:
+    start, steps, i = clock(), 0, 0
+    while clock() - start < seconds:
         env.step(actions[i % 64])
         steps, i = steps + num_envs, i + 1
-    return name, steps / (time.perf_counter() - start)
+    return name, steps / (clock() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--device", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or this process's CPU time (for a loaded machine)")
     args = parser.parse_args()
+    global clock
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(1)  # as `mas train` does on CPU
     rows = [
         time_env("env only: PD self-play, 1024 copies", pd(None), 1024, args.seconds),
