@@ -236,7 +236,8 @@ class EpisodeEngine:
         if node is None:
             self.mask = self.game.action_mask(self.state)
             self._obs: np.ndarray | None = None
-            self._all_legal = False
+            # once per state: lets a step skip replacing illegal actions (and batched policies ask it)
+            self._all_legal = bool(self.mask.all())
             self._rows: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None
             return
         self.mask, self._obs, self._all_legal, self._rows = node.mask, node.obs, node.all_legal, node.rows
@@ -272,6 +273,11 @@ class EpisodeEngine:
         if self._obs is None:
             self._obs = self.game.observe(self.state)
         return self._obs
+
+    @property
+    def all_legal(self) -> bool:
+        """Every action of every seat in every copy is legal now (the mask is all ones)."""
+        return self._all_legal
 
     @property
     def seat_rows(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
@@ -369,7 +375,8 @@ class EpisodeEngine:
             zeros = np.zeros(b, dtype=bool)
             return Transition(True, active, episodes, rounds, steps, None, None, np.zeros((b, n), dtype=np.float32),
                               None, zeros, zeros.copy(), logs, tuple(decisions), None, self.state)
-        if self._all_legal and b == 1 and 0 <= min(row := joint[0].tolist()) and max(row) < self._num_actions:
+        if self._all_legal and (0 <= min(row := joint[0].tolist()) and max(row) < self._num_actions if b == 1
+                                else 0 <= joint.min() and joint.max() < self._num_actions):
             legal, illegal = joint, self._clean  # every action legal here and all in range: nothing to replace
         else:
             legal, illegal = sanitize_actions(joint, self.mask)
