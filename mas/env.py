@@ -94,6 +94,8 @@ class MasParallelEnv(ParallelEnv):
             raise ScenarioError(f"messages='tokens' needs a scenario whose agents talk (comms on, talk_rounds >= 1) "
                                 f"over a comms.vocabulary; '{scenario.name}' has none")
         self.messages = messages
+        self._num_actions = self.game.num_actions
+        self._going = dict.fromkeys(self.possible_agents, False)  # nobody's episode ended
         self._build_spaces()
         self._rng = np.random.default_rng()
         self.episode = 0
@@ -160,14 +162,7 @@ class MasParallelEnv(ParallelEnv):
         """True when the next step is a talk-only step."""
         return self.engine.talking
 
-    def _split(self, actions: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
-        if self.comms_mode == "off":  # the common case: one number per agent, no words
-            num_actions = self.game.num_actions
-            row = []
-            for agent in self.possible_agents:
-                value = actions.get(agent)
-                row.append(value if type(value) is int and 0 <= value < num_actions else _as_action(value))
-            return np.array(row, dtype=np.int64), {}
+    def _split(self, actions: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, str]]:
         chosen = np.full(len(self.possible_agents), -1, dtype=np.int64)
         said: dict[str, str] = {}
         for i, agent in enumerate(self.possible_agents):
@@ -196,6 +191,26 @@ class MasParallelEnv(ParallelEnv):
     def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("step() called on a finished episode; call reset() first")
+        if self.comms_mode == "off":  # the common case: plain numbers, no words, no arrays
+            agents, num_actions = self.possible_agents, self._num_actions
+            row = [v if type(v) is int and 0 <= v < num_actions else _as_action(v) for v in map(actions.get, agents)]
+            rewards, illegal, terminated, truncated, round = self.engine.step_one(row)
+            observations = self._observations()
+            # `_infos` without the detour (`_last_illegal` serves only it, after talk steps)
+            if True in illegal:
+                infos = {agent: {"round": round, "talking": False, "illegal_action": flag, "inbox": ()}
+                         for agent, flag in zip(agents, illegal)}
+            else:
+                info = {"round": round, "talking": False, "illegal_action": False, "inbox": ()}
+                infos = {agent: info.copy() for agent in agents}
+            if terminated or truncated:
+                terms, truncs = dict.fromkeys(agents, terminated), dict.fromkeys(agents, truncated)
+                self.agents = []
+            else:  # every agent plays until the end: copies of one all-False dict
+                terms, truncs = self._going.copy(), self._going.copy()
+            if self.render_mode == "human":
+                print(self.render())
+            return observations, rewards, terms, truncs, infos
         chosen, said = self._split(actions)
         moved = self.engine.step(chosen[None, :], [said] if self.comms_mode != "off" else None)
         self.message_log.extend(moved.messages[0])
@@ -219,10 +234,11 @@ class MasParallelEnv(ParallelEnv):
         engine = self.engine
         # copies: the engine's arrays are read-only and shared while a state repeats, and users
         # keep (and may change) what they are given
+        if self.comms_mode == "off":
+            return {agent: {"observation": v.copy(), "action_mask": m.copy()}
+                    for agent, (v, m) in zip(self.possible_agents, engine.seat_rows)}
         vectors = engine.observations[0].copy()
         mask = engine.mask[0].copy()
-        if self.comms_mode == "off":
-            return {agent: {"observation": vectors[i], "action_mask": mask[i]} for i, agent in enumerate(self.possible_agents)}
         talking = int(self.talking)
         out = {}
         for i, agent in enumerate(self.possible_agents):

@@ -36,6 +36,10 @@ copy (`reset(rngs=...)`, `mas.copy_chance`), and one policy seed per copy (`seed
 Policies of the same group in different copies decide together: `decide` hands all copies'
 instances of a group to the policy class's `act_many` (one call, so an LLM policy packs
 every copy's prompts into one model call); the default asks each instance in turn.
+
+A batch of one whose seats are all played from outside, without talk (the PettingZoo env),
+may step through `step_one`: the same step in plain Python values, memoised per state and
+joint action where the game allows (`mas.state_memo`).
 """
 
 from __future__ import annotations
@@ -51,15 +55,13 @@ from mas import registry
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy
 from mas.comms import Message, build_graph, deliver, empty_graph
 from mas.copy_chance import CopyChance
-from mas.games.base import sanitize_actions
+from mas.games.base import State, sanitize_actions
 from mas.policy_batch import PolicyBatcher
 from mas.reward_model import make_reward_model
 from mas.scenario import AgentConfig, ContinuationRounds, Scenario
 from mas.seeding import child_seed
+from mas.state_memo import Node, StateMemo
 from mas.transition import Transition
-
-#: the most states whose observations a batch of one keeps (`Game.observe_key`)
-SEEN_STATES = 4096
 
 
 @dataclass
@@ -145,9 +147,18 @@ class EpisodeEngine:
         self._rng = np.random.default_rng(0)
         self._chance: CopyChance | None = None
         self._next_episode = 0
-        # observe_key -> (mask, observations, every action legal), for a batch of one
-        self._seen: dict[Any, tuple[np.ndarray, np.ndarray, bool]] | None = {} if self.batch_size == 1 else None
+        # a batch of one: the states seen (observations, masks) and the moves between them
+        self._seen: StateMemo | None = StateMemo(self.game, self.agent_ids) if self.batch_size == 1 else None
         self._all_legal = False
+        # `step_one` memoises when every seat is external and nothing else acts or draws per step
+        self._memo_ok = (self._seen is not None and self.game.memo_counters is not None and not self._per_copy
+                         and self._batcher is None and self.comms_mode == "off" and not auto_reset
+                         and len(self.external) == self.n_agents and not isinstance(scenario.rounds, ContinuationRounds)
+                         and scenario.reward_model is None)  # a judged reward is not a function of the state
+        self._one: Node | None = None  # the current node while `step_one` may memoise the next step
+        self._pending_state: Node | None = None  # `state` is this node's, with `_counts`, once asked for
+        self._no_illegal = (False,) * self.n_agents
+        self._limit = scenario.rounds if not isinstance(scenario.rounds, ContinuationRounds) else 0  # memoised steps only
         self._clean = np.zeros((self.batch_size, self.n_agents), dtype=bool)
         self._clean.flags.writeable = False  # "nothing illegal", shared by every step that needs it
         self.reward_model = make_reward_model(scenario.reward_model, self.agent_ids)
@@ -228,20 +239,36 @@ class EpisodeEngine:
     def _refresh(self) -> None:
         # a batch of one (the PettingZoo env, `mas run`) reuses what it saw before in the same
         # state when the game names its states (`Game.observe_key`): arrays read-only, shared
-        key = self.game.observe_key(self.state) if self._seen is not None else None
-        if key is None:
+        node = self._seen.node(self.state) if self._seen is not None else None
+        self._one = None
+        if node is None:
             self.mask = self.game.action_mask(self.state)
             self._obs: np.ndarray | None = None
-            self._all_legal = False
+            # once per state: lets a step skip replacing illegal actions (and batched policies ask it)
+            self._all_legal = bool(self.mask.all())
+            self._rows: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None
             return
-        seen = self._seen.get(key)
-        if seen is None:
-            if len(self._seen) >= SEEN_STATES:  # bounded: start over rather than grow
-                self._seen.clear()
-            mask, obs = self.game.action_mask(self.state), self.game.observe(self.state)
-            mask.flags.writeable = obs.flags.writeable = False
-            seen = self._seen[key] = (mask, obs, bool(mask.all()))
-        self.mask, self._obs, self._all_legal = seen
+        self.mask, self._obs, self._all_legal, self._rows = node.mask, node.obs, node.all_legal, node.rows
+        if self._memo_ok and self.active[0]:  # `step_one` continues from here in plain ints
+            self._one = node
+            self._round, self._step = int(self.rounds[0]), int(self.steps[0])
+            # each counter as its offset from the round: both advance by one per memoised step
+            self._counts = [(name, int(self.state[name][0]) - self._round, self.state[name].dtype)
+                            for name in self.game.memo_counters]
+
+    @property
+    def state(self) -> State:
+        """The game state of every copy (numpy arrays with a leading copy axis)."""
+        node = self._pending_state
+        if node is not None:  # a memoised step happened: its fields and the counters, made now
+            self._state = {**node.fixed, **{name: np.array([offset + self._round], dtype=dtype)
+                                            for name, offset, dtype in self._counts}}
+            self._pending_state = None
+        return self._state
+
+    @state.setter
+    def state(self, value: State) -> None:
+        self._state, self._pending_state = value, None
 
     @property
     def talking(self) -> bool:
@@ -254,6 +281,19 @@ class EpisodeEngine:
         if self._obs is None:
             self._obs = self.game.observe(self.state)
         return self._obs
+
+    @property
+    def all_legal(self) -> bool:
+        """Every action of every seat in every copy is legal now (the mask is all ones)."""
+        return self._all_legal
+
+    @property
+    def seat_rows(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """A batch of one's (observation, action mask) of every seat (views: copy to keep)."""
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = tuple(zip(self.observations[0], self.mask[0]))
+        return rows
 
     # ----- what agents see -------------------------------------------------------------
     def views(self, copy: int, seats: Sequence[int] | None = None, text: bool | None = None) -> list[AgentView]:
@@ -345,7 +385,8 @@ class EpisodeEngine:
             zeros = np.zeros(b, dtype=bool)
             return Transition(True, active, episodes, rounds, steps, None, None, np.zeros((b, n), dtype=np.float32),
                               None, zeros, zeros.copy(), logs, tuple(decisions), None, self.state)
-        if self._all_legal and b == 1 and 0 <= min(row := joint[0].tolist()) and max(row) < self._num_actions:
+        if self._all_legal and (0 <= min(row := joint[0].tolist()) and max(row) < self._num_actions if b == 1
+                                else 0 <= joint.min() and joint.max() < self._num_actions):
             legal, illegal = joint, self._clean  # every action legal here and all in range: nothing to replace
         else:
             legal, illegal = sanitize_actions(joint, self.mask)
@@ -390,6 +431,43 @@ class EpisodeEngine:
                 for agent, text in outgoing.items():
                     if text:
                         self._words[copy].setdefault(agent, []).append(text)
+
+    def step_one(self, actions: Sequence[int]) -> tuple[dict[str, float], Sequence[bool], bool, bool, int]:
+        """`step` for a batch of one whose seats are all external, without talk (the
+        PettingZoo env): one action per seat; returns the rewards by agent id (the
+        caller's; with a reward model's component), the illegal flags per seat, terminated, truncated and the rounds played now.
+
+        It is `step`, unless the game's step is memoised (`mas.state_memo`): then a joint
+        action seen before in this state is a dict lookup and a few plain-int updates (the
+        one-element arrays are written in place: no transition holds them, `step` rebinds
+        them; the state itself is made when asked for)."""
+        node = self._one
+        move = None
+        if node is not None:
+            joint = tuple(actions)
+            move = node.moves.get(joint)
+            if move is None:
+                move = self._seen.move(node, self.state, joint, self._rng)
+        if move is None:
+            moved = self.step(np.array([actions], dtype=np.int64))
+            illegal = moved.illegal[0].tolist() if moved.illegal is not None else self._no_illegal
+            rewards = dict(zip(self.agent_ids, moved.total_rewards[0].tolist()))  # with any judged component
+            return rewards, illegal, bool(moved.terminated[0]), bool(moved.truncated[0]), int(self.rounds[0])
+        node = self._pending_state = move.node
+        self._round = round = self._round + 1
+        self._step += 1
+        self.rounds[0], self.steps[0] = round, self._step
+        self.last_actions, self.last_rewards = move.actions, move.rewards
+        self.played[0] = True
+        self.mask, self._obs, self._all_legal, self._rows = node.mask, node.obs, node.all_legal, node.rows
+        terminated = move.over
+        truncated = not terminated and round >= self._limit
+        if terminated or truncated:
+            self.active[0] = False
+            self._one = None
+        else:
+            self._one = node
+        return move.by_agent.copy(), self._no_illegal, terminated, truncated, round
 
     def _said(self, joint: np.ndarray, decisions: list[dict[str, Decision]],
               messages: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:

@@ -75,7 +75,7 @@ class PolicyBatcher:
             return game.visible(game.summary(engine.state, copy), seat)
 
         state = BatchState(engine.rounds, engine.played, engine.last_actions, engine.mask, engine.talking,
-                           bool(engine.mask.all()), summary)
+                           engine.all_legal, summary)
         for rule, copies, seats, _ in self.rules:
             if everyone:
                 rows, at, where = rule.index(len(copies)), copies, seats

@@ -35,8 +35,9 @@ from mas.vocabulary import LearnerChannel
 
 @dataclass
 class VectorStep:
-    """What the learners see after a reset or a step; tensors have a leading copy axis B
-    and a learner axis L in seat order of `VectorEnv.learners`.
+    """What the learners see after a reset or a step; tensors (numpy arrays for a tabular
+    learner: `VectorEnv.use_tabular_steps`) have a leading copy axis B and a learner axis L in seat order of
+    `VectorEnv.learners`.
 
     obs [B, L, obs_dim], mask [B, L, A] (bool), state [B, state_dim]: the current step
     (after auto-reset). rewards [B, L], terminated [B], truncated [B]: the step just taken.
@@ -86,11 +87,19 @@ class VectorEnv:
         self.state_dim = self.game.state_dim + self.n_learners * extra
         self.num_actions = self.channel.num_actions if self.channel is not None else self.game.num_actions
         self._rng = rng(seed, "vector", "game")
+        self.tabular = False  # see `use_tabular_steps`
+
+    def use_tabular_steps(self) -> None:
+        """Until the next `reset`, `step` gives what a tabular learner reads: numpy arrays
+        end to end (no tensors, no device) and no global state (`state`, `final_state`
+        None). Tabular IQL asks for it: its tables live in numpy on the CPU."""
+        self.tabular = True
 
     # ----- episodes --------------------------------------------------------------------
     def reset(self) -> VectorStep:
         """Start fresh episodes in every copy."""
         self.engine.reset(self._rng)
+        self.tabular = False  # whoever steps next decides
         self._returns = np.zeros((self.num_envs, self.n_learners))
         self._talk()
         obs, mask, state = self._views(self.engine.state)
@@ -104,19 +113,20 @@ class VectorEnv:
         while self.channel is None and self.engine.talking:
             self.engine.step()
 
-    def _views(self, state: State) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _views(self, state: State, with_state: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if state is self.engine.state:  # the engine's own (computed once per state, mask already there)
             obs, mask = self.engine.observations, self.engine.mask
         else:
             obs, mask = self.game.observe(state), self.game.action_mask(state)
         obs, mask = obs[:, self.learner_seats], mask[:, self.learner_seats] > 0
-        global_state = self.game.global_state(state)
+        global_state = self.game.global_state(state) if with_state else None
         if self.channel is None:
             return obs, mask, global_state
         talking = self.engine.talking
         heard = self.channel.encode_batch(self.engine.inboxes, self.learners, talking)
         obs = np.concatenate([obs, heard], axis=-1)
-        global_state = np.concatenate([global_state, heard.reshape(self.num_envs, -1)], axis=-1)
+        if global_state is not None:
+            global_state = np.concatenate([global_state, heard.reshape(self.num_envs, -1)], axis=-1)
         return obs, self.channel.mask(mask, talking), global_state
 
     def step(self, learner_actions: Any) -> VectorStep:
@@ -136,18 +146,26 @@ class VectorEnv:
         rewards = moved.total_rewards[:, self.learner_seats]  # the reward model's component included
         self._returns += rewards
         done = moved.done
-        finished = self._returns[done].copy()
-        self._returns[done] = 0.0
-        final_obs, final_mask, final_state = self._views(moved.final_state)
+        ended = bool(done.any())
+        if ended:
+            finished = self._returns[done].copy()
+            self._returns[done] = 0.0
+        else:  # most steps: nothing ended
+            finished = np.zeros((0, self.n_learners))
+        final_obs, final_mask, final_state = self._views(moved.final_state, not self.tabular)
         self._talk()
         obs, mask, state = final_obs, final_mask, final_state
-        if done.any() or self.engine.talk_rounds:
-            obs, mask, state = self._views(self.engine.state)
+        if ended or self.engine.talk_rounds:
+            obs, mask, state = self._views(self.engine.state, not self.tabular)
         cooperation = moved.cooperation[:, self.learner_seats] if moved.cooperation is not None else None
         return self._to_step(obs, mask, state, rewards, moved.terminated, moved.truncated, final_obs, final_mask,
                              final_state, finished, cooperation)
 
     def _to_step(self, obs, mask, state, rewards, terminated, truncated, final_obs, final_mask, final_state, finished, cooperation) -> VectorStep:  # noqa: ANN001
+        if self.tabular:
+            f32 = np.float32
+            return VectorStep(obs.astype(f32, copy=False), mask, None, rewards.astype(f32, copy=False), terminated,
+                              truncated, final_obs.astype(f32, copy=False), final_mask, None, finished, cooperation)
         import torch
 
         def t(x: np.ndarray) -> Any:

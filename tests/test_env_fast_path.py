@@ -1,5 +1,6 @@
 """The single-copy fast path of the PettingZoo env: states seen before reuse their arrays
-(`Game.observe_key`), plain actions skip the general parsing; results stay the same."""
+(`Game.observe_key`), steps seen before are memoised (`mas.state_memo`), plain actions skip
+the general parsing; results stay the same."""
 
 from __future__ import annotations
 
@@ -55,3 +56,62 @@ def test_same_seed_same_episode_with_and_without_the_cache() -> None:
         return out
 
     assert play(True) == play(False)
+
+
+def _episode(env, rng: np.random.Generator, odd: bool) -> list:
+    """Every step's outputs and the engine's state after it (`odd`: some illegal or
+    unusual action values among the plain ones)."""
+    unusual = [7, -1, None, np.int64(1), 1.0, True, {"action": 1}, "x", 2**70]
+    out = []
+    while env.agents:
+        actions = {}
+        for agent in env.agents:
+            actions[agent] = unusual[int(rng.integers(len(unusual)))] if odd and rng.random() < 0.3 else int(rng.integers(2))
+        obs, rewards, terms, truncs, infos = env.step(actions)
+        engine = env.engine
+        out.append(({a: (o["observation"].tolist(), o["action_mask"].tolist()) for a, o in obs.items()}, rewards, terms,
+                    truncs, infos, {k: v.tolist() for k, v in engine.state.items()}, env.last_actions,
+                    engine.last_rewards.tolist(), env.round, env.steps, bool(engine.active[0]), env.state().tolist()))
+    return out
+
+
+def _memo_moves(env) -> int:
+    return sum(len(node.moves) for node in env.engine._seen.nodes.values())
+
+
+def test_memoised_steps_equal_the_general_step() -> None:
+    for memory in (1, 3):
+        scenario = _pd(40).model_copy(update={"game": _pd().game.model_copy(update={"memory": memory})})
+        for odd in (False, True):
+            fast, slow = mas.make_env(scenario, seed=2), mas.make_env(scenario, seed=2)
+            slow.engine._seen = None  # nothing remembered: every step through `EpisodeEngine.step`
+            slow.engine._refresh()
+            for episode in range(3):
+                rng = np.random.default_rng(episode)
+                assert _episode(fast, rng, odd) == _episode(slow, np.random.default_rng(episode), odd)
+                fast.reset(), slow.reset()
+            assert _memo_moves(fast) > 0  # the fast env did take memoised steps
+            assert fast.engine.state["played"].tolist() == [0]
+
+
+def test_memoised_state_counts_rounds_and_is_shared_read_only() -> None:
+    env = mas.make_env(_pd(12), seed=0)
+    for _ in range(5):
+        env.step({"alice": 0, "bob": 1})
+    state = env.engine.state
+    assert state["played"].tolist() == [5] and state["history"].tolist() == [[[0, 1]]]
+    assert not state["history"].flags.writeable  # shared by every visit of the state
+    # PD, memory 1: 5 states, and at most the 4 joint actions from each
+    assert len(env.engine._seen) <= 5 and _memo_moves(env) <= 4 * 5
+
+
+def test_memo_starts_over_at_its_limit(monkeypatch) -> None:
+    import mas.state_memo
+
+    monkeypatch.setattr(mas.state_memo, "LIMIT", 6)
+    scenario = _pd(60).model_copy(update={"game": _pd().game.model_copy(update={"memory": 3})})
+    fast, slow = mas.make_env(scenario, seed=1), mas.make_env(scenario, seed=1)
+    slow.engine._seen = None
+    slow.engine._refresh()
+    assert _episode(fast, np.random.default_rng(4), False) == _episode(slow, np.random.default_rng(4), False)
+    assert len(fast.engine._seen) <= 6 and _memo_moves(fast) <= 6

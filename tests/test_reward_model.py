@@ -41,7 +41,7 @@ def test_message_judgements_are_their_own_column_weighted_and_the_game_reward_is
         run(parse_scenario(_scenario(weight=0.5)), episodes=1, seed=0, out_dir=tmp_path / "run")
     rows = sqlite3.connect(tmp_path / "run" / "run.sqlite").execute(
         "SELECT agent, reward, reward_model FROM steps ORDER BY step, agent").fetchall()
-    # a said its message in the talk step and again with its action: two lines, one judgement a round
+    # a says its message in the talk step: one judgement a round
     assert rows == [("a", 0.0, pytest.approx(0.4)), ("b", 5.0, pytest.approx(0.05))] * 3
     assert sum(judge.score_calls) == 2  # two distinct texts, each judged once (cached)
 
@@ -105,6 +105,20 @@ def test_learners_train_on_the_reward_models_component(tmp_path: Path, algo: str
     assert results[0.0]["eval_cooperation/me"] == 0.0
     assert results[10.0]["eval_cooperation/me"] == 1.0
     assert results[10.0]["eval_return/me"] == pytest.approx(10 * (3 + 9.99), rel=1e-3)
+
+
+def test_the_pettingzoo_env_pays_the_judged_component_on_its_fast_path() -> None:
+    # comms off, every seat external, fixed rounds: the env's memoised single-copy step,
+    # which must not skip the judge
+    import mas
+
+    data = _learner_scenario(2.0, "iql")
+    data["agents"][0]["policy"] = "always_cooperate"
+    with installed(_kind):
+        env = mas.make_env(parse_scenario(data), seed=0)
+        env.reset(seed=0)
+        paid = [env.step({"me": 0, "them": 0})[1]["me"] for _ in range(3)]
+    assert paid == [pytest.approx(3 + 2 * 0.999)] * 3
 
 
 def test_components_skip_silent_agents_and_finished_copies() -> None:

@@ -105,14 +105,18 @@ def test_the_q_table_lookup_equals_the_plain_unique_lookup_on_random_observation
     values = np.array([0.0, -0.0, 1.0, 0.5, np.nan], dtype=np.float32)  # -0.0 is 0.0; NaN is a state
     for step in range(300):
         kinds = 2 if step < 100 else 5  # few states first (the cached path), then new ones arrive
-        obs = values[rng.integers(0, kinds, size=(int(rng.integers(1, 40)), 5))]
+        # batches of a few rows (looked up one by one) and of many (vectorised hashes)
+        obs = values[rng.integers(0, kinds, size=(int(rng.integers(1, 40 if step % 2 else 150)), 5))]
         np.testing.assert_array_equal(table.rows(obs), _reference_rows(index, obs))
     assert len(table.index) == len(index) > 32
     unseen = np.full((3, 5), 7.0, dtype=np.float32)
     assert (table.rows(unseen, add=False) == -1).all()
     again = QTable.from_state_dict(table.state_dict(), 2)
-    obs = values[rng.integers(0, 5, size=(50, 5))]
-    np.testing.assert_array_equal(again.rows(obs, add=False), table.rows(obs, add=False))
+    for size in (20, 100):
+        obs = values[rng.integers(0, 5, size=(size, 5))]
+        np.testing.assert_array_equal(again.rows(obs, add=False), table.rows(obs, add=False))
+        mixed = np.concatenate([obs[:10], unseen[:1]])  # one unseen row among known ones: -1 for it alone
+        assert table.rows(mixed, add=False).tolist() == table.rows(obs[:10], add=False).tolist() + [-1]
 
 
 def test_boltzmann_exploration_draws_from_the_softmax_and_cools_geometrically():

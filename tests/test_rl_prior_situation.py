@@ -126,7 +126,8 @@ class Recorder:
         return self.last
 
     def step(self, actions):
-        self.obs.append(self.last.obs.numpy())
+        obs = self.last.obs  # tensors, or numpy arrays once tabular IQL switched the env to them
+        self.obs.append(obs.numpy() if hasattr(obs, "numpy") else np.asarray(obs))
         self.actions.append(np.asarray(actions))
         self.last = self.env.step(actions)
         return self.last

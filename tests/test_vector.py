@@ -77,3 +77,37 @@ def test_same_seed_same_draws_and_learner_checks():
     assert not np.array_equal(a.reset().state.numpy(), c.reset().state.numpy())
     with pytest.raises(ValueError, match="subset"):
         VectorEnv(scenario, ["nobody"], 2, seed=0)
+
+
+def test_tabular_steps_are_the_tensor_steps_as_numpy_without_the_global_state():
+    def play(tabular: bool) -> list:
+        env = VectorEnv(pd(rounds=3), ["me"], num_envs=4, seed=1)
+        env.reset()
+        if tabular:
+            env.use_tabular_steps()
+        rng, out = np.random.default_rng(2), []
+        for _ in range(7):  # two restarts
+            step = env.step(rng.integers(0, 2, size=(4, 1)))
+            assert (step.state is None and step.final_state is None) if tabular else step.state is not None
+            fields = ("obs", "mask", "rewards", "terminated", "truncated", "final_obs", "final_mask")
+            arrays = [getattr(step, f) for f in fields]
+            assert all(isinstance(a, np.ndarray) != (not tabular) for a in arrays)
+            out.append([(np.asarray(a).dtype, np.asarray(a).tolist()) for a in arrays] + [step.finished_returns.tolist()])
+        return out
+
+    assert play(True) == play(False)
+    env = VectorEnv(pd(), ["me"], num_envs=2, seed=0)
+    env.use_tabular_steps()
+    assert not isinstance(env.reset().obs, np.ndarray) and not env.tabular  # a reset goes back to tensors
+
+
+def test_illegal_or_missing_actions_in_a_batch_are_replaced_and_flagged():
+    from mas.episode import EpisodeEngine
+
+    engine = EpisodeEngine(pd(), batch_size=3, external=["me", "them"])
+    engine.reset(np.random.default_rng(0))
+    moved = engine.step(np.array([[0, 1], [5, 0], [1, -1]]))
+    assert moved.actions.tolist() == [[0, 1], [0, 0], [1, 0]]
+    assert moved.illegal.tolist() == [[False, False], [True, False], [False, True]]
+    moved = engine.step(np.array([[1, 1], [0, 0], [1, 0]]))
+    assert not moved.illegal.any() and moved.actions.tolist() == [[1, 1], [0, 0], [1, 0]]

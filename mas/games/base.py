@@ -241,6 +241,13 @@ class Game(ABC):
         (a few `tobytes`), and override it only for games with few distinct observations."""
         return None
 
+    #: Not None: the game's step is memoisable for a batch of one (`mas.state_memo`). It
+    #: then promises, for states it names by `observe_key`: the state apart from these
+    #: fields (counters that `step` advances by exactly one, e.g. rounds played) is fixed by
+    #: the key; `step` draws nothing from `rng`; its rewards, game-over flags and the new
+    #: state's key and other fields depend on the key and the actions alone.
+    memo_counters: tuple[str, ...] | None = None
+
     # ----- meaning, for metrics and text ---------------------------------------------
     def cooperation(self, state: State, actions: np.ndarray) -> np.ndarray | None:
         """How cooperative each agent's action was, float [B, N] in [0, 1], NaN where the

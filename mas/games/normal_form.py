@@ -186,6 +186,9 @@ class NormalFormGame(Game):
         first = (state["played"] == 0).astype(np.float32)[:, None, None].repeat(self.n_agents, axis=1)
         return np.concatenate([encoded, first], axis=-1)
 
+    #: `played` is the only counter: the history alone decides a step (`Game.memo_counters`)
+    memo_counters = ("played",)
+
     def observe_key(self, state: State) -> tuple[bytes, tuple[bool, ...]]:
         # what `observe` reads: the history and whether a round was played (not how many)
         return state["history"].tobytes(), tuple(p == 0 for p in state["played"].tolist())

@@ -81,6 +81,10 @@ class _IQLBase:
 
 
 # ----- tabular ---------------------------------------------------------------------------
+#: the most observations a Q-table looks up one by one in its dict (more: vectorised hashes)
+SMALL_BATCH = 64
+
+
 class QTable:
     """One agent's Q table: observation bytes -> row of a growing [states, A] array.
 
@@ -106,7 +110,12 @@ class QTable:
     def rows(self, obs: np.ndarray, add: bool = True) -> np.ndarray:
         """Row of each observation [n, d]; unseen ones are added (or -1 if `add` is false)."""
         obs = np.ascontiguousarray(obs, dtype=np.float32) + np.float32(0.0)  # -0.0 is 0.0 (np.unique merged them anyway)
-        if len(self._hashes) and len(obs):
+        if 0 < len(obs) <= SMALL_BATCH and self.index:  # a few rows: their bytes in the dict beat the array ops
+            data, size = obs.tobytes(), 4 * obs.shape[1]
+            found = [self.index.get(data[at:at + size]) for at in range(0, len(data), size)]
+            if None not in found:
+                return np.array(found, dtype=np.int64)
+        elif len(self._hashes) and len(obs):
             hashes = self._hash(obs)
             at = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
             rows = self._order[at]
@@ -212,24 +221,26 @@ class TabularIQL(_IQLBase):
         observations when they are these (no copy restarted), else looked up (in learner
         order, each table adding its unseen states as it always did)."""
         last = self._last_rows
-        if last is not None and last[0] is step and np.array_equal(last[1], obs):
+        if last is not None and last[0] is step and (last[1] is obs or np.array_equal(last[1], obs)):
             return last[2]
         return [table.rows(obs[:, l]) for l, table in enumerate(self.tables)]
 
     def collect_and_update(self, env: Any, step: VectorStep) -> tuple[VectorStep, dict[str, float], int]:
         """One vector step of every copy, then one batched update of every table."""
+        if getattr(env, "tabular", None) is False:  # numpy end to end where the env offers it (until its reset)
+            env.use_tabular_steps()
         if self._prior is None and priors.has_prior(self.config):
             self._prior = priors.resolve_prior(self.config, env)
-        obs, mask = step.obs.cpu().numpy(), step.mask.cpu().numpy()
+        obs, mask = _np(step.obs), _np(step.mask)
         # one lookup per table and observation batch: acting and the update share the rows
         obs_rows = self._obs_rows(step, obs)
         actions = self._pending if self._pending is not None else self._explore(obs, mask, obs_rows)
         nxt = env.step(actions)
         self.env_steps += env.num_envs
-        rewards = nxt.rewards.cpu().numpy().astype(np.float64)
-        alive = 1.0 - nxt.terminated.cpu().numpy().astype(np.float64)
-        final_obs, final_mask = nxt.final_obs.cpu().numpy(), nxt.final_mask.cpu().numpy()
-        done = (nxt.terminated | nxt.truncated).cpu().numpy()
+        rewards = _np(nxt.rewards).astype(np.float64)
+        alive = 1.0 - _np(nxt.terminated).astype(np.float64)
+        final_obs, final_mask = _np(nxt.final_obs), _np(nxt.final_mask)
+        done = _np(nxt.terminated | nxt.truncated)
         sarsa, monte_carlo = self.config.update == "sarsa", self.config.update == "monte_carlo"
         pending = np.empty_like(actions)
         td_abs = 0.0
@@ -260,7 +271,7 @@ class TabularIQL(_IQLBase):
             td_abs = self._mc_error
         if sarsa:  # copies that started a new episode choose afresh at the reset observation
             if done.any():
-                pending[done] = self._explore(nxt.obs.cpu().numpy()[done], nxt.mask.cpu().numpy()[done])
+                pending[done] = self._explore(_np(nxt.obs)[done], _np(nxt.mask)[done])
             self._pending = pending
         self._last_rows = (nxt, final_obs, final_rows)
         level = {"temperature": self.temperature} if self.boltzmann else {"epsilon": self.epsilon}
@@ -270,7 +281,7 @@ class TabularIQL(_IQLBase):
         """Actions for rows of (obs [n, d], mask [n, A], learner index [n]); also returns
         a flag per row that is true when the observation was never seen in training (the
         first legal action is played)."""
-        obs_np, mask_np, who = obs.cpu().numpy(), mask.cpu().numpy(), learner.cpu().numpy()
+        obs_np, mask_np, who = _np(obs), _np(mask), _np(learner)
         actions = np.zeros(len(who), dtype=np.int64)
         unseen = np.zeros(len(who), dtype=bool)
         final = self.config.temperature_end if self.boltzmann else self.config.epsilon_end
@@ -306,6 +317,11 @@ class TabularIQL(_IQLBase):
         self._pending = None
         self._last_rows = None
         self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")
+
+
+def _np(x: Any) -> np.ndarray:
+    """A step's array as numpy (a tensor is brought to the CPU)."""
+    return x if isinstance(x, np.ndarray) else x.cpu().numpy()
 
 
 def _step_toward(q: np.ndarray, flat: np.ndarray, target: np.ndarray, alpha: float) -> float:
