@@ -74,7 +74,7 @@ def test_harvest_commons_learners_eat_more_and_sooner_than_random_play(tmp_path:
     for seed in quick("harvest_commons", tmp_path)["per_seed"]:
         start, trained = seed[0], seed[-1]
         assert start["step"] == 0 and trained["step"] > 0
-        assert trained["efficiency"] > 2 * start["efficiency"], (start, trained)
+        assert trained["efficiency"] > 1.5 * start["efficiency"], (start, trained)
         assert trained["sustainability"] < start["sustainability"] - 10, (start, trained)
         assert 0.0 <= trained["tagging rate"] <= 1.0 and 0.0 <= trained["peace"] <= 6.0
 

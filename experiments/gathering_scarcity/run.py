@@ -8,7 +8,7 @@ few episodes through `mas run` (actions sampled from its policy) and we read the
 rate (the share of agent steps firing the beam) and peace (agents on the map per step) from
 the store. Reference (Leibo et al. 2017): the scarcer the apples, the more the learned
 policies tag (aggressiveness rises with scarcity). Random play tags in 1/6 of its steps.
-Budget: the full sweep (4 scarcities x 3 seeds x 50k steps) takes about 6 CPU-minutes.
+Budget: the full sweep (3 scarcities x 3 seeds x 30k steps) takes about 3 CPU-minutes.
 
     python experiments/gathering_scarcity/run.py [--quick] [--seeds 3] [--workers 2]
 """
@@ -28,8 +28,8 @@ import grid_social as social  # noqa: E402
 FOLDER = Path(__file__).resolve().parent
 SCENARIO = FOLDER / "gathering.yaml"
 #: respawn probability per empty apple cell per step, most abundant first
-RESPAWN, QUICK_RESPAWN = (0.1, 0.03, 0.01, 0.003), (0.1, 0.003)
-STEPS, QUICK_STEPS = 50_000, 15_000
+RESPAWN, QUICK_RESPAWN = (0.1, 0.01, 0.003), (0.1, 0.003)
+STEPS, QUICK_STEPS = 30_000, 15_000
 EPISODES = 4
 
 

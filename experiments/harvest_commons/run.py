@@ -12,7 +12,7 @@ passes a naive phase (random play: little eaten, the resource lasts, peace high)
 phase (efficiency and sustainability both up, with tagging: peace down).
 Budget: the full run (150k steps a seed) takes about 2 CPU-minutes a seed.
 
-    python experiments/harvest_commons/run.py [--quick] [--seeds 4] [--workers 2]
+    python experiments/harvest_commons/run.py [--quick] [--seeds 4] [--workers 2] [--steps N]
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ def one_seed(seed: int, steps: int, snapshots: int, episodes: int, device: str) 
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = g.parse(argv, __doc__.splitlines()[0], seeds=4, quick_seeds=1, folder=FOLDER)
-    steps = QUICK_STEPS if args.quick else STEPS
+    def options(parser: Any) -> None:
+        parser.add_argument("--steps", type=int, default=None, help=f"training steps a seed (default {STEPS:,}; {QUICK_STEPS:,} with --quick)")
+
+    args = g.parse(argv, __doc__.splitlines()[0], seeds=4, quick_seeds=1, folder=FOLDER, options=options)
+    steps = args.steps or (QUICK_STEPS if args.quick else STEPS)
     job = dict(steps=steps, snapshots=QUICK_SNAPSHOTS if args.quick else SNAPSHOTS,
                episodes=QUICK_EPISODES if args.quick else EPISODES, device=args.device)
     per_seed = g.run_settings(one_seed, {"mappo": job}, args.seeds, args.workers)["mappo"]

@@ -9,7 +9,7 @@ way, then 100 greedy episodes at the end and 100 random-play episodes (the basel
 per agent measured before). Official units (the paper's curves): 6 x per-agent - 75.
 Reference: random play -26.1 per agent (about -232 official); the paper's MAPPO reaches
 about -120 official (about -7.5 per agent) after 20M steps.
-Budget: the CPU run here is 200k steps a seed (about 2 CPU-minutes); the paper's budget is
+Budget: the CPU run here is 100k steps a seed (about 1 CPU-minute); the paper's budget is
 ready for a GPU: `--device cuda --steps 20000000` (the env copies still step on the CPU).
 `--quick` trains 32 copies for 40k steps (more updates for few steps).
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gallery as g  # noqa: E402
 
 FOLDER = Path(__file__).resolve().parent
-STEPS, QUICK_STEPS = 200_000, 40_000
+STEPS, QUICK_STEPS = 100_000, 40_000
 NUM_ENVS, QUICK_NUM_ENVS = 128, 32
 POINTS = 20  # points of the return curve
 
