@@ -28,9 +28,13 @@ if str(REPO) not in sys.path:  # run as `python experiments/x/run.py` from anywh
     sys.path.insert(0, str(REPO))
 
 
-def parse(argv: Sequence[str] | None, description: str, seeds: int, quick_seeds: int, folder: Path) -> argparse.Namespace:
-    """The options every experiment takes; `args.out` is resolved to a folder."""
+def parse(argv: Sequence[str] | None, description: str, seeds: int, quick_seeds: int, folder: Path,
+          options: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The options every experiment takes (and the experiment's own, added by `options`);
+    `args.out` is resolved to a folder."""
     parser = argparse.ArgumentParser(description=description)
+    if options is not None:
+        options(parser)
     parser.add_argument("--quick", action="store_true", help="small budget (seconds; what the test suite runs)")
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds per setting (default {seeds}; {quick_seeds} with --quick)")
     parser.add_argument("--workers", type=int, default=1, help="processes running seeds in parallel (default 1)")
@@ -63,6 +67,32 @@ def train_seed(path: Path, algo: str, steps: int, seed: int, device: str = "cpu"
         result = train(scenario(path, **fields), algo, steps, seed, Path(tmp) / "run", device=device, eval_every=steps,
                        eval_episodes=8, final_episodes=final_episodes, overrides=overrides, tensorboard=False)
         return read(result.out_dir, result) if read else dict(result.final_eval)
+
+
+def train_snapshots(path: Path, algo: str, steps: int, seed: int, snapshots: int, read: Callable[[Path, list[Path]], Any],
+                    device: str = "cpu", **fields: Any) -> Any:
+    """Train like `train_seed`, keeping the checkpoint written at each of `snapshots` evenly
+    spaced points of training; return `read(run_dir, checkpoints)` (in training order,
+    each named `<env steps>.pt`), to replay the learners as they were along the way."""
+    import shutil
+
+    from mas.training.run import train
+
+    with tempfile.TemporaryDirectory(prefix="mas-exp-") as tmp:
+        run_dir, kept = Path(tmp) / "run", Path(tmp) / "snapshots"
+        kept.mkdir()
+        saved: list[Path] = []
+
+        def keep(env_steps: int, _metrics: dict[str, float]) -> None:
+            # train() rewrites checkpoint.pt at each evaluation: copy each new one once
+            checkpoint = run_dir / "checkpoint.pt"
+            if checkpoint.exists() and (not saved or checkpoint.stat().st_mtime_ns != saved[-1].stat().st_mtime_ns):
+                saved.append(kept / f"{env_steps}.pt")
+                shutil.copy2(checkpoint, saved[-1])
+
+        train(scenario(path, **fields), algo, steps, seed, run_dir, device=device, eval_every=max(1, steps // snapshots),
+              eval_episodes=2, final_episodes=0, tensorboard=False, on_progress=keep)
+        return read(run_dir, saved)
 
 
 def run_seeds(fn: Callable[..., Any], jobs: Iterable[dict[str, Any]], workers: int = 1) -> list[Any]:
