@@ -112,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     lm.save(args.out)
     for extra in ("README.md",):  # peft writes a model card template; the adapter needs none
         (args.out / extra).unlink(missing_ok=True)
+    config_file = args.out / "adapter_config.json"  # name the base model, not this machine's cache path
+    adapter_config = json.loads(config_file.read_text())
+    adapter_config["base_model_name_or_path"] = loaded.name
+    config_file.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
     summary = {"seed": args.seed, "episodes_per_variant": args.episodes, "variants": len(variants()),
                "examples": len(examples), "distinct_examples": len(data), "steps": config.steps, "action_steps": second.steps, "batch": config.batch,
                "lr": config.lr, "lora_rank": args.rank, "lora_layers": args.layers, "device": args.device, "first_loss": losses[0], "final_loss": float(sum(losses[-5:]) / 5),
