@@ -41,6 +41,7 @@ scenarios = registry.builtin_scenarios()
 assert "prisoners_dilemma" in scenarios and all(package in p.resolve().parents for p in scenarios.values()), scenarios
 assert registry.builtin_tournaments(), "no built-in tournaments in the wheel"
 assert (package / "py.typed").is_file(), "py.typed missing"
+assert (package / "agents/llm/adapters/tuned/adapter_model.safetensors").is_file(), "the tuned adapter is missing"
 print(f"wheel-check: mas from {package}, {len(scenarios)} built-in scenarios")
 PY
 "$work/venv/bin/mas" --version

@@ -31,7 +31,8 @@ class LocalBackendConfig(_Frozen):
         "auto", description="auto: bfloat16 on CUDA, float32 on CPU (on the CPU bfloat16 scores only ~1.2x faster than float32 with oneDNN kernels, and less exactly)."
     )
     adapter: str | None = Field(
-        None, description="A LoRA adapter directory (peft, e.g. written by `mas train --algo llm-ppo`) merged into the model."
+        None, description="A LoRA adapter directory (peft, e.g. written by `mas train --algo llm-ppo`) merged into the model, "
+        "or 'tuned': the packaged adapter of the default model, tuned to reciprocate and keep its word."
     )
 
 

@@ -183,14 +183,12 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "au
             can be reached).
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
         dtype: 'auto', 'float32', 'bfloat16' or 'float16'.
-        adapter: a peft LoRA adapter directory, merged into the weights so that inference
-            backends see a plain model (None: the model as it is).
+        adapter: a peft LoRA adapter directory or a packaged adapter's name ('tuned'), merged
+            into the weights so that inference backends see a plain model (None: the model as it is).
     """
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    adapter_dir = str(Path(adapter).expanduser().resolve()) if adapter else None
-    if adapter_dir is not None and not (Path(adapter_dir) / "adapter_config.json").is_file():
-        raise ModelLoadError(f"backend.adapter: no LoRA adapter at '{adapter}' (expected adapter_config.json there)")
+    adapter_dir = resolve_adapter(adapter) if adapter else None
     key = (name, str(torch_device), str(torch_dtype), adapter_dir)
     with _LOAD_LOCK:
         if key not in _LOADED:
@@ -201,6 +199,28 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "au
             cpu_linear.install(loaded.model)  # fp32 on the CPU: oneDNN kernels, ~2x MKL's on AMD
             _LOADED[key] = loaded
         return _LOADED[key]
+
+
+#: adapters shipped inside the package (mas/agents/llm/adapters/NAME), for the default model
+PACKAGED_ADAPTERS = ("tuned",)
+
+
+def resolve_adapter(adapter: str) -> str:
+    """The directory of `adapter`: a packaged adapter's name ('tuned': the embedded model
+    fine-tuned to reciprocate, see `scripts/train_tuned_adapter.py`) or a peft adapter
+    directory. A packaged name wins over a directory of that name in the working directory."""
+    if adapter in PACKAGED_ADAPTERS:
+        from importlib.resources import files
+
+        path = Path(str(files("mas.agents.llm") / "adapters" / adapter))
+        if not (path / "adapter_config.json").is_file():
+            raise ModelLoadError(f"backend.adapter: the packaged adapter '{adapter}' is missing from {path}; reinstall mas-sim")
+        return str(path)
+    path = Path(adapter).expanduser().resolve()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(f"backend.adapter: no LoRA adapter at '{adapter}' (expected adapter_config.json there; "
+                             f"packaged adapters: {', '.join(PACKAGED_ADAPTERS)})")
+    return str(path)
 
 
 def _merge_adapter(loaded: LoadedModel, adapter_dir: str) -> LoadedModel:

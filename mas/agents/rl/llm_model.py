@@ -44,6 +44,7 @@ class LoraSettings:
     rank: int = 8
     alpha: float = 16.0
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    layers: tuple[int, ...] | None = None  # which decoder layers get adapters (None: all)
 
 
 class TrainableLM:
@@ -67,7 +68,8 @@ class TrainableLM:
         self.device = loaded.device
         torch.manual_seed(seed)  # LoRA A matrices are drawn from torch's global generator
         config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=0.0,
-                            target_modules=list(lora.target_modules), bias="none")
+                            target_modules=list(lora.target_modules), bias="none",
+                            layers_to_transform=None if lora.layers is None else list(lora.layers))
         self.adapter_names = list(adapters) if adapters else ["default"]
         self.model = get_peft_model(copy.deepcopy(loaded.model), config, adapter_name=self.adapter_names[0])
         for i, name in enumerate(self.adapter_names[1:], start=1):
