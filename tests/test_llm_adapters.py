@@ -189,3 +189,30 @@ def test_unknown_adapters_value_is_named() -> None:
     with pytest.raises(MasError, match="adapters") as info:
         resolve_config(scenario(VS_TFT), "llm-ppo", ["llm"], {"adapters": "each"})
     assert "\n" not in str(info.value) and "per_agent" in str(info.value)
+
+
+# ----- training from an adapter -------------------------------------------------------------------
+def test_training_from_an_adapter_plays_both_merged_in_order(tmp_path: Path) -> None:
+    """A learner that starts from `backend.adapter: tuned` trains a new adapter on top of it;
+    play.yaml keeps the tuned one and merges the new one after it, so play is the trained
+    model (before, play.yaml named the new adapter alone and lost the one it was trained on)."""
+    from mas.agents.llm.backend import ScoreRequest
+    from mas.agents.llm.models import load_model
+    from mas.agents.rl.llm_model import LoraSettings, TrainableLM
+    from mas.agents.rl.llm_ppo import mixture
+    from mas.episode import EpisodeEngine
+    from mas.runner import play_episode
+
+    tuned = {**LLM, "backend": {**LLM["backend"], "adapter": "tuned"}}
+    data = {**VS_TFT, "agents": [{"id": "llm", "policy": tuned}, {"id": "tft", "policy": "tit_for_tat"}]}
+    result = _train(data, tmp_path / "run", 1, overrides=QUICK)
+    play = load_scenario(str(result.play_scenario))
+    assert play.agents[0].policy.backend.adapter == ("tuned", str((tmp_path / "run" / "adapter").resolve()))
+
+    lm = TrainableLM(load_model("default", "cpu", "float32", "tuned"), LoraSettings(), seed=0)
+    lm.load_adapter_state(_weights(tmp_path / "run"))
+    decision = next(d.record for d in play_episode(EpisodeEngine(play), 0, 5).decisions if d.agent == "llm")
+    candidates = tuple(decision["distribution"])
+    with torch.no_grad():
+        trained = mixture(lm.score([ScoreRequest(messages=tuple(decision["prompt"]), candidates=candidates)])[0], 1.0)
+    np.testing.assert_allclose([decision["distribution"][c] for c in candidates], trained.numpy(), atol=1e-4)

@@ -68,10 +68,17 @@ def write_play_scenario(scenario: Scenario, learners: Sequence[str], checkpoint:
 def write_llm_play_scenario(scenario: Scenario, learners: Sequence[str], adapter_dir: Path | Mapping[str, Path],
                             path: Path) -> Scenario:
     """The scenario with each learner's LLM backend loading the trained adapter (one shared
-    directory, or a directory per agent id); as YAML."""
+    directory, or a directory per agent id); as YAML. A learner that trained from an adapter
+    (`backend.adapter`, e.g. 'tuned') keeps it, with the new one merged after it."""
     where = {a: str(Path(adapter_dir if isinstance(adapter_dir, (str, Path)) else adapter_dir[a]).resolve()) for a in learners}
-    return _write_play(scenario, learners, path,
-                       lambda agent: {**agent["policy"], "backend": {**agent["policy"]["backend"], "adapter": where[agent["id"]]}})
+
+    def stacked(agent: dict) -> dict:
+        backend = agent["policy"]["backend"]
+        before = backend.get("adapter") or ()
+        adapters = [*([before] if isinstance(before, str) else before), where[agent["id"]]]
+        return {**agent["policy"], "backend": {**backend, "adapter": adapters[0] if len(adapters) == 1 else adapters}}
+
+    return _write_play(scenario, learners, path, stacked)
 
 
 def _write_play(scenario: Scenario, learners: Sequence[str], path: Path, policy: Callable[[dict], dict]) -> Scenario:

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,11 +171,12 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-_LOADED: dict[tuple[str, str, str, str | None], LoadedModel] = {}
+_LOADED: dict[tuple[str, str, str, tuple[str, ...]], LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto", adapter: str | None = None) -> LoadedModel:
+def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "auto",
+               adapter: str | Sequence[str] | None = None) -> LoadedModel:
     """Load a causal LM and its tokenizer once per process (keyed by name, device, dtype, adapter).
 
     Args:
@@ -184,16 +186,19 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", dtype: str = "au
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
         dtype: 'auto', 'float32', 'bfloat16' or 'float16'.
         adapter: a peft LoRA adapter directory or a packaged adapter's name ('tuned'), merged
-            into the weights so that inference backends see a plain model (None: the model as it is).
+            into the weights so that inference backends see a plain model (None: the model as
+            it is); several are merged in order (an adapter trained on top of another).
     """
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    adapter_dir = resolve_adapter(adapter) if adapter else None
-    key = (name, str(torch_device), str(torch_dtype), adapter_dir)
+    adapters = (adapter,) if isinstance(adapter, str) else tuple(adapter or ())
+    adapter_dirs = tuple(resolve_adapter(a) for a in adapters)
+    key = (name, str(torch_device), str(torch_dtype), adapter_dirs)
     with _LOAD_LOCK:
         if key not in _LOADED:
             loaded = _load(name, torch_device, torch_dtype)
-            loaded = loaded if adapter_dir is None else _merge_adapter(loaded, adapter_dir)
+            for adapter_dir in adapter_dirs:
+                loaded = _merge_adapter(loaded, adapter_dir)
             from mas.agents.llm import cpu_linear
 
             cpu_linear.install(loaded.model)  # fp32 on the CPU: oneDNN kernels, ~2x MKL's on AMD
