@@ -28,14 +28,17 @@ if str(REPO) not in sys.path:  # run as `python experiments/x/run.py` from anywh
     sys.path.insert(0, str(REPO))
 
 
-def parse(argv: Sequence[str] | None, description: str, seeds: int, quick_seeds: int, folder: Path) -> argparse.Namespace:
-    """The options every experiment takes; `args.out` is resolved to a folder."""
+def parse(argv: Sequence[str] | None, description: str, seeds: int, quick_seeds: int, folder: Path,
+          extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The options every experiment takes (and those `extra` adds); `args.out` is resolved to a folder."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small budget (seconds; what the test suite runs)")
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds per setting (default {seeds}; {quick_seeds} with --quick)")
     parser.add_argument("--workers", type=int, default=1, help="processes running seeds in parallel (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu: these learners are small)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: the experiment folder; <folder>/quick with --quick)")
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args(argv)
     if args.seeds is None:
         args.seeds = quick_seeds if args.quick else seeds
