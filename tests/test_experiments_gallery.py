@@ -112,3 +112,14 @@ def test_llm_agents_in_social_dilemmas_quick(tmp_path: Path) -> None:
     for measures in sweep.values():
         assert all(np.isnan(v) or 0.0 <= v <= 1.0 for v in measures.values())
     assert all(0 <= mean <= 100 for mean, _, _ in summary["two_thirds"])
+
+
+def test_llm_dilemmas_bad_server_options_are_one_line_errors_before_any_play(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = EXPERIMENTS / "llm_social_dilemmas" / "run.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path), "--llm-url", "http://127.0.0.1:9/v1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("error: --llm-url needs --llm-model") and not (tmp_path / "results.json").exists()

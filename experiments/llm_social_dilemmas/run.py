@@ -24,6 +24,9 @@ Instruct by default, or any OpenAI-compatible server (`--llm-url URL --llm-model
 the results name it.
 
     python experiments/llm_social_dilemmas/run.py [--quick] [--seeds N] [--llm-url URL --llm-model NAME]
+    # or its three parts in parallel processes, then the table from their outputs:
+    for p in fishery partners two_thirds; do python experiments/llm_social_dilemmas/run.py --only $p & done; wait
+    python experiments/llm_social_dilemmas/run.py --rewrite
 """
 
 from __future__ import annotations
@@ -45,13 +48,15 @@ FOLDER = Path(__file__).resolve().parent
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFECTION_ROUND = 2
 #: per sub-experiment: copies (x --seeds) and rounds, full and quick
-FULL = {"fishery": (2, 4), "signature": (6, 5), "sweep": (2, 5), "two_thirds": (1, 2)}
+FULL = {"fishery": (2, 4), "signature": (4, 5), "sweep": (2, 5), "two_thirds": (1, 3)}
 QUICK = {"fishery": (1, 2), "signature": (1, 4), "sweep": (1, 4), "two_thirds": (1, 1)}
 
 
 def _options(parser: Any) -> None:
     parser.add_argument("--llm-url", default=None, help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: the embedded model)")
     parser.add_argument("--rewrite", action="store_true", help="redo the table and figure from --out's results.json (no play)")
+    parser.add_argument("--only", choices=("fishery", "partners", "two_thirds"), default=None,
+                        help="play one part only, into part-<name>.json (run the parts in parallel processes, then --rewrite)")
     parser.add_argument("--llm-model", default=None, help="the model's name on --llm-url's server (or a local model directory without it)")
 
 
@@ -123,24 +128,46 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     args = g.parse(argv, __doc__.splitlines()[0], seeds=1, quick_seeds=1, folder=FOLDER, extra=_options)
     if args.rewrite:
-        return write(args.out, json.loads((args.out / "results.json").read_text(encoding="utf-8")))
+        return write(args.out, _stored(args.out))
     backend = backend_from_options(args.llm_url, args.llm_model, None)
     model = f"{args.llm_model} at {args.llm_url}" if args.llm_url else (args.llm_model or "embedded SmolLM2-135M-Instruct (local, CPU)")
     budget = QUICK if args.quick else FULL
     data: dict[str, Any] = {"model": model, "budget": budget, "seeds": args.seeds, "seconds": {}}
     runs: dict[str, list] = {"fishery": [], "partners": [], "two_thirds": []}
+    parts = [args.only] if args.only else list(runs)
     for seed in range(args.seeds):
         start = time.perf_counter()
-        runs["fishery"].append(fishery(backend, *budget["fishery"], seed))
-        _progress("fishery", seed, start)
-        runs["partners"].append(partners(backend, budget["sweep"][0], max(budget["sweep"][1], budget["signature"][1]), seed,
-                                         budget["signature"][0], debias=not args.quick))
-        _progress("prisoner's dilemma partners", seed, start)
-        runs["two_thirds"].append(two_thirds(backend, *budget["two_thirds"], seed))
-        _progress("guess two-thirds", seed, start)
+        if "fishery" in parts:
+            runs["fishery"].append(fishery(backend, *budget["fishery"], seed))
+            _progress("fishery", seed, start)
+        if "partners" in parts:
+            runs["partners"].append(partners(backend, budget["sweep"][0], max(budget["sweep"][1], budget["signature"][1]), seed,
+                                             budget["signature"][0], debias=not args.quick))
+            _progress("prisoner's dilemma partners", seed, start)
+        if "two_thirds" in parts:
+            runs["two_thirds"].append(two_thirds(backend, *budget["two_thirds"], seed))
+            _progress("guess two-thirds", seed, start)
         data["seconds"][seed] = round(time.perf_counter() - start, 1)
     data["runs"] = runs
+    if args.only:  # one part of several processes: --rewrite merges the parts
+        (args.out / f"part-{args.only}.json").write_text(json.dumps(data, indent=1, default=float), encoding="utf-8")
+        return data
     return write(args.out, data)
+
+
+def _stored(out: Path) -> dict[str, Any]:
+    """results.json of `out`, or the parts that `--only` runs left there, merged."""
+    if (out / "results.json").exists():
+        return json.loads((out / "results.json").read_text(encoding="utf-8"))
+    data: dict[str, Any] = {}
+    for path in sorted(out.glob("part-*.json")):
+        part = json.loads(path.read_text(encoding="utf-8"))
+        name = path.stem[len("part-"):]
+        if not data:
+            data = {**part, "seconds": {}}
+        data["runs"][name] = part["runs"][name]
+        data["seconds"][name] = part["seconds"]
+    return data
 
 
 def write(out: Path, data: dict[str, Any]) -> dict[str, Any]:
@@ -259,4 +286,9 @@ def _figure(s: dict[str, Any], out: Path, model: str) -> None:
 
 
 if __name__ == "__main__":
-    print(main()["summary"])
+    from mas.errors import MasError
+
+    try:
+        print(main().get("summary", "part written"))
+    except MasError as exc:  # a bad --llm-url or --llm-model: one line, no traceback
+        sys.exit(f"error: {exc}")
