@@ -60,6 +60,7 @@ POLICIES: dict[str, tuple[str, str, str | None]] = {
         "pavlov": ("dilemma", "Pavlov"),
         "suspicious_tit_for_tat": ("dilemma", "SuspiciousTitForTat"),
         "alternator": ("dilemma", "Alternator"),
+        "defect_once": ("dilemma", "DefectOnce"),
         "joss": ("dilemma", "Joss"),
         "tester": ("dilemma", "Tester"),
         "fixed_action": ("any_game", "FixedAction"),

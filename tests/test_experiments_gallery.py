@@ -92,3 +92,60 @@ def test_simple_spread_mappo_beats_random_play(tmp_path: Path) -> None:
     for seed in quick("simple_spread", tmp_path)["per_seed"]:
         assert seed["greedy"] > seed["random"] + 1.0, seed  # random play: about -26 per agent
         assert seed["curve"][-1][1] > seed["curve"][0][1]  # the training return rose
+
+
+def _llm_dilemmas_module():
+    spec = importlib.util.spec_from_file_location("gallery_llm_copies", EXPERIMENTS / "llm_social_dilemmas" / "copies.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_llm_dilemma_measures_count_the_occasions_they_name() -> None:
+    cp = _llm_dilemmas_module()
+    # tit for tat (the agent) against C D C D C: never first to defect, copies every move, answers
+    # every defection (no forgiveness), never defects unprovoked
+    tft = cp.behaviour([([1, 1, 0, 1, 0], [1, 0, 1, 0, 1])])
+    assert tft == {"niceness": 1.0, "forgiveness": 0.0, "retaliation": 1.0, "troublemaking": 0.0, "emulation": 1.0}
+    # an agent that defects first, then cooperates after the partner's defection
+    rogue = cp.behaviour([([0, 1, 1], [1, 0, 1]), ([1, 1, 1], [1, 1, 1])])
+    assert rogue["niceness"] == 0.5 and rogue["troublemaking"] == 1 / 5  # D in round 0: 1 of 5 unprovoked chances
+    assert rogue["forgiveness"] == 1.0 and rogue["retaliation"] == 0.0  # the partner's D in round 1 met the agent's C
+    assert np.isnan(cp.behaviour([([1, 1], [1, 1])])["retaliation"])  # never provoked: no occasion
+    assert rogue["emulation"] == 3 / 4
+    signature = cp.after_one_defection([([1, 1, 1, 0, 0, 1], [1, 1, 0, 1, 1, 1]), ([1, 1, 1, 1, 1, 1], [1, 1, 0, 1, 1, 1])], 2)
+    assert signature == {"after": 0.5, "later": 0.75, "before": 1.0}
+
+
+def test_llm_agents_in_social_dilemmas_quick(tmp_path: Path) -> None:
+    """One quick run of the embedded model: what is stored and measured holds whatever it plays."""
+    pytest.importorskip("transformers")
+    result = quick("llm_social_dilemmas", tmp_path)
+    assert "SmolLM2" in result["model"] and "SmolLM2" in (tmp_path / "results.md").read_text(encoding="utf-8")
+    fishery = result["runs"]["fishery"][0]
+    assert set(fishery) == {"no talk", "talk"}
+    assert all(not c["messages"] for c in fishery["no talk"]) and all(c["messages"] for c in fishery["talk"])
+    summary = result["summary"]
+    for label in ("no talk", "talk"):
+        assert 0 <= summary["fishery"][label]["survival"][0] <= 1 and 0 <= summary["fishery"][label]["over_use"][0] <= 1
+    # the signature is the hand count of the LLM's stored moves in the round after the partner's one defection
+    games = result["runs"]["partners"][0]["defect_once"]
+    assert all(g["partner"] == [1, 1, 0, 1] for g in games)
+    assert summary["signature"]["after"] == np.mean([g["llm"][3] for g in games])
+    sweep = summary["sweep"]
+    assert sweep["alpha=0"]["partner_cooperation"] == 0.0 and sweep["alpha=1"]["partner_cooperation"] == 1.0
+    assert abs(np.mean([sweep[f"alpha={a}"]["partner_cooperation"] for a in ("0.25", "0.5", "0.75")]) - 0.5) < 0.3
+    for measures in sweep.values():
+        assert all(np.isnan(v) or 0.0 <= v <= 1.0 for v in measures.values())
+    assert all(0 <= mean <= 100 for mean, _, _ in summary["two_thirds"])
+
+
+def test_llm_dilemmas_bad_server_options_are_one_line_errors_before_any_play(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = EXPERIMENTS / "llm_social_dilemmas" / "run.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path), "--llm-url", "http://127.0.0.1:9/v1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("error: --llm-url needs --llm-model") and not (tmp_path / "results.json").exists()

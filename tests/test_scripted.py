@@ -131,6 +131,8 @@ def test_every_registered_policy_exists_with_a_typed_spec():
         ("tit_for_tat", "tit_for_tat", ("CCCCCC", "CCCCCC")),
         ("always_cooperate", "always_defect", ("CCCCCC", "DDDDDD")),
         ("grim_trigger", "always_cooperate", ("CCCCCC", "CCCCCC")),
+        ("tit_for_tat", "defect_once", ("CCCDCC", "CCDCCC")),  # one defection in round 2, answered once
+        ("grim_trigger", "defect_once", ("CCCDDD", "CCDCCC")),
     ],
 )
 def test_pd_golden_transcripts(a, b, expected):

@@ -130,7 +130,7 @@ class _Sequence:
 AUTOMATA = [("tit_for_tat", {}), ("grim_trigger", {}), ("pavlov", {}), ("always_cooperate", {}), ("always_defect", {}),
             ("tit_for_two_tats", {}), ("suspicious_tit_for_tat", {}), ("alternator", {}), ("generous_tit_for_tat", {"generosity": 0.0}),
             ("generous_tit_for_tat", {"generosity": 1.0}), ("joss", {"sneakiness": 0.0}), ("joss", {"sneakiness": 1.0}),
-            ("random", {"p": 1.0}), ("random", {"p": 0.0})]
+            ("random", {"p": 1.0}), ("random", {"p": 0.0}), ("defect_once", {}), ("defect_once", {"round": 0})]
 
 
 @pytest.mark.parametrize("strategy, params", AUTOMATA)

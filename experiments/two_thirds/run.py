@@ -5,8 +5,8 @@ numbers 0..100 on a grid of 5, the closest to 2/3 of the mean wins. After traini
 play greedy episodes through `mas run`; we report the mean number chosen in each round,
 with a 95% interval across seeds, next to the Nash equilibrium (0), uniform random play
 (50) and people's first-round mean in Nagel's (1995) experiment (about 36, falling over
-rounds). GAMA-Bench (2025) uses this setting to score LLMs (GPT-4o 66.7 overall); LLM agents
-on the embedded 135M model are not run here (see the gallery's README).
+rounds). GAMA-Bench (2025) uses this setting to score LLMs (GPT-4o 66.7 overall); LLM players
+are in experiments/llm_social_dilemmas/.
 
     python experiments/two_thirds/run.py [--quick] [--seeds 8] [--workers 2]
 """

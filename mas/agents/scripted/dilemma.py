@@ -346,6 +346,33 @@ class Alternator(_PDPolicy):
         return play_batch(rule, view.round % 2 == 0)
 
 
+class DefectOnceSpec(ScriptedSpec):
+    type: Literal["defect_once"] = "defect_once"
+    round: int = Field(2, ge=0, le=1_000_000, description="The round (counted from 0) of the one defection.")
+
+
+class DefectOnce(_PDPolicy):
+    """Defect once: cooperate in every round but one, `round` (counted from 0), where it
+    defects whatever happened (a probe for how a partner answers a single defection)."""
+
+    classifier = _dilemma(0, makes_use_of=frozenset({"round"}))
+
+    @classmethod
+    def automaton(cls, spec: Any) -> Automaton:
+        # one state per round up to the defection, then "after" for ever
+        k = spec.round
+        states = tuple(f"round {r}" for r in range(k + 1)) + ("after",)
+        after = tuple(min(s + 1, k + 1) for s in range(k + 2))
+        return Automaton.reactive(states, tuple(0.0 if s == k else 1.0 for s in range(k + 2)), after, after)
+
+    def choose(self, view: AgentView) -> int:
+        return self.play(view.round != self.spec.round)
+
+    @staticmethod
+    def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
+        return play_batch(rule, view.round != rule.spec.round)
+
+
 class JossSpec(_ReactiveSpec):
     type: Literal["joss"] = "joss"
     sneakiness: float = Field(0.1, ge=0.0, le=1.0, description="Probability of defecting after the partner cooperated.")
