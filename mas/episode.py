@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from mas import registry
+from mas.batch_memo import BatchMemo, LazyState, memoisable
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy
 from mas.comms import Message, build_graph, deliver, empty_graph
 from mas.copy_chance import CopyChance
@@ -163,6 +164,12 @@ class EpisodeEngine:
         self._clean.flags.writeable = False  # "nothing illegal", shared by every step that needs it
         self.reward_model = make_reward_model(scenario.reward_model, self.agent_ids)
         self._words: list[dict[str, list[str]]] = [{} for _ in range(self.batch_size)]  # said this round
+        # `memoise_steps`: every copy's state as an id of `_memo` (None: stepping the game)
+        self._one_roster = copy_agents is None
+        self._memo: BatchMemo | None = None
+        self._memo_wanted = False
+        self._ids: np.ndarray | None = None
+        self._offsets: dict[str, np.ndarray] = {}  # each counter minus the rounds, per copy
 
     # ----- policies --------------------------------------------------------------------
     def _build_groups(self, copy: int) -> list[PolicyGroup]:
@@ -235,6 +242,8 @@ class EpisodeEngine:
             self._reset_policies(copy)
         if self._batcher is not None:
             self._batcher.reset(self, np.arange(b))
+        if self._memo_wanted:
+            self._enter_memo()
 
     def _refresh(self) -> None:
         # a batch of one (the PettingZoo env, `mas run`) reuses what it saw before in the same
@@ -269,6 +278,18 @@ class EpisodeEngine:
     @state.setter
     def state(self, value: State) -> None:
         self._state, self._pending_state = value, None
+        self._ids = None  # a state from outside the memo: the game steps it
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Legal actions of every seat, int8 [B, N, A] (computed once per state)."""
+        if self._mask is None:
+            self._mask = self._memo.mask[self._ids]
+        return self._mask
+
+    @mask.setter
+    def mask(self, value: np.ndarray) -> None:
+        self._mask = value
 
     @property
     def talking(self) -> bool:
@@ -279,7 +300,7 @@ class EpisodeEngine:
     def observations(self) -> np.ndarray:
         """Every seat's observation vector, float32 [B, N, obs_dim] (computed once per state)."""
         if self._obs is None:
-            self._obs = self.game.observe(self.state)
+            self._obs = self.game.observe(self.state) if self._ids is None else self._memo.obs[self._ids]
         return self._obs
 
     @property
@@ -359,6 +380,10 @@ class EpisodeEngine:
                 and replaced by the first legal one.
             messages: per copy, what each external agent says ("" or absent: silent).
         """
+        if self._ids is not None:
+            if actions is not None and (moved := self._step_memo(actions)) is not None:
+                return moved
+            self._leave_memo()
         b, n = self.batch_size, self.n_agents
         if actions is not None and len(self.external_seats) == n:  # every seat from outside
             joint = np.array(actions, dtype=np.int64).reshape(b, n)
@@ -469,6 +494,145 @@ class EpisodeEngine:
             self._one = node
         return move.by_agent.copy(), self._no_illegal, terminated, truncated, round
 
+    # ----- memoised steps of B copies (`mas.batch_memo`) ------------------------------------
+    def memoise_steps(self, on: bool = True) -> bool:
+        """From now until asked otherwise (resets included), step by state ids and tables
+        (`mas.batch_memo`) where the scenario allows it: the same transitions, states made
+        only when read. Allowed for automatic reset, a game whose step is memoisable, no
+        talk, no reward model, fixed rounds, one roster, and only reactive batched policies
+        (`BatchRule.reactive`) besides the external seats. Returns whether it is on."""
+        self._memo_wanted = False
+        if not on:
+            self._leave_memo()
+            return False
+        if self._memo is None:
+            layout = self._memo_layout()
+            if layout is None:
+                return False
+            self._memo = BatchMemo(self.game, layout)
+            self._external_radix = self._memo.radix[self.external_seats]
+            self._no_end = np.zeros(self.batch_size, dtype=bool)  # shared by the steps where no game ended
+            self._no_end.flags.writeable = False
+            self._no_decisions = tuple(self._nothing)
+        self._memo_wanted = True
+        if getattr(self, "_state", None) is not None:
+            self._enter_memo()
+        return self._ids is not None
+
+    def _memo_layout(self) -> list[tuple[Any, np.ndarray]] | None:
+        """Each batched rule with its seats in every copy, or None when steps may not be memoised."""
+        if not (self.auto_reset and memoisable(self.game) and self.comms_mode == "off" and self.reward_model is None
+                and not isinstance(self.scenario.rounds, ContinuationRounds) and not self._per_copy
+                and not self.record_summaries and self._one_roster):
+            return None
+        layout = []
+        for rule, copies, seats, _ in (self._batcher.rules if self._batcher is not None else []):
+            k = len(seats) // self.batch_size
+            if not getattr(rule, "reactive", False) or k * self.batch_size != len(seats):
+                return None
+            copies, seats = copies.reshape(self.batch_size, k), seats.reshape(self.batch_size, k)
+            if (copies != np.arange(self.batch_size)[:, None]).any() or (seats != seats[:1]).any():
+                return None
+            layout.append((rule, seats[0]))
+        return layout
+
+    def _enter_memo(self) -> None:
+        if self._memo is None or self._memo.full or self._chance is not None or not self.active.all():
+            return
+        state = self.state
+        ids = self._memo.ids_of(state, self.played, self.last_actions)
+        self._offsets = {name: state[name] - self.rounds for name in self._memo.counters}
+        self._memo_state(ids)
+
+    def _memo_state(self, ids: np.ndarray) -> None:
+        """Make the copies' states those of `ids` (counters from the rounds), lazily."""
+        memo = self._memo
+        self._state, self._pending_state, self._ids = LazyState(memo, ids, self._offsets, self.rounds), None, ids
+        self._mask, self._obs, self._rows = None, None, None  # the mask made when read
+        self._all_legal = memo.every_legal or bool(memo.all_legal[ids].all())
+
+    def _leave_memo(self) -> None:
+        if self._ids is not None:
+            self.state = dict(self.state)  # made now; the game steps it from here
+            self.played = self.played.copy()  # memoised steps share it with `active`
+            self.steps = self.steps.copy()  # and the steps with the rounds
+
+    @property
+    def state_ids(self) -> np.ndarray | None:
+        """[B] each copy's state id while steps are memoised (`memoise_steps`), else None."""
+        return self._ids
+
+    @property
+    def memo(self) -> BatchMemo | None:
+        """The tables of the state ids (`state_ids`)."""
+        return self._memo
+
+    def _step_memo(self, actions: Any) -> Transition | None:
+        """`step` by the memo's tables; None (nothing changed) where it cannot: an action
+        illegal or out of range, or a new step once the memo is full."""
+        b, n, memo, ids = self.batch_size, self.n_agents, self._memo, self._ids
+        given = np.asarray(actions, dtype=np.int64).reshape(b, -1)
+        if given.shape[1] != len(self.external_seats):  # every seat's column given
+            if given.shape[1] != n:
+                return None
+            given = given[:, self.external_seats]
+        # in range (negative actions are huge as unsigned) and legal: nothing to replace
+        if not (self._all_legal and _MAX(given.view(np.uint64), axis=None) < self._num_actions):
+            return None
+        flat = given @ self._external_radix  # the joint action's index: the rules' part by id
+        if memo.rules:
+            flat += memo.rule_index[ids]
+        joint = memo.decode[flat]
+        following = memo.next[ids, flat]
+        if _MIN(following, axis=None) < 0:
+            if memo.full:
+                return None
+            memo.learn(ids, self._state.counters, joint, flat, self._rng)
+            following = memo.next[ids, flat]
+        rewards = memo.rewards[ids, flat]
+        # every copy is active: automatic reset restarts the finished ones at once
+        episodes, rounds, steps, active = self.episodes, self.rounds, self.steps, self.active
+        cooperation = self.game.cooperation(self._state, joint) if self.measure_cooperation else None
+        self.rounds = self.steps = rounds + 1  # no talk: a copy's steps are its rounds (one array)
+        if memo.ever_over:
+            terminated = memo.over[ids, flat]
+            truncated = ~terminated & (self.rounds >= self._limit)
+            done = terminated | truncated
+        else:  # no step ended the game so far
+            terminated, truncated = self._no_end, self.rounds >= self._limit
+            done = truncated
+        self.last_actions, self.last_rewards = joint, rewards
+        self.played = active  # all true; a restart rebinds it (`_restart_memo`)
+        self.talk_step = 0
+        self._memo_state(following)
+        new_state = self._state
+        if _OR(done, axis=None):
+            self.active = ~done
+            self._restart_memo(np.flatnonzero(done))
+        return Transition(False, active, episodes, rounds, steps, joint, self._clean, rewards, cooperation,
+                          terminated, truncated, self._silence, self._no_decisions, None, new_state)
+
+    def _restart_memo(self, copies: np.ndarray) -> None:
+        """`_restart` by ids: no talk, no reward model, no per-copy policies to reset."""
+        fresh = self.game.reset(len(copies), self._rng)
+        k = len(copies)
+        ids = self._ids.copy()
+        ids[copies] = self._memo.ids_of(fresh, np.zeros(k, dtype=bool), np.zeros((k, self.n_agents), dtype=np.int64))
+        # rebound, not changed in place: the step's transition and final state hold the old ones
+        self._offsets = {name: offset.copy() for name, offset in self._offsets.items()}
+        for name, offset in self._offsets.items():
+            offset[copies] = fresh[name]
+        self.rounds, self.episodes, self.played = self.rounds.copy(), self.episodes.copy(), self.played.copy()
+        self.rounds[copies] = 0
+        self.steps = self.rounds
+        self.played[copies] = False
+        self.active[copies] = True
+        self.episodes[copies] = np.arange(self._next_episode, self._next_episode + k)
+        self._next_episode += k
+        if self._batcher is not None:
+            self._batcher.reset(self, copies)
+        self._memo_state(ids)
+
     def _said(self, joint: np.ndarray, decisions: list[dict[str, Decision]],
               messages: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
         """Fill the scenario policies' actions into `joint` (in place) and gather what
@@ -539,6 +703,9 @@ class EpisodeEngine:
         if self._batcher is not None:
             self._batcher.reset(self, copies)
         self._refresh()
+
+
+_MAX, _MIN, _OR = np.maximum.reduce, np.minimum.reduce, np.logical_or.reduce  # no wrapper: small arrays
 
 
 def _expand(flags: np.ndarray, like: np.ndarray) -> np.ndarray:
