@@ -23,7 +23,7 @@ the game (ids already handed out stay valid).
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -88,11 +88,17 @@ class BatchMemo:
             found = self.ids[key] = self._add(state, played, last)
         return found
 
-    def ids_of(self, state: State, played: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """[B] the id of each copy's state of a batch (one key when every copy is alike)."""
-        b = len(played)
-        same = all((v == v[:1]).all() for v in state.values()) and (played == played[0]).all() and (last == last[:1]).all()
-        if same:
+    def ids_of(self, state: State, played: np.ndarray | None = None, last: np.ndarray | None = None) -> np.ndarray:
+        """[B] the id of each copy's state of a batch, after a round (`played`, with the joint
+        actions `last`) or not (None: a fresh episode in every copy); one key when every copy
+        is alike."""
+        b = len(next(iter(state.values())))
+        if played is None:
+            played, last = np.zeros(b, dtype=bool), np.zeros((b, self.game.n_agents), dtype=np.int64)
+            same = True
+        else:
+            same = bool((played == played[0]).all() and (last == last[:1]).all())
+        if same and all((v == v[:1]).all() for v in state.values()):
             return np.full(b, self.id_of({k: v[:1] for k, v in state.items()}, bool(played[0]), last[0]), dtype=np.int64)
         return np.array([self.id_of({k: v[c:c + 1] for k, v in state.items()}, bool(played[c]), last[c]) for c in range(b)],
                         dtype=np.int64)

@@ -39,7 +39,8 @@ every copy's prompts into one model call); the default asks each instance in tur
 
 A batch of one whose seats are all played from outside, without talk (the PettingZoo env),
 may step through `step_one`: the same step in plain Python values, memoised per state and
-joint action where the game allows (`mas.state_memo`).
+joint action where the game allows (`mas.state_memo`). A training batch may step by state
+ids and tables instead (`memoise_steps`, `mas.batch_memo`): the same steps, inside `step`.
 """
 
 from __future__ import annotations
@@ -513,6 +514,8 @@ class EpisodeEngine:
             self._external_radix = self._memo.radix[self.external_seats]
             self._no_end = np.zeros(self.batch_size, dtype=bool)  # shared by the steps where no game ended
             self._no_end.flags.writeable = False
+            self._every_end = np.ones(self.batch_size, dtype=bool)
+            self._every_end.flags.writeable = False
             self._no_decisions = tuple(self._nothing)
         self._memo_wanted = True
         if getattr(self, "_state", None) is not None:
@@ -542,6 +545,8 @@ class EpisodeEngine:
         state = self.state
         ids = self._memo.ids_of(state, self.played, self.last_actions)
         self._offsets = {name: state[name] - self.rounds for name in self._memo.counters}
+        # the round every copy is in, while they all are in one (most steps need no comparisons)
+        self._same_round = int(self.rounds[0]) if (self.rounds == self.rounds[0]).all() else None
         self._memo_state(ids)
 
     def _memo_state(self, ids: np.ndarray) -> None:
@@ -553,7 +558,8 @@ class EpisodeEngine:
 
     def _leave_memo(self) -> None:
         if self._ids is not None:
-            self.state = dict(self.state)  # made now; the game steps it from here
+            self.mask = self.mask  # the mask and the state made now; the game steps them from here
+            self.state = dict(self.state)
             self.played = self.played.copy()  # memoised steps share it with `active`
             self.steps = self.steps.copy()  # and the steps with the rounds
 
@@ -577,11 +583,12 @@ class EpisodeEngine:
                 return None
             given = given[:, self.external_seats]
         # in range (negative actions are huge as unsigned) and legal: nothing to replace
-        if not (self._all_legal and _MAX(given.view(np.uint64), axis=None) < self._num_actions):
+        if not (self._all_legal and given.view(np.uint64).max() < self._num_actions):
             return None
-        flat = given @ self._external_radix  # the joint action's index: the rules' part by id
+        # the joint action's index: the external seats' part, plus the rules' part by id
+        flat = given[:, 0] * self._external_radix[0] if len(self.external_seats) == 1 else given @ self._external_radix
         if memo.rules:
-            flat += memo.rule_index[ids]
+            flat = flat + memo.rule_index[ids]
         joint = memo.decode[flat]
         following = memo.next[ids, flat]
         if _MIN(following, axis=None) < 0:
@@ -595,9 +602,14 @@ class EpisodeEngine:
         cooperation = self.game.cooperation(self._state, joint) if self.measure_cooperation else None
         self.rounds = self.steps = rounds + 1  # no talk: a copy's steps are its rounds (one array)
         if memo.ever_over:
+            self._same_round = None
             terminated = memo.over[ids, flat]
             truncated = ~terminated & (self.rounds >= self._limit)
             done = terminated | truncated
+        elif self._same_round is not None:  # every copy in the same round: all end, or none
+            self._same_round += 1
+            terminated = self._no_end
+            truncated = done = self._every_end if self._same_round >= self._limit else self._no_end
         else:  # no step ended the game so far
             terminated, truncated = self._no_end, self.rounds >= self._limit
             done = truncated
@@ -617,20 +629,20 @@ class EpisodeEngine:
         fresh = self.game.reset(len(copies), self._rng)
         k = len(copies)
         ids = self._ids.copy()
-        ids[copies] = self._memo.ids_of(fresh, np.zeros(k, dtype=bool), np.zeros((k, self.n_agents), dtype=np.int64))
+        ids[copies] = self._memo.ids_of(fresh)
         # rebound, not changed in place: the step's transition and final state hold the old ones
         self._offsets = {name: offset.copy() for name, offset in self._offsets.items()}
         for name, offset in self._offsets.items():
             offset[copies] = fresh[name]
         self.rounds, self.episodes, self.played = self.rounds.copy(), self.episodes.copy(), self.played.copy()
         self.rounds[copies] = 0
+        self._same_round = 0 if k == self.batch_size else None
         self.steps = self.rounds
         self.played[copies] = False
         self.active[copies] = True
         self.episodes[copies] = np.arange(self._next_episode, self._next_episode + k)
         self._next_episode += k
-        if self._batcher is not None:
-            self._batcher.reset(self, copies)
+        # the batched rules are reactive: no memory, no draws, nothing to reset
         self._memo_state(ids)
 
     def _said(self, joint: np.ndarray, decisions: list[dict[str, Decision]],
@@ -705,7 +717,7 @@ class EpisodeEngine:
         self._refresh()
 
 
-_MAX, _MIN, _OR = np.maximum.reduce, np.minimum.reduce, np.logical_or.reduce  # no wrapper: small arrays
+_MIN, _OR = np.minimum.reduce, np.logical_or.reduce  # no wrapper: small arrays
 
 
 def _expand(flags: np.ndarray, like: np.ndarray) -> np.ndarray:

@@ -197,9 +197,9 @@ class VectorEnv:
         """The learners' observations and masks at state `ids`, from the memo's tables (the
         learners' columns, taken again when the memo has grown)."""
         memo = self.engine.memo
-        if self._memo_seen != len(memo):
+        if self._memo_seen != len(memo.ids):
             self._memo_obs, self._memo_mask = memo.obs[:, self.learner_seats], memo.mask[:, self.learner_seats] > 0
-            self._memo_seen = len(memo)
+            self._memo_seen = len(memo.ids)
         return self._memo_obs[ids], self._memo_mask[ids]
 
     def _to_step(self, obs, mask, state, rewards, terminated, truncated, final_obs, final_mask, final_state, finished, cooperation) -> VectorStep:  # noqa: ANN001
@@ -226,6 +226,8 @@ class VectorEnv:
 
 
 def _as_numpy(actions: Any) -> np.ndarray:
+    if type(actions) is np.ndarray:
+        return actions
     if hasattr(actions, "detach"):
         return actions.detach().cpu().numpy()
     return np.asarray(actions)

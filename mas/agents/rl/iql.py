@@ -275,12 +275,13 @@ class TabularIQL(_IQLBase):
         actions = self._pending if self._pending is not None else self._explore(obs, mask, obs_rows, step.all_legal)
         nxt = env.step(actions)
         self.env_steps += env.num_envs
-        rewards = _np(nxt.rewards).astype(np.float64)
+        sarsa, monte_carlo = self.config.update == "sarsa", self.config.update == "monte_carlo"
+        # float32 rewards enter the float64 targets exactly as converted ones would (MC keeps them)
+        rewards = _np(nxt.rewards).astype(np.float64) if monte_carlo else _np(nxt.rewards)
         terminated = _np(nxt.terminated)
         # 1.0 where nothing terminated: gamma * 1.0 * future is gamma * future, as with an array of ones
         alive = 1.0 - terminated.astype(np.float64) if np.logical_or.reduce(terminated) else 1.0
         final_obs, final_mask = _np(nxt.final_obs), _np(nxt.final_mask)
-        sarsa, monte_carlo = self.config.update == "sarsa", self.config.update == "monte_carlo"
         if sarsa or monte_carlo:
             done = _np(nxt.terminated | nxt.truncated)
             pending = np.empty_like(actions)

@@ -285,6 +285,7 @@ class Pavlov(_PDPolicy):
     both players made the same move last round (CC or DD), else defect (CD or DC)."""
 
     classifier = _dilemma(1)
+    batch_reactive = True
 
     @classmethod
     def automaton(cls, spec: Any) -> Automaton:
