@@ -39,7 +39,8 @@ every copy's prompts into one model call); the default asks each instance in tur
 
 A batch of one whose seats are all played from outside, without talk (the PettingZoo env),
 may step through `step_one`: the same step in plain Python values, memoised per state and
-joint action where the game allows (`mas.state_memo`).
+joint action where the game allows (`mas.state_memo`). A training batch may step by state
+ids and tables instead (`memoise_steps`, `mas.batch_memo`): the same steps, inside `step`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ from typing import Any
 import numpy as np
 
 from mas import registry
+from mas.batch_memo import BatchMemo
+from mas.episode_memo import MemoisedSteps
 from mas.agents.base import AgentSetup, AgentView, Decision, Policy
 from mas.comms import Message, build_graph, deliver, empty_graph
 from mas.copy_chance import CopyChance
@@ -73,7 +76,7 @@ class PolicyGroup:
     agents: list[str]
 
 
-class EpisodeEngine:
+class EpisodeEngine(MemoisedSteps):
     """B copies of a scenario; see the module docstring.
 
     Args:
@@ -163,6 +166,12 @@ class EpisodeEngine:
         self._clean.flags.writeable = False  # "nothing illegal", shared by every step that needs it
         self.reward_model = make_reward_model(scenario.reward_model, self.agent_ids)
         self._words: list[dict[str, list[str]]] = [{} for _ in range(self.batch_size)]  # said this round
+        # `memoise_steps`: every copy's state as an id of `_memo` (None: stepping the game)
+        self._one_roster = copy_agents is None
+        self._memo: BatchMemo | None = None
+        self._memo_wanted = False
+        self._ids: np.ndarray | None = None
+        self._offsets: dict[str, np.ndarray] = {}  # each counter minus the rounds, per copy
 
     # ----- policies --------------------------------------------------------------------
     def _build_groups(self, copy: int) -> list[PolicyGroup]:
@@ -235,6 +244,8 @@ class EpisodeEngine:
             self._reset_policies(copy)
         if self._batcher is not None:
             self._batcher.reset(self, np.arange(b))
+        if self._memo_wanted:
+            self._enter_memo()
 
     def _refresh(self) -> None:
         # a batch of one (the PettingZoo env, `mas run`) reuses what it saw before in the same
@@ -269,6 +280,18 @@ class EpisodeEngine:
     @state.setter
     def state(self, value: State) -> None:
         self._state, self._pending_state = value, None
+        self._ids = None  # a state from outside the memo: the game steps it
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Legal actions of every seat, int8 [B, N, A] (computed once per state)."""
+        if self._mask is None:
+            self._mask = self._memo.mask[self._ids]
+        return self._mask
+
+    @mask.setter
+    def mask(self, value: np.ndarray) -> None:
+        self._mask = value
 
     @property
     def talking(self) -> bool:
@@ -279,7 +302,7 @@ class EpisodeEngine:
     def observations(self) -> np.ndarray:
         """Every seat's observation vector, float32 [B, N, obs_dim] (computed once per state)."""
         if self._obs is None:
-            self._obs = self.game.observe(self.state)
+            self._obs = self.game.observe(self.state) if self._ids is None else self._memo.obs[self._ids]
         return self._obs
 
     @property
@@ -359,6 +382,10 @@ class EpisodeEngine:
                 and replaced by the first legal one.
             messages: per copy, what each external agent says ("" or absent: silent).
         """
+        if self._ids is not None:
+            if actions is not None and (moved := self._step_memo(actions)) is not None:
+                return moved
+            self._leave_memo()
         b, n = self.batch_size, self.n_agents
         if actions is not None and len(self.external_seats) == n:  # every seat from outside
             joint = np.array(actions, dtype=np.int64).reshape(b, n)

@@ -44,6 +44,9 @@ class VectorStep:
     final_obs/final_mask/final_state: like obs/mask/state but before auto-reset (equal to
     them where no episode ended). finished_returns: numpy [k, L] returns of the k episodes
     that ended in this step. cooperation: numpy [B, L] (NaN where undefined) or None.
+    ids/final_ids: [B] the state ids of obs/final_obs in `VectorEnv.memo` while the engine
+    memoises steps (tabular steps; the same id: the same observations), else None.
+    all_legal: mask and final_mask are known to be all true (else they may or may not be).
     """
 
     obs: Any
@@ -57,6 +60,9 @@ class VectorStep:
     final_state: Any
     finished_returns: np.ndarray
     cooperation: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    final_ids: np.ndarray | None = None
+    all_legal: bool = False
 
 
 class VectorEnv:
@@ -88,16 +94,31 @@ class VectorEnv:
         self.num_actions = self.channel.num_actions if self.channel is not None else self.game.num_actions
         self._rng = rng(seed, "vector", "game")
         self.tabular = False  # see `use_tabular_steps`
+        self._in_seat_order = list(self.learner_seats) == list(self.engine.external_seats)
+        seats = self.learner_seats.tolist()  # adjacent seats in order: columns by a slice (a view, no copy)
+        self._learner_cols = slice(seats[0], seats[-1] + 1) if seats == list(range(seats[0], seats[0] + len(seats))) else self.learner_seats
+        self._none_finished = np.zeros((0, self.n_learners))
+        self._none_finished.flags.writeable = False
+        self._memo_seen = -1  # the memo's size when `_memo_views` took its tables
 
     def use_tabular_steps(self) -> None:
         """Until the next `reset`, `step` gives what a tabular learner reads: numpy arrays
         end to end (no tensors, no device) and no global state (`state`, `final_state`
-        None). Tabular IQL asks for it: its tables live in numpy on the CPU."""
+        None), and the engine memoises its steps where it can (`EpisodeEngine.memoise_steps`:
+        then the steps carry state ids). Tabular IQL asks for it: its tables live in numpy
+        on the CPU."""
         self.tabular = True
+        self.engine.memoise_steps()
+
+    @property
+    def memo(self) -> Any:
+        """The engine's `mas.batch_memo.BatchMemo` while its steps are memoised, else None."""
+        return self.engine.memo if self.engine.state_ids is not None else None
 
     # ----- episodes --------------------------------------------------------------------
     def reset(self) -> VectorStep:
         """Start fresh episodes in every copy."""
+        self.engine.memoise_steps(False)
         self.engine.reset(self._rng)
         self.tabular = False  # whoever steps next decides
         self._returns = np.zeros((self.num_envs, self.n_learners))
@@ -132,34 +153,54 @@ class VectorEnv:
     def step(self, learner_actions: Any) -> VectorStep:
         """Step every copy with the learners' actions (int [B, L], tensor or array): game
         actions in an action step, message tokens in a talk step."""
-        chosen = _as_numpy(learner_actions).astype(np.int64).reshape(self.num_envs, self.n_learners)
+        chosen = np.asarray(_as_numpy(learner_actions), dtype=np.int64).reshape(self.num_envs, self.n_learners)
         if self.channel is not None and self.engine.talking:
             words = self.channel.word
             said = [{a: words(chosen[copy, i]) for i, a in enumerate(self.learners)} for copy in range(self.num_envs)]
             moved = self.engine.step(None, said)
         else:
-            actions = np.zeros((self.num_envs, len(self.agent_ids)), dtype=np.int64)
             if self.channel is not None:  # a message token in an action step is illegal
                 chosen = np.where(chosen < self.game.num_actions, chosen, -1)
-            actions[:, self.learner_seats] = chosen
-            moved = self.engine.step(actions)
-        rewards = moved.total_rewards[:, self.learner_seats]  # the reward model's component included
+            if self._in_seat_order:  # the engine takes the external seats' columns as they are
+                moved = self.engine.step(chosen)
+            else:
+                actions = np.zeros((self.num_envs, len(self.agent_ids)), dtype=np.int64)
+                actions[:, self.learner_seats] = chosen
+                moved = self.engine.step(actions)
+        cols = self._learner_cols if self.tabular else self.learner_seats  # tabular learners only read them
+        rewards = moved.total_rewards[:, cols]  # the reward model's component included
         self._returns += rewards
         done = moved.done
-        ended = bool(done.any())
+        ended = bool(np.logical_or.reduce(done))
         if ended:
             finished = self._returns[done].copy()
             self._returns[done] = 0.0
         else:  # most steps: nothing ended
-            finished = np.zeros((0, self.n_learners))
+            finished = self._none_finished
+        cooperation = moved.cooperation[:, cols] if moved.cooperation is not None else None
+        final_ids = getattr(moved.final_state, "ids", None) if self.tabular else None
+        if final_ids is not None:  # memoised: the views are rows of the memo's tables
+            ids = self.engine.state_ids
+            final_obs, final_mask = self._memo_views(final_ids)
+            obs, mask = self._memo_views(ids) if ended else (final_obs, final_mask)
+            return VectorStep(obs, mask, None, rewards, moved.terminated, moved.truncated, final_obs, final_mask, None,
+                              finished, cooperation, ids, final_ids, self.engine.memo.every_legal)
         final_obs, final_mask, final_state = self._views(moved.final_state, not self.tabular)
         self._talk()
         obs, mask, state = final_obs, final_mask, final_state
         if ended or self.engine.talk_rounds:
             obs, mask, state = self._views(self.engine.state, not self.tabular)
-        cooperation = moved.cooperation[:, self.learner_seats] if moved.cooperation is not None else None
         return self._to_step(obs, mask, state, rewards, moved.terminated, moved.truncated, final_obs, final_mask,
                              final_state, finished, cooperation)
+
+    def _memo_views(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The learners' observations and masks at state `ids`, from the memo's tables (the
+        learners' columns, taken again when the memo has grown)."""
+        memo = self.engine.memo
+        if self._memo_seen != len(memo.ids):
+            self._memo_obs, self._memo_mask = memo.obs[:, self.learner_seats], memo.mask[:, self.learner_seats] > 0
+            self._memo_seen = len(memo.ids)
+        return self._memo_obs[ids], self._memo_mask[ids]
 
     def _to_step(self, obs, mask, state, rewards, terminated, truncated, final_obs, final_mask, final_state, finished, cooperation) -> VectorStep:  # noqa: ANN001
         if self.tabular:
@@ -185,6 +226,8 @@ class VectorEnv:
 
 
 def _as_numpy(actions: Any) -> np.ndarray:
+    if type(actions) is np.ndarray:
+        return actions
     if hasattr(actions, "detach"):
         return actions.detach().cpu().numpy()
     return np.asarray(actions)

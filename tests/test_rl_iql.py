@@ -119,6 +119,26 @@ def test_the_q_table_lookup_equals_the_plain_unique_lookup_on_random_observation
         assert table.rows(mixed, add=False).tolist() == table.rows(obs[:10], add=False).tolist() + [-1]
 
 
+def test_an_update_of_the_whole_table_equals_one_of_the_touched_entries(monkeypatch):
+    """Small tables add the mean errors to every entry at once (untouched ones add 0.0):
+    bit for bit what updating only the touched entries gives."""
+    from mas.agents.rl import iql
+
+    rng = np.random.default_rng(7)
+    start = rng.normal(size=(40, 3))
+    start[rng.random(start.shape) < 0.3] = 0.0  # zeros stay +0.0
+    tables = {}
+    for whole in (10**6, 0):
+        monkeypatch.setattr(iql, "WHOLE_TABLE", whole)
+        q, gen = start.copy(), np.random.default_rng(8)
+        for _ in range(50):
+            flat = gen.integers(0, 12, size=16)  # few entries, many repeated
+            iql._step_toward(q, flat, gen.normal(size=16), 0.1)
+        tables[whole] = q
+    assert tables[0].tobytes() == tables[10**6].tobytes()
+    assert not np.array_equal(tables[0], start)
+
+
 def test_boltzmann_exploration_draws_from_the_softmax_and_cools_geometrically():
     import numpy as np
 

@@ -119,11 +119,17 @@ class BatchView:
 class BatchRule(ABC):
     """One policy spec over many (copy, seat) rows; see the module docstring.
 
+    `reactive`: each row's action is a function of its copy's `played`, `last_actions` (read
+    only where played) and `mask` alone (no memory, no draws, no round, no summary), so the
+    engine may tabulate it per state (`mas.batch_memo`).
+
     Args:
         spec, info, agent_ids: as a per-copy policy gets them.
         seats: [R] each row's seat.
         streams: [R] each row's stream (rows of one stream are in seat order).
     """
+
+    reactive = False
 
     def __init__(self, spec: Any, info: "GameInfo", agent_ids: Sequence[str], seats: np.ndarray, streams: np.ndarray) -> None:
         self.spec = spec

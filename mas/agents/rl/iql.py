@@ -83,6 +83,8 @@ class _IQLBase:
 # ----- tabular ---------------------------------------------------------------------------
 #: the most observations a Q-table looks up one by one in its dict (more: vectorised hashes)
 SMALL_BATCH = 64
+#: the most Q entries an update adds to all at once (more: only the entries it touches)
+WHOLE_TABLE = 4096
 
 
 class QTable:
@@ -180,6 +182,9 @@ class TabularIQL(_IQLBase):
         self._prior: priors.Prior | None = None  # LLM-guided exploration, resolved against the training env
         # (step returned by the last update, its final observations, their rows per table)
         self._last_rows: tuple[VectorStep, np.ndarray, list[np.ndarray]] | None = None
+        # steps with state ids (`VectorStep.ids`): each table's row per id of this memo (-1: not yet)
+        self._id_memo: Any = None
+        self._id_rows: list[np.ndarray] = []
 
     @property
     def boltzmann(self) -> bool:
@@ -190,10 +195,11 @@ class TabularIQL(_IQLBase):
         """The current exploration level: epsilon, or the Boltzmann temperature."""
         return self.temperature if self.boltzmann else self.epsilon
 
-    def _policy(self, learner: int, rows: np.ndarray, mask: np.ndarray, level: float, obs: np.ndarray | None = None) -> np.ndarray:
+    def _policy(self, learner: int, rows: np.ndarray, mask: np.ndarray, level: float, obs: np.ndarray | None = None,
+                all_legal: bool = False) -> np.ndarray:
         """Actions at exploration `level` (epsilon, or the temperature; 0 is greedy) at the
-        observations `obs` (their table `rows`)."""
-        q = np.where(mask, self.tables[learner].q[rows], -np.inf)
+        observations `obs` (their table `rows`); `all_legal`: the mask is known to be all true."""
+        q = self.tables[learner].q[rows] if all_legal else np.where(mask, self.tables[learner].q[rows], -np.inf)
         greedy = q.argmax(-1)
         if self.boltzmann:
             if level <= 0.0:
@@ -204,26 +210,57 @@ class TabularIQL(_IQLBase):
         epsilon = level
         if self._prior is not None:
             random_legal = priors.sample(self._prior.learner_probs(learner, obs, mask), self.rng)
+        elif all_legal:  # the same draws and choices as through the mask
+            random_legal = self.rng.random(mask.shape).argmax(-1)
         else:
             random_legal = np.where(mask, self.rng.random(mask.shape), -1.0).argmax(-1)
         explore = self.rng.random(len(rows)) < epsilon
         return np.where(explore, random_legal, greedy)
 
-    def _explore(self, obs: np.ndarray, mask: np.ndarray, rows: list[np.ndarray] | None = None) -> np.ndarray:
+    def _explore(self, obs: np.ndarray, mask: np.ndarray, rows: list[np.ndarray] | None = None,
+                 all_legal: bool = False) -> np.ndarray:
+        level = self.exploring
+        if self.n_learners == 1:
+            found = self.tables[0].rows(obs[:, 0]) if rows is None else rows[0]
+            return self._policy(0, found, mask[:, 0], level, obs[:, 0], all_legal)[:, None]
         actions = np.empty(obs.shape[:2], dtype=np.int64)
         for l in range(self.n_learners):
             found = self.tables[l].rows(obs[:, l]) if rows is None else rows[l]
-            actions[:, l] = self._policy(l, found, mask[:, l], self.exploring, obs[:, l])
+            actions[:, l] = self._policy(l, found, mask[:, l], level, obs[:, l], all_legal)
         return actions
 
-    def _obs_rows(self, step: VectorStep, obs: np.ndarray) -> list[np.ndarray]:
-        """Each table's rows of the step's observations: the last update's rows of the final
-        observations when they are these (no copy restarted), else looked up (in learner
-        order, each table adding its unseen states as it always did)."""
+    def _obs_rows(self, step: VectorStep, obs: np.ndarray, memo: Any) -> list[np.ndarray]:
+        """Each table's rows of the step's observations: by state id where the step has ids,
+        else the last update's rows of the final observations when they are these (no copy
+        restarted), else looked up (in learner order, each table adding its unseen states as
+        it always did)."""
+        if step.ids is not None and memo is not None:
+            return [self._id_lookup(l, step.ids, obs[:, l], memo) for l in range(self.n_learners)]
         last = self._last_rows
         if last is not None and last[0] is step and (last[1] is obs or np.array_equal(last[1], obs)):
             return last[2]
         return [table.rows(obs[:, l]) for l, table in enumerate(self.tables)]
+
+    def _id_lookup(self, learner: int, ids: np.ndarray, obs: np.ndarray, memo: Any) -> np.ndarray:
+        """Table rows of the observations `obs` of state `ids`: remembered per id (an id always
+        shows the same observation), looked up in the table (adding unseen states, as
+        without ids) only when some id is new to this table."""
+        if self._id_memo is not memo:
+            self._id_memo, self._id_rows = memo, [np.full(0, -1, dtype=np.int64) for _ in self.tables]
+            self._id_complete = [-1] * self.n_learners  # the memo's size when every id had a row
+        known = self._id_rows[learner]
+        rows = known[ids] if len(known) >= len(memo.obs) else None
+        if self._id_complete[learner] == len(memo):  # every id has its row: nothing to check
+            return rows
+        if rows is None:
+            known = self._id_rows[learner] = np.concatenate([known, np.full(len(memo.obs) - len(known), -1, dtype=np.int64)])
+            rows = known[ids]
+        if np.minimum.reduce(rows, axis=None) < 0:
+            rows = self.tables[learner].rows(obs)
+            known[ids] = rows
+            if np.minimum.reduce(known[:len(memo)]) >= 0:
+                self._id_complete[learner] = len(memo)
+        return rows
 
     def collect_and_update(self, env: Any, step: VectorStep) -> tuple[VectorStep, dict[str, float], int]:
         """One vector step of every copy, then one batched update of every table."""
@@ -232,31 +269,37 @@ class TabularIQL(_IQLBase):
         if self._prior is None and priors.has_prior(self.config):
             self._prior = priors.resolve_prior(self.config, env)
         obs, mask = _np(step.obs), _np(step.mask)
+        memo = getattr(env, "memo", None)
         # one lookup per table and observation batch: acting and the update share the rows
-        obs_rows = self._obs_rows(step, obs)
-        actions = self._pending if self._pending is not None else self._explore(obs, mask, obs_rows)
+        obs_rows = self._obs_rows(step, obs, memo)
+        actions = self._pending if self._pending is not None else self._explore(obs, mask, obs_rows, step.all_legal)
         nxt = env.step(actions)
         self.env_steps += env.num_envs
-        rewards = _np(nxt.rewards).astype(np.float64)
-        alive = 1.0 - _np(nxt.terminated).astype(np.float64)
-        final_obs, final_mask = _np(nxt.final_obs), _np(nxt.final_mask)
-        done = _np(nxt.terminated | nxt.truncated)
         sarsa, monte_carlo = self.config.update == "sarsa", self.config.update == "monte_carlo"
-        pending = np.empty_like(actions)
+        # float32 rewards enter the float64 targets exactly as converted ones would (MC keeps them)
+        rewards = _np(nxt.rewards).astype(np.float64) if monte_carlo else _np(nxt.rewards)
+        terminated = _np(nxt.terminated)
+        # 1.0 where nothing terminated: gamma * 1.0 * future is gamma * future, as with an array of ones
+        alive = 1.0 - terminated.astype(np.float64) if np.logical_or.reduce(terminated) else 1.0
+        final_obs, final_mask = _np(nxt.final_obs), _np(nxt.final_mask)
+        if sarsa or monte_carlo:
+            done = _np(nxt.terminated | nxt.truncated)
+            pending = np.empty_like(actions)
+            keys, tails = np.empty_like(actions), np.empty_like(rewards)
         td_abs = 0.0
-        keys, tails = np.empty_like(actions), np.empty_like(rewards)
         final_rows = []
         for l, table in enumerate(self.tables):
             rows = obs_rows[l]
-            next_rows = table.rows(final_obs[:, l])
+            next_rows = (self._id_lookup(l, nxt.final_ids, final_obs[:, l], memo) if nxt.final_ids is not None and memo is not None
+                         else table.rows(final_obs[:, l]))
             final_rows.append(next_rows)
-            next_q = np.where(final_mask[:, l], table.q[next_rows], -np.inf)
+            next_q = table.q[next_rows] if nxt.all_legal else np.where(final_mask[:, l], table.q[next_rows], -np.inf)
             if sarsa:
-                chosen = self._policy(l, next_rows, final_mask[:, l], self.exploring, final_obs[:, l])
+                chosen = self._policy(l, next_rows, final_mask[:, l], self.exploring, final_obs[:, l], nxt.all_legal)
                 future = next_q[np.arange(len(chosen)), chosen]
                 pending[:, l] = chosen
             else:
-                future = next_q.max(-1)
+                future = np.maximum.reduce(next_q, axis=-1)
             flat = rows * self.num_actions + actions[:, l]
             if monte_carlo:  # the update waits for the episode's end
                 keys[:, l], tails[:, l] = flat, alive * future
@@ -316,6 +359,7 @@ class TabularIQL(_IQLBase):
         self.env_steps = int(data["env_steps"])
         self._pending = None
         self._last_rows = None
+        self._id_memo = None
         self._traces = EpisodeTraces(self.config.gamma, self.config.visits == "first")
 
 
@@ -327,12 +371,16 @@ def _np(x: Any) -> np.ndarray:
 def _step_toward(q: np.ndarray, flat: np.ndarray, target: np.ndarray, alpha: float) -> float:
     """Move the entries `flat` (row * A + action) of `q` toward `target` by `alpha` times the
     mean error of the rows naming each entry (one step per entry); returns the mean |error|."""
-    error = target - q.reshape(-1)[flat]
+    values = q.reshape(-1)
+    error = target - values[flat]
     sums = np.bincount(flat, weights=error, minlength=q.size)
     counts = np.bincount(flat, minlength=q.size)
-    touched = counts > 0
-    q.reshape(-1)[touched] += alpha * sums[touched] / counts[touched]
-    return float(np.abs(error).mean()) if len(error) else 0.0
+    if q.size <= WHOLE_TABLE:  # untouched entries add alpha * 0.0 / 1: unchanged (Q values are never -0.0)
+        values += alpha * sums / np.maximum(counts, 1)
+    else:
+        touched = counts > 0
+        values[touched] += alpha * sums[touched] / counts[touched]
+    return float(np.add.reduce(np.abs(error)) / len(error)) if len(error) else 0.0  # the mean (`mean` costs more)
 
 
 # ----- DQN -------------------------------------------------------------------------------

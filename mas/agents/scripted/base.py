@@ -203,6 +203,9 @@ class ScriptedPolicy(Policy):
     batch_legal: ClassVar[bool] = False
     #: the [R] int64 memory arrays the batched rule keeps: name -> value after a reset
     batch_memory: ClassVar[Mapping[str, int]] = MappingProxyType({})
+    #: `choose_batch` reads only the rows' played flags, last actions and masks (no memory,
+    #: no draws, no round, no summary): `BatchRule.reactive`
+    batch_reactive: ClassVar[bool] = False
 
     @classmethod
     def batch_rule(cls, spec: Any, game: "GameInfo", agent_ids: Sequence[str], seats: np.ndarray,
@@ -236,6 +239,7 @@ class ScriptedBatchRule(BatchRule):
                  seats: np.ndarray, streams: np.ndarray) -> None:
         super().__init__(spec, info, agent_ids, seats, streams)
         self.strategy = strategy
+        self.reactive = strategy.batch_reactive and not strategy.batch_memory
         caps = info.capabilities
         self.C, self.D = caps.cooperate, caps.defect
         self.memory = {name: np.full(len(self.seats), start, dtype=np.int64) for name, start in strategy.batch_memory.items()}

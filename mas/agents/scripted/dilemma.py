@@ -143,6 +143,7 @@ class AlwaysCooperate(_PDPolicy):
     """Always cooperate (ALLC)."""
 
     classifier = _dilemma(0, needs=frozenset({"cooperate"}))
+    batch_reactive = True
 
     @classmethod
     def automaton(cls, spec: Any) -> Automaton:
@@ -164,6 +165,7 @@ class AlwaysDefect(_PDPolicy):
     """Always defect (ALLD)."""
 
     classifier = _dilemma(0, needs=frozenset({"defect"}))
+    batch_reactive = True
 
     @classmethod
     def automaton(cls, spec: Any) -> Automaton:
@@ -185,6 +187,7 @@ class TitForTat(_PDPolicy):
     """Tit for tat (Rapoport): cooperate first, then copy the partner's last move."""
 
     classifier = _dilemma(1)
+    batch_reactive = True
 
     @classmethod
     def automaton(cls, spec: Any) -> Automaton:
@@ -282,6 +285,7 @@ class Pavlov(_PDPolicy):
     both players made the same move last round (CC or DD), else defect (CD or DC)."""
 
     classifier = _dilemma(1)
+    batch_reactive = True
 
     @classmethod
     def automaton(cls, spec: Any) -> Automaton:
@@ -311,6 +315,7 @@ class SuspiciousTitForTat(_PDPolicy):
     """Suspicious tit for tat: defect first, then copy the partner's last move."""
 
     classifier = _dilemma(1)
+    batch_reactive = True
 
     @classmethod
     def automaton(cls, spec: Any) -> Automaton:
