@@ -15,6 +15,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -58,11 +59,18 @@ def scenario_with(path: str, edit: Any = None) -> Any:
 
 
 def train_run(scenario: Any, steps: int, seed: int, out_dir: Path, overrides: dict[str, Any],
-              eval_episodes: int = 2) -> tuple[Any, float]:
+              eval_episodes: int = 1) -> tuple[Any, float]:
     """`mas train --algo llm-ppo` in process; the result and its wall seconds. One evaluation,
-    at the end (a CPU budget: the curve is the training episodes' returns)."""
+    at the end (a CPU budget: the curve is the training episodes' returns). A finished run
+    already in `out_dir` (a demo run again, e.g. to report fewer seeds) is reused as it is."""
     from mas.training.run import train
 
+    if (out_dir / "play.yaml").exists():
+        import pandas as pd
+
+        last = pd.read_csv(out_dir / "curves.csv").iloc[-1]
+        return SimpleNamespace(out_dir=out_dir, play_scenario=out_dir / "play.yaml", env_steps=int(last["step"])), \
+            float(last["wall_s"])
     started = time.perf_counter()
     result = train(scenario, "llm-ppo", steps, seed, out_dir, device="auto", eval_every=steps, eval_episodes=eval_episodes,
                    final_episodes=0, overrides=overrides, tensorboard=False)
@@ -75,7 +83,8 @@ def play(scenario: Any, episodes: int, seed: int, out_dir: Path) -> dict[str, An
     from mas.analysis.summary import point, summarize
     from mas.runner import run
 
-    records = run(scenario, episodes, seed, out_dir=out_dir)
+    # a store already there (a demo run again) is finished, or reused if complete
+    records = run(scenario, episodes, seed, out_dir=out_dir, resume=(out_dir / "run.sqlite").exists())
     summary = summarize(load_run(out_dir))
     out = {key: point(value) for key, value in summary.overview.items()}
     for agent in records[0].cooperation:  # per agent: the learners' own rates
