@@ -184,3 +184,9 @@ def test_a_deaf_listener_never_sees_the_word_but_the_speaker_does():
     assert obs[:, 1:, 4:7].sum() == 0.0  # listeners: no word in either copy
     assert obs[0, 0, 4] == 1.0 and obs[1, 0, 6] == 1.0
     assert game.global_state(state)[:, 4:7].sum() == 2.0  # the state (for critics) keeps it
+    # nor in words: a deaf listener's situation text never names the word said
+    words = game.vocabulary
+    for agent in (1, 2):
+        text = game.situation_text(state, 0, agent)
+        assert not any(w in text for w in words) and "do not hear" in text
+    assert words[0] in game.situation_text(state, 0, 0)

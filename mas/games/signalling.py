@@ -276,7 +276,10 @@ class SignallingGame(Game):
             else:
                 parts.append(f"The target is {target}. Choose a word to say.")
         elif picking:
-            heard = f"The speaker said '{word}'." if word else "The speaker said nothing."
+            if not self.config.listeners_hear:  # the word is not heard: only messages (if any) reach you
+                heard = "You do not hear the speaker's word."
+            else:
+                heard = f"The speaker said '{word}'." if word else "The speaker said nothing."
             parts.append(f"{heard} Pick the target you think it names.")
         else:
             parts.append("The speaker is choosing a word; you wait.")
