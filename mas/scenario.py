@@ -348,6 +348,10 @@ def _did_you_mean_key(err: dict[str, Any], data: Any) -> str:
     bad = str(err["loc"][-1])
     if len(bad) > 200:  # difflib is quadratic in the length
         return ""
+    if len(err["loc"]) == 1:  # a top-level key: the scenario's own fields first ('rounds', not a policy's 'round')
+        close = difflib.get_close_matches(bad, sorted(_fields_of(Scenario)), n=1, cutoff=0.7)
+        if close:
+            return f" (did you mean '{close[0]}'?)"
     candidates: set[str] = set()
     for model in (Scenario, AgentConfig, CommsConfig, ContinuationRounds):
         candidates.update(_fields_of(model))

@@ -30,11 +30,10 @@ class LocalBackendConfig(_Frozen):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto: bfloat16 on CUDA, float32 on CPU (on the CPU bfloat16 scores only ~1.2x faster than float32 with oneDNN kernels, and less exactly)."
     )
-    adapter: str | tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(
+    adapter: str | Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(min_length=1, max_length=8)] | None = Field(
         None, description="A LoRA adapter directory (peft, e.g. written by `mas train --algo llm-ppo`) merged into the model, "
         "or 'tuned': the packaged adapter of the default model, tuned to reciprocate and keep its word; "
-        "a list merges several in order (what fine-tuning from an adapter writes into play.yaml).",
-        min_length=1, max_length=8,
+        "a list (1 to 8) merges several in order (what fine-tuning from an adapter writes into play.yaml).",
     )
 
 
