@@ -9,9 +9,13 @@ llm_prisoners_dilemma, flagship), each with its scripted seat played in turn by 
 always defect, always cooperate, grim trigger and a random player. Score-mode, generate-mode,
 talk and action prompts (both option orders where the scenario debiases) are all cloned.
 
-Two stages: `--steps` updates on every reply (actions and messages), then `--action-steps`
-updates on the action replies only (cooperation depends on them, and they are a minority of
-the tokens). Everything is seeded from `--seed` (demonstration episodes, adapter
+Each distinct prompt is weighted by how often the episodes met it (at most `--cap` times), so
+the first round's prompt (no history, met in every episode) counts as it does in play. Two
+stages: `--steps` updates on every reply (actions and messages, loss per token), then
+`--action-steps` updates on a mix in which the action replies are up-weighted (cooperation
+depends on them, and they are a minority of the tokens) and messages are kept (a share
+`--message-share` of the examples; without them the second stage undoes the talk), with the
+loss averaged per reply. One command trains both stages. Everything is seeded from `--seed` (demonstration episodes, adapter
 initialisation, example order), so on the CPU a seed gives the same adapter. Adapters go on
 the query and value projections of the last `--layers` decoder layers (rank 8): the layers
 below need no backward pass, which keeps a step cheap on the CPU. Prints the budget (examples, updates,
@@ -26,12 +30,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mas.agents.llm.teacher import ReciprocatorTeacher
 from mas.overrides import load_with_sets
 from mas.seeding import child_seed
-from mas.training.llm_bc import BCConfig, clone, demonstrations, unique
+from mas.training.llm_bc import BCConfig, clone, demonstrations, mixed, unique, weighted
 
 OPPONENTS = ("tit_for_tat", "always_defect", "always_cooperate", "grim_trigger", "{type: random, p: 0.5}")
 #: (scenario, the seat that a scripted opponent takes in turn, or None: only the LLM seats as they are)
@@ -52,19 +57,26 @@ def variants() -> list[tuple[str, list[str]]]:
     return out
 
 
+ACTIONS = ("C", "D")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("mas/agents/llm/adapters/tuned"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--episodes", type=int, default=2, help="demonstration episodes per variant")
-    parser.add_argument("--steps", type=int, default=BCConfig.steps)
+    parser.add_argument("--steps", type=int, default=20, help="first stage: updates on every reply")
     parser.add_argument("--batch", type=int, default=BCConfig.batch)
     parser.add_argument("--lr", type=float, default=BCConfig.lr)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--layers", type=int, default=6, help="adapters on the last N decoder layers (0: all)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--action-steps", type=int, default=20,
-                        help="second stage: updates on the action replies only (what cooperation depends on)")
+                        help="second stage: updates on the action replies (up-weighted) mixed with messages")
+    parser.add_argument("--message-share", type=float, default=0.25,
+                        help="the messages' share of the second stage's examples")
+    parser.add_argument("--cap", type=int, default=8, help="a distinct prompt counts at most this many times")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--init", type=Path, default=None,
                         help="start the second stage from this first-stage adapter instead of training the first")
     args = parser.parse_args(argv)
@@ -72,14 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     from mas.agents.llm.models import load_model
     from mas.agents.rl.llm_model import LoraSettings, TrainableLM
 
+    torch.set_num_threads(max(1, args.threads))
     started = time.perf_counter()
     teacher = ReciprocatorTeacher()
     examples = []
     for i, (name, sets) in enumerate(variants()):
         scenario = load_with_sets(name, sets)
         examples += demonstrations(scenario, teacher, args.episodes, child_seed(args.seed, "demo", i))
-    data = unique(examples)
-    print(f"demonstrations: {len(examples)} replies, {len(data)} distinct, {time.perf_counter() - started:.1f}s", flush=True)
+    data = weighted(examples, args.cap)
+    print(f"demonstrations: {len(examples)} replies, {len(unique(examples))} distinct, {len(data)} weighted, {time.perf_counter() - started:.1f}s", flush=True)
 
     loaded = load_model("default", args.device, "float32")
     depth = int(loaded.model.config.num_hidden_layers)
@@ -103,10 +116,13 @@ def main(argv: list[str] | None = None) -> int:
 
         set_peft_model_state_dict(lm.model, load_file(str(args.init / "adapter_model.safetensors")))
         losses = [float("nan")]
-    actions = [e for e in data if e[1] in ("C", "D")]
-    second = BCConfig(steps=args.action_steps, batch=args.batch, lr=args.lr)
-    print(f"second stage: {len(actions)} action replies, {second.steps} updates", flush=True)
-    losses += clone(lm, actions, second, child_seed(args.seed, "actions"), progress)
+    mix = mixed([e for e in data if e[1] in ACTIONS], [e for e in data if e[1] not in ACTIONS],
+                args.message_share, child_seed(args.seed, "mix"))
+    second = BCConfig(steps=args.action_steps, batch=args.batch, lr=args.lr, per_example=True)
+    print(f"second stage: {len(mix)} replies ({sum(e[1] in ACTIONS for e in mix)} actions), {second.steps} updates",
+          flush=True)
+    stage1 = len(losses)
+    losses += clone(lm, mix, second, child_seed(args.seed, "actions"), progress)
     wall = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
     lm.save(args.out)
@@ -117,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     adapter_config["base_model_name_or_path"] = loaded.name
     config_file.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
     summary = {"seed": args.seed, "episodes_per_variant": args.episodes, "variants": len(variants()),
-               "examples": len(examples), "distinct_examples": len(data), "steps": config.steps, "action_steps": second.steps, "batch": config.batch,
-               "lr": config.lr, "lora_rank": args.rank, "lora_layers": args.layers, "device": args.device, "first_loss": losses[0], "final_loss": float(sum(losses[-5:]) / 5),
+               "examples": len(examples), "distinct_examples": len(unique(examples)), "weighted_examples": len(data),
+               "cap": args.cap, "message_share": args.message_share, "steps": config.steps, "action_steps": second.steps, "batch": config.batch,
+               "lr": config.lr, "lora_rank": args.rank, "lora_layers": args.layers, "device": args.device, "first_loss": losses[0],
+               "stage1_final_loss": float(np.mean(losses[max(0, stage1 - 5):stage1])), "final_loss": float(np.mean(losses[-5:])),
                "wall_s": round(wall, 1), "train_s": round(time.perf_counter() - trained, 1),
                "threads": torch.get_num_threads()}
     (args.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -13,7 +13,7 @@ from mas.agents.llm.models import PACKAGED_ADAPTERS, ModelLoadError, resolve_ada
 from mas.agents.llm.teacher import ReciprocatorTeacher
 from mas.analysis.communication import action_phrases, stated_intention
 from mas.overrides import load_with_sets
-from mas.training.llm_bc import demonstrations, unique
+from mas.training.llm_bc import demonstrations, mixed, unique, weighted
 
 
 def test_the_packaged_adapter_resolves_by_name_to_a_small_peft_directory() -> None:
@@ -47,6 +47,26 @@ def test_the_teacher_reciprocates_and_announces_what_it_then_plays() -> None:
         stated = stated_intention(text, phrases)
         assert stated == ["C", "D"].index(teacher.choose(conversation)), text
     assert len(unique(examples + examples)) == len(unique(examples))
+
+
+def test_prompts_weigh_as_often_as_episodes_meet_them_and_the_mix_keeps_messages() -> None:
+    # 4 episodes against always-defect: the first round's prompts (no history) are met in every
+    # episode, so they count 4 times (at most `cap`); the later rounds' prompts repeat too here
+    # (a deterministic opponent), but each distinct prompt stays a separate example
+    examples = demonstrations(load_with_sets("llm_vs_always_defect", ["rounds=3"]), ReciprocatorTeacher(), 4, seed=1)
+    distinct = unique(examples)
+    first = [e for e in distinct if "Your history" not in e[0][-1]["content"]]
+    assert first and {r for _, r in first} == {"C"}
+    assert len(weighted(examples, cap=8)) == len(examples)  # nothing met more than 8 times here
+    capped = weighted(examples, cap=2)
+    assert len(capped) == 2 * len(distinct) and all(capped.count(e) == 2 for e in first)
+    assert len(weighted(examples, cap=1)) == len(distinct)
+    # the second stage's mix: every kept example, drawn ones up to their share, seeded
+    kept, drawn = [(e[0], "C") for e in distinct] * 3, [((), f"m{i}") for i in range(50)]
+    mix = mixed(kept, drawn, 0.25, seed=7)
+    assert mix[:len(kept)] == kept and len(mix) - len(kept) == round(len(kept) / 3)
+    assert mix == mixed(kept, drawn, 0.25, seed=7) and mix != mixed(kept, drawn, 0.25, seed=8)
+    assert mixed(kept, drawn[:2], 0.5, seed=0) == kept + drawn[:2]  # no more than there are
 
 
 def test_a_cloning_update_raises_the_log_likelihood_of_the_teachers_reply(loaded) -> None:

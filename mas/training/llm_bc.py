@@ -50,6 +50,33 @@ def demonstrations(scenario: Any, teacher: Any, episodes: int, seed: int) -> lis
     return list(teacher.examples[first:])
 
 
+def counted(examples: Sequence[Example]) -> list[tuple[Example, int]]:
+    """The distinct examples (first occurrence order) with how often the episodes met each."""
+    seen: dict[Any, list[Any]] = {}
+    for messages, reply in examples:
+        key = (tuple((m["role"], m["content"]) for m in messages), reply)
+        seen.setdefault(key, [(messages, reply), 0])[1] += 1
+    return [(example, count) for example, count in seen.values()]
+
+
+def weighted(examples: Sequence[Example], cap: int) -> list[Example]:
+    """Each distinct example repeated as often as the episodes met it, at most `cap` times:
+    a first-round prompt (met once per episode, in every episode) then weighs in training
+    as it does in play, and no single prompt swamps the rest."""
+    return [example for example, count in counted(examples) for _ in range(min(count, max(1, cap)))]
+
+
+def mixed(kept: Sequence[Example], drawn: Sequence[Example], share: float, seed: int) -> list[Example]:
+    """Every example of `kept`, plus examples of `drawn` (without replacement, seeded, in
+    their order) so that they make up `share` of the result (as far as `drawn` allows): e.g.
+    action replies up-weighted with some messages kept, so that training on the actions
+    does not undo the talk."""
+    share = min(max(share, 0.0), 0.9)
+    wanted = min(len(drawn), round(len(kept) * share / (1.0 - share)))
+    picked = sorted(int(i) for i in np.random.default_rng(seed).choice(len(drawn), wanted, replace=False))
+    return list(kept) + [drawn[i] for i in picked]
+
+
 def unique(examples: Sequence[Example]) -> list[Example]:
     """The examples without repeats (first occurrence kept): a game's first round is one
     prompt in every episode, and cloning it a hundred times teaches nothing more."""
@@ -66,6 +93,9 @@ class BCConfig:
     steps: int = 30  # optimiser updates
     batch: int = 4  # examples per update (at most; a batch shares one system turn)
     lr: float = 3e-3  # AdamW learning rate of the adapters
+    #: average the loss per example (each reply counts once, a one-token action as much as a
+    #: sentence) rather than per token (long messages dominate)
+    per_example: bool = False
 
 
 class Cloner:
@@ -92,11 +122,15 @@ class Cloner:
                                                  [1.0] * len(examples))
         return [t.sum() for t in per_token]
 
-    def step(self, examples: Sequence[Example]) -> float:
-        """One update on `examples`: mean per-token cross-entropy of the replies; returns it."""
+    def step(self, examples: Sequence[Example], per_example: bool = False) -> float:
+        """One update on `examples`: mean per-token cross-entropy of the replies (or the mean
+        over examples of each reply's mean, with `per_example`); returns it."""
         per_token, _, _ = self.lm.token_logprobs([c for c, _ in examples], [self.reply_ids(r) for _, r in examples],
                                                  [1.0] * len(examples))
-        loss = -torch.cat(per_token).mean()
+        if per_example:
+            loss = -torch.stack([t.mean() for t in per_token]).mean()
+        else:
+            loss = -torch.cat(per_token).mean()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -117,7 +151,7 @@ def clone(lm: Any, examples: Sequence[Example], config: BCConfig, seed: int,
         if not batches:
             batches = _batches(examples, rng, config.batch)
         picked = batches.pop(0)
-        losses.append(cloner.step([examples[i] for i in picked]))
+        losses.append(cloner.step([examples[i] for i in picked], config.per_example))
         if on_step is not None:
             on_step(step, losses[-1])
     return losses
