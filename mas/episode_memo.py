@@ -5,10 +5,14 @@ training batch allows it, `EpisodeEngine.step` steps every copy by state ids and
 tables of `mas.batch_memo.BatchMemo` instead of the game, with the same transitions; the
 copies' states are made only when read (`LazyState`). Any step it cannot take (an illegal
 action, a new step once the memo is full) goes back to the engine's general step.
+
+`step_one` is the same idea for a batch of one played from outside (the PettingZoo env):
+a joint action seen before in a state is a dict lookup (`mas.state_memo.StateMemo`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +26,43 @@ _MIN, _OR = np.minimum.reduce, np.logical_or.reduce  # no wrapper: small arrays
 
 class MemoisedSteps:
     """The memoised steps of `EpisodeEngine` (which holds every attribute used here)."""
+
+    def step_one(self, actions: Sequence[int]) -> tuple[dict[str, float], Sequence[bool], bool, bool, int]:
+        """`step` for a batch of one whose seats are all external, without talk (the
+        PettingZoo env): one action per seat; returns the rewards by agent id (the
+        caller's; with a reward model's component), the illegal flags per seat, terminated, truncated and the rounds played now.
+
+        It is `step`, unless the game's step is memoised (`mas.state_memo`): then a joint
+        action seen before in this state is a dict lookup and a few plain-int updates (the
+        one-element arrays are written in place: no transition holds them, `step` rebinds
+        them; the state itself is made when asked for)."""
+        node = self._one
+        move = None
+        if node is not None:
+            joint = tuple(actions)
+            move = node.moves.get(joint)
+            if move is None:
+                move = self._seen.move(node, self.state, joint, self._rng)
+        if move is None:
+            moved = self.step(np.array([actions], dtype=np.int64))
+            illegal = moved.illegal[0].tolist() if moved.illegal is not None else self._no_illegal
+            rewards = dict(zip(self.agent_ids, moved.total_rewards[0].tolist()))  # with any judged component
+            return rewards, illegal, bool(moved.terminated[0]), bool(moved.truncated[0]), int(self.rounds[0])
+        node = self._pending_state = move.node
+        self._round = round = self._round + 1
+        self._step += 1
+        self.rounds[0], self.steps[0] = round, self._step
+        self.last_actions, self.last_rewards = move.actions, move.rewards
+        self.played[0] = True
+        self.mask, self._obs, self._all_legal, self._rows = node.mask, node.obs, node.all_legal, node.rows
+        terminated = move.over
+        truncated = not terminated and round >= self._limit
+        if terminated or truncated:
+            self.active[0] = False
+            self._one = None
+        else:
+            self._one = node
+        return move.by_agent.copy(), self._no_illegal, terminated, truncated, round
 
     def memoise_steps(self, on: bool = True) -> bool:
         """From now until asked otherwise (resets included), step by state ids and tables
