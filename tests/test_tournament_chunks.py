@@ -53,3 +53,27 @@ def test_two_workers_store_what_one_batch_stores(tmp_path: Path) -> None:
     run_tournament(tournament, tmp_path / "serial", backend="serial")
     run_tournament(tournament, tmp_path / "two", backend="process", workers=2)
     assert dump(tmp_path / "two") == dump(tmp_path / "serial")
+
+
+def test_the_heap_is_frozen_while_results_stream_in_and_given_back_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    frozen_while_writing: list[int] = []
+    write_matches = store.TournamentStore.write_matches
+
+    def watching(self, results):
+        frozen_while_writing.append(gc.get_freeze_count())
+        return write_matches(self, results)
+
+    monkeypatch.setattr(store.TournamentStore, "write_matches", watching)
+    assert gc.get_freeze_count() == 0
+    run_tournament(small_classic(), tmp_path / "run", backend="serial")
+    assert frozen_while_writing and min(frozen_while_writing) > 0  # the objects alive before were left out
+    assert gc.get_freeze_count() == 0  # and handed back to the collector after
+    gc.freeze()  # a caller's own frozen heap is left as the caller made it
+    try:
+        before = gc.get_freeze_count()
+        run_tournament(small_classic(), tmp_path / "again", backend="serial")
+        assert gc.get_freeze_count() >= before - 100  # still frozen (less the few objects freed since)
+    finally:
+        gc.unfreeze()

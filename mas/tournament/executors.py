@@ -14,6 +14,7 @@ loses only those.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import select
@@ -117,6 +118,7 @@ def _init_worker(tournament_data: dict[str, Any], parent: int) -> None:
     global _worker_player
     _exit_with(parent)
     _worker_player = MatchPlayer(parse_tournament(tournament_data))
+    gc.freeze()  # the worker's imports and player stay out of the collections its results set off
 
 
 def _exit_with(parent: int) -> None:

@@ -14,7 +14,9 @@ calling script again: call these functions under `if __name__ == "__main__":` in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +131,7 @@ def _play_and_rate(
         finished = len(schedule) - len(pending)
         if on_progress is not None:
             on_progress(finished, len(schedule))
-        with shared_models(tournament.to_dict(), backend) as (worker_data, _servers):
+        with shared_models(tournament.to_dict(), backend) as (worker_data, _servers), _heap_frozen():
             for results in execute_chunks(worker_data, pending, backend=backend, workers=workers):
                 store.write_matches(results)
                 finished += len(results)
@@ -140,6 +142,23 @@ def _play_and_rate(
         return results
     finally:
         store.close()
+
+
+@contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Leave the objects alive now (imports, the schedule) out of garbage collection while
+    results stream in: each chunk's thousands of results otherwise set off full collections
+    that scan the whole heap (measured: unpickling 3,630 results took 6 ms with the heap
+    frozen and up to 90 ms without). Only cycles made before are collected later. A heap
+    frozen by the caller is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def summarise(tournament: Tournament, store: TournamentStore, out_dir: Path) -> TournamentResults:
