@@ -34,7 +34,7 @@ SETTINGS = [
     ("vs tit-for-tat, 16 copies", "ipd_vs_tft", {"num_envs": 16}),
 ]
 REFERENCE = {"ipd_selfplay": "0.73 (13 of 20 seeds >= 0.9, 3 at 0)", "ipd_vs_tft": "learns to cooperate (~1.0)"}
-STEPS, QUICK_STEPS = 50_000, 8_000
+STEPS, QUICK_STEPS = 200_000, 8_000
 
 
 def mutual_cooperation(run_dir: Path, _result: Any) -> float:
