@@ -76,7 +76,7 @@ POLICIES: dict[str, tuple[str, str, str | None]] = {
     }.items()
 }
 # the spec is light (pydantic only); the model loads when the policy first acts
-POLICIES["llm"] = ("mas.agents.llm.policy:LLMSpec", "mas.agents.llm.policy:LLMPolicy", None)
+POLICIES["llm"] = ("mas.agents.llm.spec:LLMSpec", "mas.agents.llm.policy:LLMPolicy", None)
 # RL: learner specs are light (no torch); `mas train` trains them, `checkpoint` plays the result
 POLICIES["iql"] = ("mas.agents.rl.config:IQLSpec", "mas.agents.rl.config:IQLLearner", None)
 POLICIES["mappo"] = ("mas.agents.rl.config:MAPPOSpec", "mas.agents.rl.config:MAPPOLearner", None)

@@ -40,7 +40,7 @@ def backend_from_options(url: str | None, model: str | None, api_key_env: str | 
 
 def with_backend(scenario: "Scenario", backend: Any) -> "Scenario":
     """The scenario with every LLM agent, and every narrator, on `backend`."""
-    from mas.agents.llm.policy import LLMSpec
+    from mas.agents.llm.spec import LLMSpec
 
     agents = []
     for agent in scenario.agents:
@@ -56,7 +56,7 @@ def with_backend(scenario: "Scenario", backend: Any) -> "Scenario":
 
 def has_llm_agents(scenario: "Scenario") -> bool:
     """Whether any agent of the scenario is played by a language model."""
-    from mas.agents.llm.policy import LLMSpec
+    from mas.agents.llm.spec import LLMSpec
 
     return any(isinstance(agent.policy, LLMSpec) for agent in scenario.agents)
 
