@@ -98,7 +98,7 @@ def _reference_rows(index: dict, obs: np.ndarray) -> np.ndarray:
 
 
 def test_the_q_table_lookup_equals_the_plain_unique_lookup_on_random_observations():
-    from mas.agents.rl.iql import QTable
+    from mas.agents.rl.qtable import QTable
 
     rng = np.random.default_rng(4)
     table, index = QTable(2, 5), {}
