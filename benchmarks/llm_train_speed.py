@@ -51,7 +51,8 @@ def main() -> None:
 
     from mas.agents.llm.models import load_model
     from mas.agents.rl.config import LLMPPOConfig
-    from mas.agents.rl.llm_model import LoraSettings, ScoringBackend, TrainableLM
+    from mas.agents.rl.llm_model import LoraSettings, TrainableLM
+    from mas.agents.rl.scoring_backend import ScoringBackend
     from mas.agents.rl.llm_ppo import LLMPPO, Rollouts
 
     scenario = load_scenario(args.scenario)

@@ -58,7 +58,8 @@ def test_an_update_moves_only_the_adapter_of_the_agent_it_learns_from() -> None:
     and an update on p_0's decisions changes p_0's adapter and leaves p_1's as it was."""
     from mas.agents.llm.models import load_model
     from mas.agents.rl.config import LLMPPOConfig
-    from mas.agents.rl.llm_model import LoraSettings, ScoringBackend, TrainableLM
+    from mas.agents.rl.llm_model import LoraSettings, TrainableLM
+    from mas.agents.rl.scoring_backend import ScoringBackend
     from mas.agents.rl.llm_ppo import LLMPPO, Rollouts
 
     torch.set_num_threads(1)

@@ -36,7 +36,7 @@ def scenario(data: dict = PD_TALK):
 
 @pytest.fixture(scope="module")
 def talking():
-    from mas.agents.rl.llm_model import ScoringBackend
+    from mas.agents.rl.scoring_backend import ScoringBackend
     from mas.agents.rl.llm_ppo import Rollouts
 
     lm = trainable_lm()

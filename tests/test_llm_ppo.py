@@ -49,7 +49,7 @@ def trainable_lm():
 def trained():
     """A TrainableLM after one PPO update on a fixed batch, with the batch's decision."""
     from mas.agents.llm.backend import ScoreRequest
-    from mas.agents.rl.llm_model import ScoringBackend
+    from mas.agents.rl.scoring_backend import ScoringBackend
     from mas.agents.rl.config import LLMPPOConfig
     from mas.agents.rl.llm_ppo import LLMPPO, Rollouts, mixture
 
@@ -127,7 +127,7 @@ def test_adapters_save_load_and_play_the_same_distribution(trained, tmp_path: Pa
 def test_batched_rollouts_give_the_one_at_a_time_trajectories(trained) -> None:
     """Three seeded episodes played at once (copies of the engine, one packed scoring call
     per step) are the three episodes played one by one: same prompts, actions, rewards."""
-    from mas.agents.rl.llm_model import ScoringBackend
+    from mas.agents.rl.scoring_backend import ScoringBackend
     from mas.agents.rl.llm_ppo import Rollouts
 
     data = copy.deepcopy(PD_LLM)
@@ -154,7 +154,7 @@ def test_batched_rollouts_give_the_one_at_a_time_trajectories(trained) -> None:
 def test_remembered_scores_are_forgotten_after_an_update(trained) -> None:
     """The rollout backend answers a repeated request from memory, but not once the weights changed."""
     from mas.agents.llm.backend import ScoreRequest
-    from mas.agents.rl.llm_model import ScoringBackend
+    from mas.agents.rl.scoring_backend import ScoringBackend
 
     lm, first = trained["lm"], trained["first"]
     backend = ScoringBackend(lm, "test", base_scores=False)
@@ -194,7 +194,7 @@ def test_group_advantages_match_a_hand_computation(trained, spread: bool) -> Non
 
 
 def test_episodes_of_a_group_play_one_game_seed(trained) -> None:
-    from mas.agents.rl.llm_model import ScoringBackend
+    from mas.agents.rl.scoring_backend import ScoringBackend
     from mas.agents.rl.llm_ppo import Rollouts
 
     data = copy.deepcopy(PD_LLM)

@@ -42,7 +42,8 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
     """Fine-tune the scenario's LLM agents; arguments as `mas.training.run.train` (device
     resolved; `resume`: a run directory of this algorithm, scenario and settings)."""
     from mas.agents.llm.models import load_model
-    from mas.agents.rl.llm_model import LoraSettings, ScoringBackend, TrainableLM
+    from mas.agents.rl.llm_model import LoraSettings, TrainableLM
+    from mas.agents.rl.scoring_backend import ScoringBackend
     from mas.agents.rl.llm_ppo import LLMPPO, Rollouts
 
     given = scenario
