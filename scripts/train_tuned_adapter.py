@@ -65,18 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("mas/agents/llm/adapters/tuned"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--episodes", type=int, default=2, help="demonstration episodes per variant")
-    parser.add_argument("--steps", type=int, default=20, help="first stage: updates on every reply")
+    parser.add_argument("--steps", type=int, default=60, help="first stage: updates on every reply")
     parser.add_argument("--batch", type=int, default=BCConfig.batch)
     parser.add_argument("--lr", type=float, default=BCConfig.lr)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--layers", type=int, default=6, help="adapters on the last N decoder layers (0: all)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--action-steps", type=int, default=20,
+    parser.add_argument("--action-steps", type=int, default=60,
                         help="second stage: updates on the action replies (up-weighted) mixed with messages")
     parser.add_argument("--message-share", type=float, default=0.25,
                         help="the messages' share of the second stage's examples")
     parser.add_argument("--cap", type=int, default=8, help="a distinct prompt counts at most this many times")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the packaged adapter: 1; float sums may differ with more)")
     parser.add_argument("--init", type=Path, default=None,
                         help="start the second stage from this first-stage adapter instead of training the first")
     args = parser.parse_args(argv)

@@ -130,3 +130,17 @@ def test_with_the_tuned_adapter_generate_mode_needs_no_fallback(tuned) -> None:
     records = [json.loads(r) for r in decisions[~decisions["talking"].astype(bool)]["record"]]
     assert len(records) == 3 and not any(record_is_fallback(r) for r in records)
     assert np.mean(steps["cooperation"]) >= 0.9
+
+
+def test_with_the_tuned_adapter_two_llms_say_what_they_will_play_and_keep_it(tuned) -> None:
+    """In the two-LLM prisoner's dilemma with a talk step before every round, the adapted
+    agents state intentions ("I will play C") that `promise_keeping` finds, and keep them."""
+    from mas.analysis.summary import point, summarize
+
+    steps, run = _llm_steps("llm_prisoners_dilemma", tuned("llm_prisoners_dilemma", ["rounds=3"]), episodes=1)
+    summary = summarize(run)
+    promises = summary.tables.get("promises")
+    assert promises is not None and promises["kept"].notna().sum() >= 3  # stated and then checked
+    kept = [point(v) for v in summary.agents["promises kept"]]
+    assert np.nanmean(kept) >= 0.9
+    assert steps["cooperation"].mean() >= 0.9
