@@ -93,7 +93,8 @@ def test_the_graph_sees_real_imports() -> None:
     graph = import_graph()
     assert "mas.training.registry" in graph["mas.cli"]  # top level
     assert "mas.training.run" not in graph["mas.cli"]  # inside a function: deferred
-    assert "mas.agents.rl.config" in graph["mas.agents.llm.policy"]
+    assert "mas.agents.rl.config" in graph["mas.agents.llm.spec"]
+    assert "mas.agents.llm.spec" in graph["mas.agents.llm.policy"]
 
 
 def test_no_import_cycle_in_mas() -> None:
