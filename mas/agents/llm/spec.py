@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from mas.agents.base import PolicySpec
 from mas.agents.llm.config import BackendConfig, LocalBackendConfig
@@ -30,18 +30,11 @@ class TemplateSpec(BaseModel):
         None, description="User turn template; may start with {% extends \"user\" %} to override one block of the default."
     )
 
-    @field_validator("system")
+    @field_validator("system", "user")
     @classmethod
-    def _check_system(cls, value: str | None) -> str | None:
+    def _check_template(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            check_template(value, SYSTEM_VARIABLES, "system")
-        return value
-
-    @field_validator("user")
-    @classmethod
-    def _check_user(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_template(value, USER_VARIABLES, "user")
+            check_template(value, SYSTEM_VARIABLES if info.field_name == "system" else USER_VARIABLES, info.field_name)
         return value
 
 
