@@ -59,10 +59,12 @@ def scenario_with(path: str, edit: Any = None) -> Any:
 
 
 def train_run(scenario: Any, steps: int, seed: int, out_dir: Path, overrides: dict[str, Any],
-              eval_episodes: int = 1) -> tuple[Any, float]:
-    """`mas train --algo llm-ppo` in process; the result and its wall seconds. One evaluation,
-    at the end (a CPU budget: the curve is the training episodes' returns). A finished run
-    already in `out_dir` (a demo run again, e.g. to report fewer seeds) is reused as it is."""
+              eval_episodes: int = 1, resume: Path | None = None) -> tuple[Any, float]:
+    """`mas train --algo llm-ppo` in process; the result and its wall seconds (a resumed run's
+    include the run it continues: the curve's last wall time). One evaluation, at the end (a
+    CPU budget: the curve is the training episodes' returns). A finished run already in
+    `out_dir` (a demo run again, e.g. to report fewer seeds) is reused as it is; `resume` (a
+    training run directory) continues that run up to `steps` in total."""
     from mas.training.run import train
 
     if (out_dir / "play.yaml").exists():
@@ -73,7 +75,11 @@ def train_run(scenario: Any, steps: int, seed: int, out_dir: Path, overrides: di
             float(last["wall_s"])
     started = time.perf_counter()
     result = train(scenario, "llm-ppo", steps, seed, out_dir, device="auto", eval_every=steps, eval_episodes=eval_episodes,
-                   final_episodes=0, overrides=overrides, tensorboard=False)
+                   final_episodes=0, overrides=overrides, tensorboard=False, resume=resume)
+    if resume is not None:
+        import pandas as pd
+
+        return result, float(pd.read_csv(out_dir / "curves.csv").iloc[-1]["wall_s"])
     return result, time.perf_counter() - started
 
 

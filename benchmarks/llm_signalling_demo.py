@@ -1,6 +1,6 @@
 """Demonstration: an LLM speaker and an LLM listener learn to talk (a benchmark, not a test).
 
-    python benchmarks/llm_signalling_demo.py [--steps N] [--episodes N] [--seed S] [--out DIR]
+    python benchmarks/llm_signalling_demo.py [--steps N] [--episodes N] [--seed S] [--out DIR] [--resume RUN]
 
 `scenarios/llm_signalling.yaml`: two targets; the speaker sees the target and writes a short
 message, the listener reads it and picks (the speaker's "say <word>" action is not heard,
@@ -70,13 +70,15 @@ def named_target(run_dir: Path, scenario) -> dict[str, float]:
 def main() -> None:
     parser = demo.parser(__doc__, 256, "8 per episode", 8, "runs/demo_signalling")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", type=Path, help="a training run directory to continue (up to --steps in total)")
     args = parser.parse_args()
     demo.start(args.out)
     overrides = demo.overrides({"train": "both", "epochs": 2, "prefix_grad": False, "lr": 2e-3, "episodes_per_update": 4},
                                args.set)
     scenario = demo.scenario_with(SCENARIO)
     before = demo.play(scenario, args.episodes, args.seed + 1000, args.out / "before")
-    result, wall = demo.train_run(scenario, args.steps, args.seed, args.out / "train", overrides)
+    result, wall = demo.train_run(scenario, args.steps, args.seed, args.out / "train", overrides,
+                                  resume=args.resume)
     after = demo.play(demo.tuned(result), args.episodes, args.seed + 1000, args.out / "after")
     demo.figure({"llm-ppo train=both": [result.out_dir]}, "episode_return_mean",
                 "signalling: successes per episode (of 4)", args.out / "curves.png")

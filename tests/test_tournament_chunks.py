@@ -20,14 +20,22 @@ def small_classic():
     return parse_tournament(data)
 
 
-@pytest.mark.parametrize("total, workers", [(7260, 1), (7260, 2), (20100, 2), (20100, 0), (156, 2), (1100, 3), (1, 4)])
-def test_chunks_are_equal_slices_a_multiple_of_the_workers(total: int, workers: int) -> None:
+@pytest.mark.parametrize("total, workers", [(7260, 1), (7260, 2), (20100, 2), (20100, 0), (156, 2), (1100, 3), (1, 4), (50000, 4)])
+def test_chunks_are_slices_a_multiple_of_the_workers_the_last_ones_staggered(total: int, workers: int) -> None:
     sizes = chunk_sizes(total, workers)
-    assert sum(sizes) == total and max(sizes) - min(sizes) <= 1
+    assert sum(sizes) == total
     assert max(sizes) <= executors.MAX_COPIES
-    if total // max(workers, 1) > executors.FINE_BELOW:  # large: one slice a worker unless it passes MAX_COPIES
-        assert len(sizes) % max(workers, 1) == 0
-        assert len(sizes) == max(workers, 1) * -(-total // (max(workers, 1) * executors.MAX_COPIES))
+    per = max(workers, 1)
+    if total // per > executors.FINE_BELOW:  # large: one slice a worker unless it passes MAX_COPIES
+        assert len(sizes) % per == 0
+        assert len(sizes) >= per * -(-total // (per * executors.MAX_COPIES))
+        head, last = sizes[: len(sizes) - per], sizes[len(sizes) - per :]
+        assert all(abs(s - sizes[0]) <= 1 for s in head + last[:1])
+        # each last slice STAGGER larger than the one before: the workers finish one after another
+        assert all(abs(b / a - (1 + executors.STAGGER * (k + 1)) / (1 + executors.STAGGER * k)) < 0.01
+                   for k, (a, b) in enumerate(zip(last, last[1:])))
+    else:
+        assert max(sizes) - min(sizes) <= 1
 
 
 def test_streamed_in_small_chunks_and_transactions_the_store_equals_one_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mas.tournament.ratings import MatchTable, bootstrap, elo, payoff_matrix, ranks, rate, win_draw_loss
+from mas.tournament.ratings import (
+    RESAMPLES_PER_BLOCK,
+    MatchTable,
+    bootstrap,
+    elo,
+    payoff_matrix,
+    ranks,
+    rate,
+    resample_blocks,
+    win_draw_loss,
+)
 
 
 def table_of(matches: list[list[tuple[int, float]]], n_entrants: int, rounds: int = 10) -> MatchTable:
@@ -20,7 +30,7 @@ def table_of(matches: list[list[tuple[int, float]]], n_entrants: int, rounds: in
 
 def test_identical_matches_give_point_intervals_and_certain_ranks() -> None:
     table = table_of([[(0, 3.0), (1, 1.0)]] * 30, 2)
-    low, high, stability = bootstrap(table, 500, 0.95, np.random.default_rng(0))
+    low, high, stability = bootstrap(table, 500, 0.95, 0)
     assert list(low) == list(high) == [3.0, 1.0]
     assert list(stability) == [1.0, 1.0]
 
@@ -30,16 +40,36 @@ def test_interval_of_a_fair_coin_matches_the_normal_approximation() -> None:
     # its mean is close to normal with sd sqrt(0.25 / 400) = 0.025, so the 95% percentile
     # interval is 0.5 -/+ 1.96 x 0.025 = [0.451, 0.549]
     table = table_of([[(0, float(m % 2)), (1, 0.0)] for m in range(400)], 2)
-    low, high, _ = bootstrap(table, 4000, 0.95, np.random.default_rng(1))
+    low, high, _ = bootstrap(table, 4000, 0.95, 1)
     assert low[0] == pytest.approx(0.451, abs=0.006) and high[0] == pytest.approx(0.549, abs=0.006)
-    low90, high90, _ = bootstrap(table, 4000, 0.90, np.random.default_rng(1))
+    low90, high90, _ = bootstrap(table, 4000, 0.90, 1)
     assert high90[0] - low90[0] == pytest.approx(2 * 1.645 * 0.025, abs=0.008)
+
+
+def test_bootstrap_blocks_give_the_same_intervals_on_a_worker_pool_and_in_order() -> None:
+    # the resamples come in fixed seeded blocks: a process pool's map gives exactly what
+    # builtin map does, and the first blocks do not change when more resamples are asked for
+    from concurrent.futures import ProcessPoolExecutor
+
+    scores = np.random.default_rng(9).normal(size=(300, 3))
+    table = table_of([[(e, float(scores[m, e])) for e in range(3)] for m in range(300)], 3)
+    resamples = 2 * RESAMPLES_PER_BLOCK + 7  # a short last block
+    here = bootstrap(table, resamples, 0.9, 5)
+    with ProcessPoolExecutor(2) as pool:
+        pooled = bootstrap(table, resamples, 0.9, 5, pool.map)
+    assert all(np.array_equal(a, b) for a, b in zip(here, pooled))
+    blocks = list(resample_blocks(table, resamples, 5))
+    assert [len(b) for b in blocks] == [RESAMPLES_PER_BLOCK, RESAMPLES_PER_BLOCK, 7]
+    fewer = list(resample_blocks(table, RESAMPLES_PER_BLOCK, 5))
+    assert np.array_equal(fewer[0], blocks[0])
+    assert not np.array_equal(blocks[0], blocks[1])  # each block its own stream
+    assert not np.array_equal(blocks[0], next(iter(resample_blocks(table, RESAMPLES_PER_BLOCK, 6))))
 
 
 def test_interval_agrees_with_scipy_bootstrap() -> None:
     scores = np.random.default_rng(7).gamma(2.0, 50.0, size=60)
     table = table_of([[(0, float(s)), (1, 0.0)] for s in scores], 2)
-    low, high, _ = bootstrap(table, 20000, 0.95, np.random.default_rng(2))
+    low, high, _ = bootstrap(table, 20000, 0.95, 2)
     reference = stats.bootstrap((scores,), np.mean, method="percentile", n_resamples=20000, random_state=3).confidence_interval
     width = reference.high - reference.low
     assert low[0] == pytest.approx(reference.low, abs=0.03 * width)
@@ -60,7 +90,7 @@ def test_rank_stability_equals_the_exact_bootstrap_probability() -> None:
             means = (weights @ table.scores) / (weights @ table.appearances)
         kept += ranks(means) == observed
     exact = kept / 27
-    _, _, stability = bootstrap(table, 40000, 0.95, np.random.default_rng(4))
+    _, _, stability = bootstrap(table, 40000, 0.95, 4)
     assert stability == pytest.approx(exact, abs=0.01)  # Monte Carlo sd <= 0.0025
     assert 0 < exact.min() and exact.max() < 1
 
@@ -102,7 +132,7 @@ def test_payoff_matrix_and_rate() -> None:
     payoff, counts = payoff_matrix(table, 3)
     assert payoff[0, 1] == pytest.approx(8 / 3) and payoff[1, 0] == pytest.approx(4 / 3)
     assert payoff[2, 2] == 4.0 and np.isnan(payoff[0, 2]) and counts[0, 1] == 3
-    lines = rate(table, 3, 200, 0.95, 16, np.random.default_rng(0))
+    lines = rate(table, 3, 200, 0.95, 16, 0)
     assert [(r.entrant, r.rank, r.matches) for r in lines] == [(2, 1, 2), (0, 2, 3), (1, 3, 3)]
     assert lines[1].mean == pytest.approx(8 / 3) and lines[1].per_round == pytest.approx(8 / 12)
     assert lines[0].low <= lines[0].mean <= lines[0].high
@@ -117,6 +147,6 @@ def test_self_play_counts_once_per_seat_or_once_per_match() -> None:
     # per seat: (3 + 5 + 2) / 3 appearances; per match (the axelrod library): (4 + 2) / 2
     assert seats.scores[:, 0].sum() / seats.appearances[:, 0].sum() == pytest.approx(10 / 3)
     assert once.scores[:, 0].sum() / once.appearances[:, 0].sum() == pytest.approx(3.0)
-    assert rate(once, 2, 50, 0.95, 16, np.random.default_rng(0))[0].mean == pytest.approx(3.0)
+    assert rate(once, 2, 50, 0.95, 16, 0)[0].mean == pytest.approx(3.0)
     with pytest.raises(ValueError, match="self_play"):
         MatchTable.from_rows(rows, 2, self_play="twice")

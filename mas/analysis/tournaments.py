@@ -99,7 +99,6 @@ def load_tournament(path: str | Path) -> Tournament:
 def _rate(data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Ratings and payoff matrix of the finished matches, with the tournament's settings
     and seed (as the tournament itself would compute them when it finishes)."""
-    from mas.seeding import rng
     from mas.tournament.ratings import MatchTable, payoff_matrix, rate
 
     spec = data.meta.get("tournament") if isinstance(data.meta.get("tournament"), dict) else {}
@@ -111,7 +110,7 @@ def _rate(data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     n = len(names)
     table = MatchTable.from_rows(rows, n, str(settings.get("self_play", "seats")))
     lines = rate(table, n, int(settings.get("bootstrap", 1000)), float(settings.get("confidence", 0.95)),
-                 float(settings.get("elo_k", 32.0)), rng(int(data.meta.get("seed", 0)), "bootstrap"))
+                 float(settings.get("elo_k", 32.0)), int(data.meta.get("seed", 0)))
     ratings = pd.DataFrame([vars(line) for line in lines])
     ratings.insert(1, "name", ratings["entrant"].map(names))
     means, _ = payoff_matrix(table, n)

@@ -21,7 +21,7 @@ import select
 import threading
 import time
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -39,6 +39,8 @@ IN_FLIGHT_PER_WORKER = 4
 CHUNKS_PER_WORKER = 4
 MIN_CHUNK = 16
 FINE_BELOW = 512
+#: each of the last slices (one per worker) is this much larger than the one before (`chunk_sizes`)
+STAGGER = 0.15
 
 
 def execute(tournament_data: dict[str, Any], matches: Iterable[Match], backend: str = "process", workers: int = 1) -> Iterator[MatchResult]:
@@ -49,23 +51,57 @@ def execute(tournament_data: dict[str, Any], matches: Iterable[Match], backend: 
 
 def execute_chunks(tournament_data: dict[str, Any], matches: Iterable[Match], backend: str = "process",
                    workers: int = 1) -> Iterator[list[MatchResult]]:
-    """Play `matches` and yield the results of each chunk as it finishes.
+    """Play `matches` and yield the results of each chunk as it finishes (an `Executor`
+    for just these matches)."""
+    with Executor(tournament_data, backend, workers) as executor:
+        yield from executor.play(matches)
+
+
+class Executor:
+    """Where a tournament's work runs while the `with` block lasts: `play` its matches,
+    then `map` the ratings' bootstrap over the same workers.
 
     Args:
         tournament_data: the resolved tournament (`Tournament.to_dict()`).
-        matches: the matches to play.
         backend: "process" (a pool of worker processes), "serial" (this process) or
-            "ray" (Ray tasks; the `ray` extra).
+            "ray" (Ray tasks; the `ray` extra; `map` then runs in this process).
         workers: worker processes, or Ray actors.
-    """
-    if backend not in BACKENDS:
-        raise MasError(f"unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
-    chunks = _chunks(tournament_data, matches, 0 if backend == "serial" else workers)
-    if backend == "serial":
-        return _serial(tournament_data, chunks)
-    if backend == "process":
-        return _processes(tournament_data, chunks, workers)
-    return _ray(tournament_data, chunks, workers)
+
+    A process pool starts on entering, and its workers build their players while the
+    caller does its own preparation (the schedule)."""
+
+    def __init__(self, tournament_data: dict[str, Any], backend: str = "process", workers: int = 1) -> None:
+        if backend not in BACKENDS:
+            raise MasError(f"unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
+        self.tournament_data, self.backend, self.workers = tournament_data, backend, workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "Executor":
+        if self.backend == "process":
+            self._pool = _start_pool(self.tournament_data, self.workers)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def play(self, matches: Iterable[Match]) -> Iterator[list[MatchResult]]:
+        """Play `matches` and yield the results of each chunk as it finishes."""
+        chunks = _chunks(self.tournament_data, matches, 0 if self.backend == "serial" else self.workers)
+        if self.backend == "serial":
+            return _serial(self.tournament_data, chunks)
+        if self.backend == "process":
+            assert self._pool is not None, "use the Executor in a with block"
+            return _processes(self._pool, chunks, self.workers)
+        return _ray(self.tournament_data, chunks, self.workers)
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        """`fn` over `iterables`, like builtin `map`, on the worker processes when there are
+        some: every call starts now, the results come in order as they are read."""
+        if self._pool is None:
+            return map(fn, *iterables)
+        return _pool_results(self._pool.map(fn, *iterables))
 
 
 def _chunks(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int) -> Iterator[list[Match]]:
@@ -84,24 +120,37 @@ def _chunks(tournament_data: dict[str, Any], matches: Iterable[Match], workers: 
 
 def chunk_sizes(total: int, workers: int) -> list[int]:
     """Sizes of the batched chunks of `total` matches for `workers` processes (0: this
-    process): one slice per worker, as equal as can be, more only where a slice would
-    pass `MAX_COPIES`.
+    process): one slice per worker, more only where a slice would pass `MAX_COPIES`.
 
     A batch costs a fixed time per round and policy spec plus a small one per copy, so one
     large slice per worker is fastest (a 10x classic roster: 4 chunks of 1,815 took 1.4x
-    the time of 2 of 3,630), and equal slices let the workers finish together. Small
-    tournaments on worker processes (`FINE_BELOW` matches a worker or fewer) go out in
-    `CHUNKS_PER_WORKER` chunks a worker instead: progress shows, and a killed run loses
-    little."""
+    the time of 2 of 3,630). The last slices, one per worker, grow by `STAGGER` from one to
+    the next, so the workers finish one after another and this process writes each one's
+    results while the next still plays (equal slices finish together, and their writes
+    wait in line). Small tournaments on worker processes (`FINE_BELOW` matches a worker or
+    fewer) go out in `CHUNKS_PER_WORKER` equal chunks a worker instead: progress shows, and
+    a killed run loses little."""
     if total <= 0:
         return []
     per = max(workers, 1)
     if workers > 0 and math.ceil(total / per) <= FINE_BELOW:
-        count = min(total, per * CHUNKS_PER_WORKER, math.ceil(total / MIN_CHUNK))
-    else:
-        count = per * math.ceil(math.ceil(total / MAX_COPIES) / per)
-    base, extra = divmod(total, count)
-    return [base + 1] * extra + [base] * (count - extra)
+        return _shares(total, [1.0] * min(total, per * CHUNKS_PER_WORKER, math.ceil(total / MIN_CHUNK)))
+    count = per * math.ceil(math.ceil(total / MAX_COPIES) / per)
+    while True:
+        weights = [1.0] * (count - per) + [1.0 + STAGGER * k for k in range(per)]
+        sizes = _shares(total, weights)
+        if max(sizes) <= MAX_COPIES:
+            return sizes
+        count += per
+
+
+def _shares(total: int, weights: list[float]) -> list[int]:
+    """`total` split in proportion to `weights` (whole numbers, largest remainders first)."""
+    exact = [total * w / sum(weights) for w in weights]
+    sizes = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: sizes[i] - exact[i])[: total - sum(sizes)]:
+        sizes[i] += 1
+    return sizes
 
 
 def _serial(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]]) -> Iterator[list[MatchResult]]:
@@ -169,13 +218,34 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def _processes(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[list[MatchResult]]:
+def _ready() -> None:
+    """A no-op task: submitting one per worker makes the pool start them all now."""
+
+
+def _start_pool(tournament_data: dict[str, Any], workers: int) -> ProcessPoolExecutor:
     context = multiprocessing.get_context(_start_method())
     if context.get_start_method() == "forkserver":
         # the server imports mas once and forks workers ready to play (no import each); a
         # no-op once the server runs, which it does for the rest of this process's life
         context.set_forkserver_preload(["__main__", "mas.tournament.executors"])
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(tournament_data, os.getpid()))
+    for _ in range(workers):  # workers start on demand: ask for all of them before the first chunk
+        pool.submit(_ready)
+    return pool
+
+
+_DIED = ("a worker process died (killed, or out of memory); the finished matches are stored: "
+         "continue with --resume, perhaps with fewer --workers")
+
+
+def _pool_results(results: Iterator[Any]) -> Iterator[Any]:
+    try:
+        yield from results
+    except BrokenProcessPool:
+        raise MasError(_DIED) from None
+
+
+def _processes(pool: ProcessPoolExecutor, chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[list[MatchResult]]:
     pending = iter(chunks)
     in_flight: set[Future] = set()
     failure: BaseException | None = None
@@ -185,7 +255,10 @@ def _processes(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]
                 chunk = next(pending, None)
                 if chunk is None:
                     break
-                in_flight.add(pool.submit(_play_in_worker, chunk))
+                try:
+                    in_flight.add(pool.submit(_play_in_worker, chunk))
+                except BrokenProcessPool as error:  # died before this chunk went out
+                    failure = error
             if not in_flight:
                 break
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -196,12 +269,10 @@ def _processes(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]
                 elif failure is None:
                     failure = error
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for future in in_flight:  # stopped early (the caller failed): nothing more to play
+            future.cancel()
     if isinstance(failure, BrokenProcessPool):
-        raise MasError(
-            "a worker process died (killed, or out of memory); the finished matches are stored: "
-            "continue with --resume, perhaps with fewer --workers"
-        )
+        raise MasError(_DIED)
     if failure is not None:
         raise failure
 

@@ -21,10 +21,13 @@ All functions are pure: they take the finished matches as arrays and return numb
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+
+from mas.seeding import rng
 
 ELO_START = 1500.0
 
@@ -148,33 +151,65 @@ def ranks(means: np.ndarray) -> np.ndarray:
     return out
 
 
-def bootstrap(table: MatchTable, resamples: int, confidence: float, generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+#: resamples drawn from one random stream (`rng(seed, "bootstrap", block)`): the blocks are
+#: the unit of parallel work, and fixed so that the intervals do not depend on who computes them
+RESAMPLES_PER_BLOCK = 125
+
+
+def bootstrap(table: MatchTable, resamples: int, confidence: float, seed: int,
+              mapper: Callable[..., Iterable[np.ndarray]] = map) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Percentile intervals of each entrant's mean score per match, and rank stability.
+
+    The resamples are drawn in blocks of `RESAMPLES_PER_BLOCK`, block `b` from the stream
+    `rng(seed, "bootstrap", b)`; `mapper` (builtin `map`, or a worker pool's `map`) computes
+    the blocks, so a tournament's workers share the work and give the same numbers.
 
     Returns:
         (low, high, stability), one value per entrant.
     """
-    n_matches, n_entrants = table.n_matches, table.n_entrants
-    observed_ranks = ranks(_means(*table.totals()))
+    means = np.concatenate(list(resample_blocks(table, resamples, seed, mapper)))
+    return _intervals(table, means, confidence)
+
+
+def resample_blocks(table: MatchTable, resamples: int, seed: int,
+                    mapper: Callable[..., Iterable[np.ndarray]] = map) -> Iterable[np.ndarray]:
+    """The bootstrap's resampled means ([block size, entrants] each, in block order), as
+    `mapper` yields them: a pool's `map` starts them all at once, so the caller can do other
+    work before it reads them."""
     # [2 x entrants, matches] sparse, scores over appearances: a resample's sums cost the
     # seats played (not matches x entrants), both in one pass over the weights
     both = sparse.vstack([table.sparse_scores.T, table.sparse_appearances.T], format="csr")
-    means = np.empty((resamples, n_entrants))
-    chunk = max(1, min(200, 4_000_000 // max(n_matches, 1)))  # resamples at a time: bounded memory
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
+    sizes = [min(RESAMPLES_PER_BLOCK, resamples - start) for start in range(0, resamples, RESAMPLES_PER_BLOCK)]
+    return mapper(functools.partial(_block_means, both, table.n_entrants, seed), range(len(sizes)), sizes)
+
+
+def _block_means(both: sparse.csr_matrix, n_entrants: int, seed: int, block: int, size: int) -> np.ndarray:
+    """Entrants' means in `size` resamples of the matches (the columns of `both`), drawn
+    from block `block`'s stream."""
+    generator = rng(seed, "bootstrap", block)
+    n_matches = both.shape[1]
+    means = np.empty((size, n_entrants))
+    chunk = max(1, min(size, 4_000_000 // max(n_matches, 1)))  # resamples at a time: bounded memory
+    for start in range(0, size, chunk):
+        step = min(chunk, size - start)
         # how often each match is drawn in a resample of n_matches: counts of uniform draws
         # (the multinomial counts, ~15x faster than `Generator.multinomial` over many matches),
         # counted straight into [matches, resamples] order
-        drawn = generator.integers(0, n_matches, size=(size, n_matches))
-        drawn *= size
-        drawn += np.arange(size)[:, None]
-        counts = np.bincount(drawn.ravel(), minlength=size * n_matches)
+        drawn = generator.integers(0, n_matches, size=(step, n_matches))
+        drawn *= step
+        drawn += np.arange(step)[:, None]
+        counts = np.bincount(drawn.ravel(), minlength=step * n_matches)
         del drawn  # at most two [4M] arrays alive at once
-        weights = counts.reshape(n_matches, size).astype(np.float64)
+        weights = counts.reshape(n_matches, step).astype(np.float64)
         del counts
         sums = both @ weights
-        means[start : start + size] = _means(sums[:n_entrants], sums[n_entrants:]).T
+        means[start : start + step] = _means(sums[:n_entrants], sums[n_entrants:]).T
+    return means
+
+
+def _intervals(table: MatchTable, means: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile intervals and rank stability from the resampled means [resamples, entrants]."""
+    observed_ranks = ranks(_means(*table.totals()))
     tail = (1.0 - confidence) / 2 * 100
     with np.errstate(all="ignore"):  # nanpercentile goes column by column: only where NaN is
         percentile = np.nanpercentile if np.isnan(means).any() else np.percentile
@@ -243,18 +278,24 @@ def payoff_matrix(table: MatchTable, n_entrants: int) -> tuple[np.ndarray, np.nd
     return _means(totals.reshape(shape), counts.reshape(shape)), counts.reshape(shape)
 
 
-def rate(table: MatchTable, n_entrants: int, resamples: int, confidence: float, elo_k: float, generator: np.random.Generator) -> list[Rating]:
-    """The ranking: one `Rating` per entrant, best first."""
+def rate(table: MatchTable, n_entrants: int, resamples: int, confidence: float, elo_k: float, seed: int,
+         mapper: Callable[..., Iterable[np.ndarray]] = map, blocks: Iterable[np.ndarray] | None = None) -> list[Rating]:
+    """The ranking: one `Rating` per entrant, best first. `mapper` computes the bootstrap's
+    blocks (see `bootstrap`); with a pool's `map` they run while this process does the rest.
+    `blocks`: the bootstrap's `resample_blocks` of this table, started by the caller."""
+    if blocks is None and table.n_matches:
+        blocks = resample_blocks(table, resamples, seed, mapper)
     totals, appearances = table.totals()
     means = _means(totals, appearances)
     observed = ranks(means)
-    if table.n_matches:
-        low, high, stability = bootstrap(table, resamples, confidence, generator)
-    else:
-        low = high = stability = np.full(n_entrants, np.nan)
     wdl = win_draw_loss(table, n_entrants)
     ratings = elo(table, n_entrants, elo_k)
     per_round = _means(totals, table.totals(per_round=True)[1])
+    if table.n_matches:
+        assert blocks is not None
+        low, high, stability = _intervals(table, np.concatenate(list(blocks)), confidence)
+    else:
+        low = high = stability = np.full(n_entrants, np.nan)
     lines = [
         Rating(
             entrant=e, rank=int(observed[e]), matches=int(appearances[e]), mean=float(means[e]), low=float(low[e]),

@@ -15,7 +15,7 @@ calling script again: call these functions under `if __name__ == "__main__":` in
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +25,9 @@ import numpy as np
 from mas.rundir import first_difference, locked
 from mas.seeding import rng
 from mas.tournament import ecology
-from mas.tournament.executors import execute_chunks
-from mas.tournament.play import MatchPlayer
-from mas.tournament.ratings import MatchTable, Rating, payoff_matrix, rate
+from mas.tournament.executors import Executor
+from mas.tournament.play import MatchPlayer, MatchResult
+from mas.tournament.ratings import MatchTable, Rating, payoff_matrix, rate, resample_blocks
 from mas.tournament.schedule import build_schedule
 from mas.tournament.shared_models import shared_models
 from mas.tournament.spec import EcologicalFormat, Tournament, TournamentError, parse_tournament
@@ -125,23 +125,42 @@ def _play_and_rate(
     on_progress: Callable[[int, int], None] | None,
 ) -> TournamentResults:
     try:
-        schedule = build_schedule(tournament)
-        done = store.done_matches()
-        pending = [m for m in schedule if m.index not in done]
-        finished = len(schedule) - len(pending)
-        if on_progress is not None:
-            on_progress(finished, len(schedule))
-        with shared_models(tournament.to_dict(), backend) as (worker_data, _servers), _heap_frozen():
-            for results in execute_chunks(worker_data, pending, backend=backend, workers=workers):
-                store.write_matches(results)
+        with shared_models(tournament.to_dict(), backend) as (worker_data, _servers), _heap_frozen(), \
+                Executor(worker_data, backend, workers) as executor:
+            schedule = build_schedule(tournament)  # while the workers start
+            done = store.done_matches()
+            pending = [m for m in schedule if m.index not in done]
+            finished = len(schedule) - len(pending)
+            if on_progress is not None:
+                on_progress(finished, len(schedule))
+            scores = [np.column_stack(store.match_score_columns())]  # the ratings' input, kept as it streams
+            table, blocks = None, None
+            for results in executor.play(pending):
+                scores.append(_score_rows(results))
                 finished += len(results)
+                if finished == len(schedule):  # the last chunk: the ratings' bootstrap runs on the workers while it is written
+                    table = _match_table(tournament, scores)
+                    blocks = resample_blocks(table, tournament.spec.ratings.bootstrap, tournament.spec.seed, executor.map)
+                store.write_matches(results)
                 if on_progress is not None:
                     on_progress(finished, len(schedule))
-        results = summarise(tournament, store, out_dir)
+            results = summarise(tournament, store, out_dir, executor.map, table or _match_table(tournament, scores), blocks)
         results.played_now = len(pending)
         return results
     finally:
         store.close()
+
+
+def _score_rows(results: list[MatchResult]) -> np.ndarray:
+    """(match, seat, entrant, score, rounds) rows of finished matches, as the store's
+    `match_score_columns` reads them back."""
+    return np.array([(r.match, seat, entrant, score, r.rounds) for r in results
+                     for seat, (entrant, score) in enumerate(zip(r.seats, r.scores))], dtype=np.float64).reshape(-1, 5)
+
+
+def _match_table(tournament: Tournament, scores: list[np.ndarray]) -> MatchTable:
+    columns = np.concatenate(scores).T
+    return MatchTable.from_arrays(*columns, n_entrants=len(tournament.spec.entrants), self_play=tournament.spec.ratings.self_play)
 
 
 @contextmanager
@@ -161,13 +180,17 @@ def _heap_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def summarise(tournament: Tournament, store: TournamentStore, out_dir: Path) -> TournamentResults:
-    """Ratings, payoff matrix and ecology from the stored matches; written back to the
-    store's summary tables."""
+def summarise(tournament: Tournament, store: TournamentStore, out_dir: Path, mapper: Callable[..., Iterator] = map,
+              table: MatchTable | None = None, blocks: Iterable[np.ndarray] | None = None) -> TournamentResults:
+    """Ratings, payoff matrix and ecology from the stored matches (or `table`, the same
+    matches kept while they were written); written back to the store's summary tables.
+    `mapper` computes the bootstrap, or `blocks` are its resamples already under way
+    (`ratings.rate`)."""
     spec = tournament.spec
     n = len(spec.entrants)
-    table = MatchTable.from_arrays(*store.match_score_columns(), n_entrants=n, self_play=spec.ratings.self_play)
-    ratings = rate(table, n, spec.ratings.bootstrap, spec.ratings.confidence, spec.ratings.elo_k, rng(spec.seed, "bootstrap"))
+    if table is None:
+        table = _match_table(tournament, [np.column_stack(store.match_score_columns())])
+    ratings = rate(table, n, spec.ratings.bootstrap, spec.ratings.confidence, spec.ratings.elo_k, spec.seed, mapper, blocks)
     payoff, counts = payoff_matrix(table, n)
     shares = _ecology(tournament, payoff) if isinstance(spec.format, EcologicalFormat) else None
     store.write_summary(
