@@ -91,6 +91,46 @@ def test_scorer_matches_the_inference_backend(trained) -> None:
     np.testing.assert_allclose(base, plain, atol=2e-4)
 
 
+def test_candidates_continue_their_prompt_as_a_full_forward_would(trained) -> None:
+    """Multi-token candidates and messages continue their prompt's keys/values (the prompt is
+    computed once): the same per-token log-probabilities and adapter gradients as a plain
+    forward pass of each whole prompt + candidate, on prompts of different lengths."""
+    lm = trained["lm"]
+    system = trained["first"].prompts[0][:1]
+    conversations = [trained["first"].prompts[0], [*system, {"role": "user", "content": "Say something short."}]]
+    candidates = [[lm.text_ids("say cooperate now"), lm.text_ids("D"), lm.text_ids("say defect")],
+                  [lm.text_ids("Hello there, friend.")]]
+
+    def plain() -> list[torch.Tensor]:
+        out = []
+        for messages, cands in zip(conversations, candidates):
+            prompt = lm.prompt_ids(messages)
+            for c in cands:
+                logits = lm.model(input_ids=torch.tensor([prompt + c])).logits[0, len(prompt) - 1: len(prompt) - 1 + len(c)]
+                out.append(torch.log_softmax(logits.float(), -1).gather(1, torch.tensor(c)[:, None])[:, 0])
+        return out
+
+    def gradients(values: list[torch.Tensor]) -> list[torch.Tensor]:
+        params = lm.parameters()
+        for p in params:
+            p.grad = None
+        torch.stack([v.sum() * (k + 1) for k, v in enumerate(values)]).sum().backward()
+        return [p.grad.clone() for p in params]
+
+    with torch.no_grad():
+        fast = [t for cands in lm._reads(conversations, candidates, True)[0] for t in cands]
+        reference = plain()
+    assert [len(t) for t in fast] == [len(c) for cands in candidates for c in cands]
+    for a, b in zip(fast, reference):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-4)
+    lm.prefix_grad = True  # the exact gradient (through the shared system turn too)
+    fast_grads = gradients([t for cands in lm._reads(conversations, candidates, True)[0] for t in cands])
+    reference_grads = gradients(plain())
+    assert any(float(g.abs().max()) > 0 for g in reference_grads)
+    for a, b in zip(fast_grads, reference_grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, rtol=1e-3)
+
+
 def test_one_ppo_update_raises_the_rewarded_action(trained) -> None:
     before, after, rewarded = trained["before"], trained["after"], trained["rewarded"]
     assert after[rewarded] > before[rewarded] + 0.01, (before, after)

@@ -7,10 +7,11 @@ model's chat template with the assistant turn opened, each candidate tokenized o
 and appended) and sums the candidate tokens' log-probabilities, through LoRA adapters
 (peft) on a private copy of the model, so the shared, cached model stays untouched.
 
-Each row of the forward pass is `prompt + candidate[:-1]`; identical rows are computed once
-(single-token candidates all share the bare prompt), rows with the same system turn share
-one pass over their common prefix, and logits are taken only at the positions that are read,
-so the vocabulary projection stays small.
+Each distinct prompt is one row of the forward pass (prompts with the same system turn share
+one pass over their common prefix); a candidate's tokens after its first continue from its
+prompt's keys/values, so a prompt is computed once however many candidates follow it; and
+logits are taken only at the positions that are read, so the vocabulary projection stays
+small.
 
 `mas.agents.rl.scoring_backend.ScoringBackend` puts a `TrainableLM` behind the normal
 `LLMBackend` interface for rollouts.
@@ -195,11 +196,16 @@ class TrainableLM:
         dists: list[list[torch.Tensor]] | None = [[] for _ in conversations] if full else None
         states: list[torch.Tensor | None] = [None] * len(conversations)
         for members in groups.values():
-            rows: dict[tuple[int, ...], int] = {}
+            rows: dict[tuple[int, ...], int] = {}  # distinct prompts
             for i in members:
                 rows.setdefault(tuple(prompts[i]), len(rows))
+            # each candidate's tokens after the first continue its prompt's keys/values: the
+            # prompt is computed once however many candidates (and tokens) follow it
+            tails: dict[tuple[int, tuple[int, ...]], int] = {}
+            for i in members:
                 for c in cands[i]:
-                    rows.setdefault(tuple(prompts[i] + c[:-1]), len(rows))
+                    if len(c) > 1:
+                        tails.setdefault((rows[tuple(prompts[i])], tuple(c[:-1])), len(tails))
             seqs = list(rows)
             shared = min(_common(seqs[0], s) for s in seqs)
             shared = min(shared, min(len(s) for s in seqs) - 1)  # every row keeps a token of its own
@@ -210,18 +216,27 @@ class TrainableLM:
                 if len(messages) > 1:
                     shared = min(shared, _common(seqs[0], self.prompt_ids(messages[:1])))
                 shared = self._kept_prefix(seqs[0], shared, adapters)
-            hidden = self._hidden(seqs, shared, adapters)  # [rows, width, hidden], width = positions after `shared`
-            reads: list[tuple[int, int]] = []
+            hidden, cache = self._hidden(seqs, shared, adapters, keep=bool(tails))  # [rows, width, hidden] after `shared`
+            width = hidden.shape[1]
+            flat = hidden.reshape(-1, hidden.shape[-1])
+            if tails:
+                after = self._continue(cache, [len(s) for s in seqs], list(tails), adapters)  # [tails, tail width, hidden]
+                flat = torch.cat([flat, after.reshape(-1, after.shape[-1])])
+                tail_width, tail_start = after.shape[1], len(seqs) * width
+            reads: list[int] = []  # rows of `flat`
             scale: list[float] = []
             for i in members:
-                reads.append((rows[tuple(prompts[i])], len(prompts[i]) - 1 - shared))
+                row = rows[tuple(prompts[i])]
+                last = row * width + len(prompts[i]) - 1 - shared
+                reads.append(last)
                 for c in cands[i]:
-                    row = rows[tuple(prompts[i] + c[:-1])]
-                    reads.extend((row, len(prompts[i]) - 1 + k - shared) for k in range(len(c)))
+                    reads.append(last)  # the first token reads the prompt's last position
+                    if len(c) > 1:
+                        tail = tail_start + tails[(row, tuple(c[:-1]))] * tail_width
+                        reads.extend(tail + k for k in range(len(c) - 1))
                 t = 1.0 if temperatures is None else float(temperatures[i])
                 scale += [t] * (1 + sum(len(c) for c in cands[i]))
-            index = torch.tensor(reads, device=self.device)
-            picked = hidden[index[:, 0], index[:, 1]]  # [reads, hidden]
+            picked = flat[torch.tensor(reads, device=self.device)]  # [reads, hidden]
             logits = self.model.get_base_model().lm_head(picked).float()
             if temperatures is not None:
                 logits = logits / torch.tensor(scale, device=self.device)[:, None]
@@ -312,9 +327,10 @@ class TrainableLM:
         self._prefixes.clear()
         self.version += 1
 
-    def _hidden(self, seqs: list[tuple[int, ...]], shared: int, adapters: bool) -> torch.Tensor:
+    def _hidden(self, seqs: list[tuple[int, ...]], shared: int, adapters: bool, keep: bool = False) -> tuple[torch.Tensor, Any]:
         """Final hidden states of every row after its first `shared` tokens (the common prefix,
-        computed once); rows are right-padded, which leaves the real positions unchanged."""
+        computed once); rows are right-padded, which leaves the real positions unchanged.
+        With `keep`, also the keys/values of every position (for `_continue`), else None."""
         from transformers import DynamicCache
 
         context = contextlib.nullcontext() if adapters else self.model.disable_adapter()
@@ -348,9 +364,39 @@ class TrainableLM:
             if past is not None:
                 expanded = tuple((k.expand(len(seqs), -1, -1, -1), v.expand(len(seqs), -1, -1, -1)) for k, v in past)
                 kwargs[self._cache_arg] = DynamicCache(ddp_cache_data=expanded, config=config)
+            elif keep:
+                kwargs[self._cache_arg] = DynamicCache(config=config)
             out = base(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                       position_ids=positions.to(self.device), use_cache=past is not None, **kwargs)
-            return out.last_hidden_state
+                       position_ids=positions.to(self.device), use_cache=past is not None or keep, **kwargs)
+            if not keep:
+                return out.last_hidden_state, None
+            return out.last_hidden_state, (out.cache if "cache" in out else out.past_key_values)
+
+    def _continue(self, cache: Any, lengths: list[int], tails: list[tuple[int, tuple[int, ...]]], adapters: bool) -> torch.Tensor:
+        """Final hidden states of token sequences that continue rows of `_hidden` (`tails`:
+        (row, tokens), the row `lengths[row]` tokens long), on top of the row's keys/values
+        in `cache` ([tails, tail width, hidden], right-padded)."""
+        from transformers import DynamicCache
+
+        context = contextlib.nullcontext() if adapters else self.model.disable_adapter()
+        base = self.model.get_base_model().model
+        config = self.model.get_base_model().config
+        which = torch.tensor([row for row, _ in tails], device=self.device)
+        layers = tuple((layer.keys.index_select(0, which), layer.values.index_select(0, which)) for layer in cache.layers)
+        past_width = layers[0][0].shape[2]
+        width = max(len(tokens) for _, tokens in tails)
+        ids = torch.full((len(tails), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(tails), past_width + width), dtype=torch.long)
+        positions = torch.zeros((len(tails), width), dtype=torch.long)
+        for r, (row, tokens) in enumerate(tails):
+            ids[r, : len(tokens)] = torch.tensor(tokens)
+            mask[r, : lengths[row]] = 1  # the row's own tokens, not its padding
+            mask[r, past_width: past_width + len(tokens)] = 1
+            positions[r] = torch.arange(lengths[row], lengths[row] + width)
+        with context:
+            out = base(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device),
+                       use_cache=True, **{self._cache_arg: DynamicCache(ddp_cache_data=layers, config=config)})
+        return out.last_hidden_state
 
     def save(self, path: Path) -> None:
         """Write the adapters as peft directories (what `backend.adapter` loads): the shared
