@@ -68,7 +68,7 @@ def named_target(run_dir: Path, scenario) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = demo.parser(__doc__, 256, "8 per episode", 8, "runs/demo_signalling")
+    parser = demo.parser(__doc__, 448, "8 per episode", 8, "runs/demo_signalling")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", type=Path, help="a training run directory to continue (up to --steps in total)")
     args = parser.parse_args()
