@@ -197,7 +197,7 @@ def training_figures(curves: Mapping[str, pd.DataFrame], lines: Sequence[tuple[s
             if column is not None:
                 bands[f"{run_label} (greedy evaluation)" if len(curves) > 1 else "greedy evaluation"] = tr.band(frame, column)
         if bands:
-            figures[stem] = plots.plot_training_curves(bands, label, title)
+            figures[stem] = plots.plot_training_curves(bands, label, title, (0.0, 1.0) if stem == "training_cooperation" else None)
             if stem == "training_return":
                 plots.draw_references(figures[stem].axes[0], lines)
     return figures

@@ -67,12 +67,21 @@ def plot_band_curves(
     return fig
 
 
-def plot_training_curves(curves: Mapping[str, pd.DataFrame], metric: str, title: str) -> Figure:
+def plot_training_curves(curves: Mapping[str, pd.DataFrame], metric: str, title: str,
+                         bounds: tuple[float, float] | None = None) -> Figure:
     """A training metric (e.g. episode return) over environment steps, with a 95% band
-    across seeds; tables have columns step, mean, low, high, n (see training.band)."""
+    across seeds; tables have columns step, mean, low, high, n (see training.band).
+    `bounds`: the metric's range (a rate: (0, 1)); the band is cut to it (a Student-t band
+    over few seeds can reach far past a rate's range) and so are the axes."""
     seeds = max((int(frame["n"].max()) for frame in curves.values() if len(frame)), default=0)
     band = f"{seeds} seeds, 95% band" if seeds > 1 else "1 seed, no band"
-    return plot_band_curves(curves, "step", "environment steps", metric, f"{title} ({band})")
+    ylim = None
+    if bounds is not None:
+        curves = {label: frame.assign(low=frame["low"].clip(*bounds), high=frame["high"].clip(*bounds)) if "low" in frame else frame
+                  for label, frame in curves.items()}
+        margin = (bounds[1] - bounds[0]) * 0.02
+        ylim = (bounds[0] - margin, bounds[1] + margin)
+    return plot_band_curves(curves, "step", "environment steps", metric, f"{title} ({band})", ylim)
 
 
 def plot_cooperation_over_rounds(curves: Mapping[str, pd.DataFrame]) -> Figure:

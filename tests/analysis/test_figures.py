@@ -79,6 +79,19 @@ def test_training_curve_figure_with_band() -> None:
     assert len(fig.axes[0].collections) == 2  # one shaded band per curve
 
 
+def test_a_rate_band_stays_inside_its_range() -> None:
+    import pandas as pd
+
+    # two seeds: the Student-t band of a cooperation rate reaches far outside [0, 1]
+    wide = pd.DataFrame({"step": [10, 20], "mean": [0.8, 0.35], "low": [0.16, -2.2], "high": [1.4, 2.9], "n": 2})
+    fig = plots.plot_training_curves({"a": wide}, "cooperation rate", "Cooperation", bounds=(0.0, 1.0))
+    (band,) = fig.axes[0].collections
+    ys = np.concatenate([path.vertices[:, 1] for path in band.get_paths()])
+    assert ys.min() >= 0.0 and ys.max() <= 1.0
+    low, high = fig.axes[0].get_ylim()
+    assert -0.05 < low < 0.0 and 1.0 < high < 1.05
+
+
 def test_standard_figures_of_each_kind_of_result(pd_talk_run: Path, commons_run: Path, tournament_dir: Path) -> None:
     assert set(figs.figures_for([load_run(pd_talk_run)])) == {
         "returns", "cooperation_over_rounds", "cooperation_by_pair", "communication_graph", "messages_over_time"}
