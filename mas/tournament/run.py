@@ -144,7 +144,9 @@ def _play_and_rate(
                 store.write_matches(results)
                 if on_progress is not None:
                     on_progress(finished, len(schedule))
-            results = summarise(tournament, store, out_dir, executor.map, table or _match_table(tournament, scores), blocks)
+            if table is None:  # nothing was left to play (a finished run resumed)
+                table = _match_table(tournament, scores)
+            results = summarise(tournament, store, out_dir, executor.map, table, blocks)
         results.played_now = len(pending)
         return results
     finally:
