@@ -172,6 +172,24 @@ def test_resume_refuses_another_run(first_half: Path, tmp_path: Path, change: di
     assert "\n" not in str(info.value)
 
 
+def test_a_run_saved_before_a_hyperparameter_existed_resumes_with_its_default(first_half: Path, tmp_path: Path) -> None:
+    """A checkpoint whose config lacks a newer hyperparameter (lora_layers) had its default:
+    it resumes as before, and a --set that differs from that default is refused."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(first_half, old)
+    data = torch.load(old / "checkpoint.pt", map_location="cpu", weights_only=True)
+    config = json.loads(data["config"])
+    del config["lora_layers"]
+    data["config"] = json.dumps(config)
+    torch.save(data, old / "checkpoint.pt")
+    resumed = _train(VS_TFT, tmp_path / "b", 2, overrides=RESUME, resume=old).out_dir
+    assert [r["step"] for r in _rows(resumed)] == ["1", "2"]
+    with pytest.raises(MasError, match="hyperparameter lora_layers was 0, now 2"):
+        _train(VS_TFT, tmp_path / "c", 2, overrides={**RESUME, "lora_layers": 2}, resume=old)
+
+
 def test_resume_of_a_directory_without_a_checkpoint_is_one_cli_line(tmp_path: Path) -> None:
     path = tmp_path / "pd.yaml"
     path.write_text(yaml.safe_dump(VS_TFT), encoding="utf-8")

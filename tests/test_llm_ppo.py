@@ -274,6 +274,26 @@ def test_group_estimator_trains_end_to_end(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0]["episodes"] == "2" and np.isfinite(float(rows[0]["policy_loss"]))
 
 
+def test_adapters_on_the_last_layers_only(tmp_path: Path) -> None:
+    import json
+
+    from safetensors import safe_open
+
+    from mas.training.run import train
+
+    overrides = {"lora_layers": 2, "episodes_per_update": 2, "epochs": 1, "prefix_grad": False}
+    result = train(scenario(), "llm-ppo", 4, 5, tmp_path / "last2", device="cpu", eval_episodes=1, final_episodes=0,
+                   overrides=overrides, tensorboard=False)
+    adapter = result.out_dir / "adapter"
+    assert json.loads((adapter / "adapter_config.json").read_text())["layers_to_transform"] == [28, 29]  # of 30
+    with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as weights:
+        layers = {int(key.split(".layers.")[1].split(".")[0]) for key in weights.keys()}
+    assert layers == {28, 29}
+    assert np.isfinite(float(_curves(result.out_dir)[0]["policy_loss"]))
+    with pytest.raises(MasError, match="lora_layers: 31 is more than the 30 decoder layers"):
+        train(scenario(), "llm-ppo", 4, 5, tmp_path / "x", device="cpu", overrides={"lora_layers": 31})
+
+
 def test_llm_mappo_trains_two_agents_with_a_central_critic(tmp_path: Path) -> None:
     from mas.training.run import train
 

@@ -63,8 +63,8 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
     backend_spec = next(a.policy.backend for a in scenario.agents if a.id == names[0])
     # float32 for training whatever the play dtype: bf16 gradients on small updates are noise
     loaded = load_model(backend_spec.model, str(device), "float32", backend_spec.adapter)
-    lm = TrainableLM(loaded, LoraSettings(rank=config.lora_rank, alpha=config.lora_alpha), child_seed(seed, "lora"),
-                     adapters=names if per_agent else None)
+    lm = TrainableLM(loaded, LoraSettings(rank=config.lora_rank, alpha=config.lora_alpha, layers=_last_layers(loaded, config.lora_layers)),
+                     child_seed(seed, "lora"), adapters=names if per_agent else None)
     if per_agent:
         backend: Any = {a: ScoringBackend(lm, f"{loaded.name}+lora:{a}", base_scores=True, adapter=a) for a in names}
     else:
@@ -185,3 +185,13 @@ def evaluate_llm(rollouts: Any, names: Sequence[str], episodes: int, seed: int, 
     if coop[1] > 0:  # learners pooled (they share adapters)
         out.update({f"eval_cooperation/{a}": coop[0] / coop[1] for a in names})
     return out
+
+
+def _last_layers(loaded: Any, count: int) -> tuple[int, ...] | None:
+    """The decoder layers that get adapters: the last `count` (0: every layer, None)."""
+    if count == 0:
+        return None
+    depth = int(loaded.model.config.num_hidden_layers)
+    if count > depth:
+        raise MasError(f"lora_layers: {count} is more than the {depth} decoder layers of {loaded.name}")
+    return tuple(range(depth - count, depth))

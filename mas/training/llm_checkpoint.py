@@ -81,9 +81,11 @@ def check_resume(data: dict[str, Any], where: Path, algo: str, names: list[str],
     if list(data["learners"]) != list(names):
         raise MasError(f"--resume {where}: the run trained {data['learners']}, this one would train {list(names)}")
     now = dataclasses.asdict(config)
-    for key in sorted(set(now) | set(data["config"])):
-        if now.get(key) != data["config"].get(key):
-            raise MasError(f"--resume {where}: hyperparameter {key} was {data['config'].get(key)!r}, now {now.get(key)!r}; "
+    # a hyperparameter added since the run was saved had its default then
+    then = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING} | data["config"]
+    for key in sorted(set(now) | set(then)):
+        if now.get(key) != then.get(key):
+            raise MasError(f"--resume {where}: hyperparameter {key} was {then.get(key)!r}, now {now.get(key)!r}; "
                            "resume with the run's settings (drop that --set)")
     if int(data["seed"]) != seed:
         raise MasError(f"--resume {where}: the run used seed {data['seed']}, this one {seed}; drop --seed or use {data['seed']}")

@@ -151,6 +151,7 @@ class LLMPPOConfig:
     normalize_advantages: bool = hp(True, "Normalise advantages per batch.")
     lora_rank: int = hp(8, "LoRA rank of the adapters.", ge=1)
     lora_alpha: float = hp(16.0, "LoRA alpha (the adapters' scale is alpha / rank).", gt=0.0)
+    lora_layers: int = hp(0, "Adapters on the last N decoder layers only (0: every layer); the layers below keep no activations for the backward pass, so an update needs less memory and time.", ge=0)
     centralised_critic: bool = hp(False, "A critic on the game's global state, one value per learner (llm-mappo); false: a value head on the model's hidden state (llm-ppo).")
     critic_hidden: int = hp(64, "Hidden units of the centralised critic.", ge=1)
     prefix_grad: bool = hp(True, "Gradient through the shared system prompt; false: exact scores, cheaper steps.")
