@@ -168,7 +168,7 @@ def bootstrap(table: MatchTable, resamples: int, confidence: float, seed: int,
         (low, high, stability), one value per entrant.
     """
     means = np.concatenate(list(resample_blocks(table, resamples, seed, mapper)))
-    return _intervals(table, means, confidence)
+    return _intervals(means, ranks(_means(*table.totals())), confidence)
 
 
 def resample_blocks(table: MatchTable, resamples: int, seed: int,
@@ -207,9 +207,9 @@ def _block_means(both: sparse.csr_matrix, n_entrants: int, seed: int, block: int
     return means
 
 
-def _intervals(table: MatchTable, means: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Percentile intervals and rank stability from the resampled means [resamples, entrants]."""
-    observed_ranks = ranks(_means(*table.totals()))
+def _intervals(means: np.ndarray, observed_ranks: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile intervals and rank stability (against the full data's ranks) from the
+    resampled means [resamples, entrants]."""
     tail = (1.0 - confidence) / 2 * 100
     with np.errstate(all="ignore"):  # nanpercentile goes column by column: only where NaN is
         percentile = np.nanpercentile if np.isnan(means).any() else np.percentile
@@ -293,7 +293,7 @@ def rate(table: MatchTable, n_entrants: int, resamples: int, confidence: float, 
     per_round = _means(totals, table.totals(per_round=True)[1])
     if table.n_matches:
         assert blocks is not None
-        low, high, stability = _intervals(table, np.concatenate(list(blocks)), confidence)
+        low, high, stability = _intervals(np.concatenate(list(blocks)), observed, confidence)
     else:
         low = high = stability = np.full(n_entrants, np.nan)
     lines = [
