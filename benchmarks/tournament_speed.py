@@ -63,7 +63,7 @@ def axelrod_players(axl):
     }
 
 
-def scaled(tournament, times: int):
+def scaled(tournament, times: int, repetitions: int = 1):
     """The classic roster `times` over: copies named name_k, stochastic ones varied."""
     data = copy.deepcopy(tournament.to_dict())
     entrants = []
@@ -74,7 +74,7 @@ def scaled(tournament, times: int):
                 if key in policy:
                     policy[key] = round(min(0.95, policy[key] * (1 + 0.05 * k)), 4)
             entrants.append({**entrant, "name": f"{entrant['name']}_{k}", "policy": policy})
-    data.update(entrants=entrants, repetitions=1)
+    data.update(entrants=entrants, repetitions=repetitions)
     return parse_tournament(data)
 
 
@@ -116,12 +116,13 @@ def timed_run(tournament, workers: int) -> dict[str, float]:
                 "machine": cpu_busy() - busy, "matches": results.matches}
 
 
-def workers_scaling(scale: int, trials: int) -> None:
+def workers_scaling(scale: int, trials: int, repetitions: int = 1) -> None:
     data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
     data.update(format="round_robin")
-    big = scaled(parse_tournament(data), scale)
+    big = scaled(parse_tournament(data), scale, repetitions)
     n = len(big.names)
-    print(f"{scale}x the classic roster: {n} strategies, 200 rounds, self-play, 1 repetition = {n * (n + 1) // 2} matches")
+    print(f"{scale}x the classic roster: {n} strategies, 200 rounds, self-play, {repetitions} repetition(s) "
+          f"= {n * (n + 1) // 2 * repetitions} matches")
     print(f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.2f}")
     timed_run(scaled(parse_tournament(data), 1), 2)  # start the forkserver (imports mas once)
     runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
@@ -193,6 +194,8 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=10, help="roster multiple for the workers' speed-up (0: skip)")
     parser.add_argument("--workers-scaling", action="store_true", help="only 1 vs 2 workers on the scaled roster")
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--classic-repetitions", action="store_true",
+                        help="with --workers-scaling: the classic tournament's 5 repetitions (default: 1, or --repetitions)")
     parser.add_argument("--entrants", type=int, default=0, help="only: N entrants' matches/s and peak memory")
     parser.add_argument("--workers", type=int, default=0, help="with --entrants: worker processes (0: in-process)")
     parser.add_argument("--play-wide", type=int, default=0, help=argparse.SUPPRESS)
@@ -202,7 +205,7 @@ def main() -> None:
     if args.entrants:
         return entrants_scale(args.entrants, 1 if args.repetitions == 5 else args.repetitions, args.workers)
     if args.workers_scaling:
-        return workers_scaling(args.scale, args.trials)
+        return workers_scaling(args.scale, args.trials, 1 if args.repetitions == 5 and not args.classic_repetitions else args.repetitions)
     try:
         import axelrod as axl
     except ModuleNotFoundError:

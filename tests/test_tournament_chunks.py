@@ -4,8 +4,11 @@ a transaction at a time: the stored tournament is the same however it is cut."""
 from __future__ import annotations
 
 import copy
+import dataclasses
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mas.tournament import load_tournament, parse_tournament, run_tournament
@@ -85,3 +88,55 @@ def test_the_heap_is_frozen_while_results_stream_in_and_given_back_after(tmp_pat
         assert gc.get_freeze_count() >= before - 100  # still frozen (less the few objects freed since)
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("names", [["C", "D"], ["give", "keep", "punish"]])
+def test_a_chunks_actions_encode_copy_by_copy_as_each_alone(names: list[str]) -> None:
+    from mas.tournament.play import ActionCodec
+
+    codec = ActionCodec.for_game([names, names])
+    generator = np.random.default_rng(0)
+    actions = generator.integers(0, len(names), size=(9, 5, 2))  # [rounds, copies, seats]
+    rounds = np.array([9, 3, 0, 9, 5])  # copies that ended early: the rest is padding
+    encoded = codec.encode_copies(actions, rounds)
+    assert encoded == [codec.encode_array(actions[: rounds[c], c, s]) for c in range(5) for s in range(2)]
+    assert [codec.decode(text) for text in encoded[4:6]] == [[], []]  # copy 2, both seats
+    assert codec.decode(encoded[1]) == actions[:9, 0, 1].tolist()
+
+
+def test_a_chunks_columns_give_back_the_results_they_were_made_of() -> None:
+    from mas.tournament.play import MatchBatch, MatchPlayer
+    from mas.tournament.schedule import build_schedule
+
+    tournament = small_classic()
+    player = MatchPlayer(tournament)
+    results = [player.play(m) for m in build_schedule(tournament)[:12]]
+    batch = MatchBatch.of(results)
+    assert len(batch) == 12 and batch.scores.shape == (12, 2) and len(batch.actions) == 24
+    assert list(batch) == results
+    assert list(pickle.loads(pickle.dumps(batch))) == results  # what a worker sends back
+    undefined = dataclasses.replace(results[0], cooperation=(None, 0.5))  # a game without cooperation: NULL, not NaN
+    assert list(MatchBatch.of([undefined]))[0].cooperation == (None, 0.5)
+
+
+def test_the_scores_are_indexed_by_entrant_once_the_ranking_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    def indexes(out: Path) -> set[str]:
+        with sqlite3.connect(out / "tournament.sqlite") as db:
+            return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'scores'")}
+
+    seen_while_playing: list[set[str]] = []
+    write_matches = store.TournamentStore.write_matches
+
+    def watching(self, results):
+        write_matches(self, results)
+        seen_while_playing.append(indexes(tmp_path / "run"))
+
+    monkeypatch.setattr(store.TournamentStore, "write_matches", watching)
+    run_tournament(small_classic(), tmp_path / "run", backend="serial")
+    assert seen_while_playing and all("scores_by_entrant" not in names for names in seen_while_playing)  # kept up to date by nobody
+    assert "scores_by_entrant" in indexes(tmp_path / "run")
+    with sqlite3.connect(tmp_path / "run" / "tournament.sqlite") as db:
+        plan = " ".join(row[-1] for row in db.execute("EXPLAIN QUERY PLAN SELECT score FROM scores WHERE entrant = 3"))
+    assert "scores_by_entrant" in plan

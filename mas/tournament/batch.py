@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from mas import registry
 from mas.agents.scripted.base import ScriptedPolicy
 from mas.episode import EpisodeEngine
@@ -26,7 +28,7 @@ from mas.scenario import AgentConfig
 from mas.sweep import play_copies
 
 if TYPE_CHECKING:
-    from mas.tournament.play import MatchPlayer, MatchResult
+    from mas.tournament.play import MatchBatch, MatchPlayer
     from mas.tournament.schedule import Match
     from mas.tournament.spec import Tournament
 
@@ -39,9 +41,9 @@ def batchable(tournament: "Tournament") -> bool:
     return all(issubclass(registry.policy_class(e.policy.type), ScriptedPolicy) for e in tournament.spec.entrants)
 
 
-def play_batch(player: "MatchPlayer", matches: Sequence["Match"]) -> list["MatchResult"]:
+def play_batch(player: "MatchPlayer", matches: Sequence["Match"]) -> "MatchBatch":
     """Play `matches` as the copies of one engine; results in the order of `matches`."""
-    from mas.tournament.play import MatchResult
+    from mas.tournament.play import MatchBatch
 
     tournament = player.tournament
     b = len(matches)
@@ -59,17 +61,16 @@ def play_batch(player: "MatchPlayer", matches: Sequence["Match"]) -> list["Match
     engine = EpisodeEngine(first, b, copy_agents=rosters, batch_policies=True)
     totals = play_copies(engine, [m.seed for m in matches], keep_actions=True)
     assert totals.actions is not None
-    out = []
-    for copy, match in enumerate(matches):
-        rounds = int(totals.rounds[copy])
-        coop = totals.cooperation[copy].tolist()
-        out.append(MatchResult(
-            match=match.index, repetition=match.repetition, seats=match.seats, seed=match.seed,
-            rounds=rounds, steps=int(totals.steps[copy]), terminated=bool(totals.terminated[copy]),
-            truncated=bool(totals.truncated[copy]), scores=tuple(totals.returns[copy].tolist()),
-            cooperation=tuple(None if c != c else c for c in coop),
-            illegal=tuple(totals.illegal[copy].tolist()),
-            actions=tuple(player.codec.encode_array(totals.actions[:rounds, copy, seat]) for seat in range(engine.n_agents)),
-            messages=tuple(totals.messages[copy]),
-        ))
-    return out
+    messages = tuple(tuple(said) for said in totals.messages)
+    return MatchBatch(
+        match=np.array([m.index for m in matches], dtype=np.int64),
+        repetition=np.array([m.repetition for m in matches], dtype=np.int64),
+        seed=np.array([m.seed for m in matches], dtype=np.int64),
+        rounds=totals.rounds.astype(np.int64), steps=totals.steps.astype(np.int64),
+        terminated=totals.terminated.astype(bool), truncated=totals.truncated.astype(bool),
+        seats=np.array([m.seats for m in matches], dtype=np.int64).reshape(b, engine.n_agents),
+        scores=totals.returns.astype(np.float64), cooperation=totals.cooperation.astype(np.float64),
+        illegal=totals.illegal.astype(np.int64),
+        actions=tuple(player.codec.encode_copies(totals.actions, totals.rounds)),
+        messages=messages if any(messages) else (),
+    )

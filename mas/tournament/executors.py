@@ -1,7 +1,7 @@
 """Where matches are played: in this process, in worker processes, or on a Ray cluster.
 
 Every executor takes the resolved tournament (plain JSON data, rebuilt once per worker)
-and an iterable of scheduled matches, and yields `MatchResult`s as they finish, in any
+and an iterable of scheduled matches, and yields their results as they finish (`MatchBatch` columns a chunk; `execute`: `MatchResult`s), in any
 order. A match's result depends only on the tournament and the match, never on the
 executor or the order, so all executors give identical results for the same seed.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from mas.errors import MasError, MissingExtraError
 from mas.tournament.batch import MAX_COPIES, batchable
-from mas.tournament.play import MatchPlayer, MatchResult
+from mas.tournament.play import MatchBatch, MatchPlayer, MatchResult
 from mas.tournament.schedule import Match
 from mas.tournament.spec import parse_tournament
 
@@ -50,7 +50,7 @@ def execute(tournament_data: dict[str, Any], matches: Iterable[Match], backend: 
 
 
 def execute_chunks(tournament_data: dict[str, Any], matches: Iterable[Match], backend: str = "process",
-                   workers: int = 1) -> Iterator[list[MatchResult]]:
+                   workers: int = 1) -> Iterator[MatchBatch]:
     """Play `matches` and yield the results of each chunk as it finishes (an `Executor`
     for just these matches)."""
     with Executor(tournament_data, backend, workers) as executor:
@@ -86,7 +86,7 @@ class Executor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def play(self, matches: Iterable[Match]) -> Iterator[list[MatchResult]]:
+    def play(self, matches: Iterable[Match]) -> Iterator[MatchBatch]:
         """Play `matches` and yield the results of each chunk as it finishes."""
         chunks = _chunks(self.tournament_data, matches, 0 if self.backend == "serial" else self.workers)
         if self.backend == "serial":
@@ -153,7 +153,7 @@ def _shares(total: int, weights: list[float]) -> list[int]:
     return sizes
 
 
-def _serial(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]]) -> Iterator[list[MatchResult]]:
+def _serial(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]]) -> Iterator[MatchBatch]:
     player = MatchPlayer(parse_tournament(tournament_data))
     for chunk in chunks:
         yield player.play_many(chunk)
@@ -206,7 +206,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _play_in_worker(chunk: Sequence[Match]) -> list[MatchResult]:
+def _play_in_worker(chunk: Sequence[Match]) -> MatchBatch:
     assert _worker_player is not None, "worker not initialised"
     return _worker_player.play_many(chunk)
 
@@ -245,7 +245,7 @@ def _pool_results(results: Iterator[Any]) -> Iterator[Any]:
         raise MasError(_DIED) from None
 
 
-def _processes(pool: ProcessPoolExecutor, chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[list[MatchResult]]:
+def _processes(pool: ProcessPoolExecutor, chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[MatchBatch]:
     pending = iter(chunks)
     in_flight: set[Future] = set()
     failure: BaseException | None = None
@@ -286,7 +286,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def _ray(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[list[MatchResult]]:
+def _ray(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[MatchBatch]:
     """Ray actors, one MatchPlayer each. Connects to the cluster named by RAY_ADDRESS
     when set (or one already initialised), else starts a local Ray with `workers` CPUs.
 
@@ -310,7 +310,7 @@ def _ray(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]], wor
         in_flight: dict[Any, int] = {}  # object ref -> actor index
         failures: list[BaseException] = []
 
-        def finished() -> Iterator[list[MatchResult]]:
+        def finished() -> Iterator[MatchBatch]:
             (ready,), _ = ray.wait(list(in_flight), num_returns=1)
             load[in_flight.pop(ready)] -= 1
             try:
@@ -342,5 +342,5 @@ class _RayMatchPlayer:
     def __init__(self, tournament_data: dict[str, Any]) -> None:
         self.player = MatchPlayer(parse_tournament(tournament_data))
 
-    def play_many(self, chunk: Sequence[Match]) -> list[MatchResult]:
+    def play_many(self, chunk: Sequence[Match]) -> MatchBatch:
         return self.player.play_many(chunk)

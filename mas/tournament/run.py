@@ -26,7 +26,7 @@ from mas.rundir import first_difference, locked
 from mas.seeding import rng
 from mas.tournament import ecology
 from mas.tournament.executors import Executor
-from mas.tournament.play import MatchPlayer, MatchResult
+from mas.tournament.play import MatchBatch, MatchPlayer
 from mas.tournament.ratings import MatchTable, Rating, payoff_matrix, rate, resample_blocks
 from mas.tournament.schedule import build_schedule
 from mas.tournament.shared_models import shared_models
@@ -153,11 +153,12 @@ def _play_and_rate(
         store.close()
 
 
-def _score_rows(results: list[MatchResult]) -> np.ndarray:
+def _score_rows(batch: MatchBatch) -> np.ndarray:
     """(match, seat, entrant, score, rounds) rows of finished matches, as the store's
     `match_score_columns` reads them back."""
-    return np.array([(r.match, seat, entrant, score, r.rounds) for r in results
-                     for seat, (entrant, score) in enumerate(zip(r.seats, r.scores))], dtype=np.float64).reshape(-1, 5)
+    seats = batch.seats.shape[1]
+    return np.column_stack([np.repeat(batch.match, seats), np.tile(np.arange(seats), len(batch)), batch.seats.ravel(),
+                            batch.scores.ravel(), np.repeat(batch.rounds, seats)]).astype(np.float64).reshape(-1, 5)
 
 
 def _match_table(tournament: Tournament, scores: list[np.ndarray]) -> MatchTable:

@@ -17,7 +17,7 @@ their status inside the record):
   `match` is the index in the schedule.
 - scores(match, seat, entrant, score, cooperation, illegal, actions): one row per seat:
   total payoff, mean cooperation (NULL where undefined), illegal actions tried, and the
-  per-round actions as one encoded string.
+  per-round actions as one encoded string. Indexed by entrant once the ranking is written.
 - messages(match, step, round, sender, recipient, text, delivered, reason): senders and
   recipients are seat ids (see meta seat_ids and scores.seat).
 - decisions(match, step, round, agent, talking, status, record): policy records (LLM
@@ -43,14 +43,14 @@ import numpy as np
 
 from mas.errors import StoreError
 from mas.store import _versions, creating, holds_rows, insert_records, open_versioned, remove_database, space_errors
-from mas.tournament.play import MatchResult
+from mas.tournament.play import MatchBatch, MatchResult
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 #: the most matches written per transaction: large enough that commits cost little next to
-#: the rows (a 3,630-match chunk is 29 commits, ~10 ms), small enough that a full disk
-#: keeps most of a chunk
-WRITE_BATCH = 128
+#: the rows (a 3,630-match chunk is 15 commits; at 128 a transaction it was 29, 10% of the
+#: write), small enough that a full disk keeps most of a chunk
+WRITE_BATCH = 256
 DB_NAME = "tournament.sqlite"
 
 _SCHEMA = """
@@ -62,7 +62,6 @@ CREATE TABLE IF NOT EXISTS matches (
 CREATE TABLE IF NOT EXISTS scores (
     match INTEGER NOT NULL, seat INTEGER NOT NULL, entrant INTEGER NOT NULL, score REAL NOT NULL,
     cooperation REAL, illegal INTEGER NOT NULL, actions TEXT NOT NULL, PRIMARY KEY (match, seat));
-CREATE INDEX IF NOT EXISTS scores_by_entrant ON scores (entrant);
 CREATE TABLE IF NOT EXISTS messages (
     match INTEGER NOT NULL, step INTEGER NOT NULL, round INTEGER NOT NULL, sender TEXT NOT NULL,
     recipient TEXT, text TEXT NOT NULL, delivered INTEGER NOT NULL, reason TEXT NOT NULL);
@@ -76,6 +75,12 @@ CREATE TABLE IF NOT EXISTS ratings (
     per_round REAL);
 CREATE TABLE IF NOT EXISTS ecology (generation INTEGER NOT NULL, entrant INTEGER NOT NULL, share REAL NOT NULL, PRIMARY KEY (generation, entrant));
 """
+
+#: built once the matches are in (with the summary): one sort of the finished table costs
+#: a quarter of what keeping the index up to date while matches stream in does (measured:
+#: 4 ms against 15 ms for 7,260 matches), and nothing reads it before the ranking exists.
+#: Stores made before this keep the index from their start; both read the same.
+_ENTRANT_INDEX = "CREATE INDEX IF NOT EXISTS scores_by_entrant ON scores (entrant)"
 
 # WAL with synchronous=NORMAL: a commit survives the process being killed (kill -9) at
 # once; only an OS crash or power cut can lose the last few commits, never corrupt the file
@@ -159,37 +164,40 @@ class TournamentStore:
     # ----- writing -----------------------------------------------------------------------
     def write_match(self, result: MatchResult) -> None:
         """Write one finished match atomically."""
-        self.write_matches([result])
+        self.write_matches(MatchBatch.of([result]))
 
-    def write_matches(self, results: Sequence[MatchResult]) -> None:
-        """Write finished matches, `WRITE_BATCH` to a transaction, each table with one
-        `executemany` per transaction: a full disk keeps the transactions before it."""
+    def write_matches(self, batch: MatchBatch | Sequence[MatchResult]) -> None:
+        """Write finished matches (a chunk's `MatchBatch`, or `MatchResult`s), `WRITE_BATCH`
+        to a transaction, each table with one `executemany` per transaction: a full disk
+        keeps the transactions before it."""
+        if not isinstance(batch, MatchBatch):
+            batch = MatchBatch.of(batch)
         kept = "every match already written is kept, the matches in flight are lost"
-        for start in range(0, len(results), WRITE_BATCH):
+        matches = list(zip(batch.match.tolist(), batch.repetition.tolist(), batch.seed.tolist(), batch.rounds.tolist(),
+                           batch.steps.tolist(), batch.terminated.astype(np.int64).tolist(), batch.truncated.astype(np.int64).tolist()))
+        seats = batch.seats.shape[1]
+        cooperation = batch.cooperation.ravel().tolist()
+        if np.isnan(batch.cooperation).any():
+            cooperation = [None if c != c else c for c in cooperation]  # NULL where the game defines none
+        scores = list(zip(np.repeat(batch.match, seats).tolist(), np.tile(np.arange(seats), len(batch)).tolist(),
+                          batch.seats.ravel().tolist(), batch.scores.ravel().tolist(), cooperation,
+                          batch.illegal.ravel().tolist(), batch.actions))
+        for start in range(0, len(batch), WRITE_BATCH):
+            stop = min(start + WRITE_BATCH, len(batch))
             with space_errors(self.path, kept), self._db:
-                self._insert(results[start : start + WRITE_BATCH])
-
-    def _insert(self, results: Sequence[MatchResult]) -> None:
-        self._db.executemany(
-            "INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(r.match, r.repetition, r.seed, r.rounds, r.steps, int(r.terminated), int(r.truncated)) for r in results],
-        )
-        self._db.executemany(
-            "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (r.match, seat, *row)
-                for r in results
-                for seat, row in enumerate(zip(r.seats, r.scores, r.cooperation, r.illegal, r.actions))
-            ],
-        )
-        for r in results:
-            if r.messages or r.decisions:
-                insert_records(self._db, "messages", r.messages, exclude=("episode",), match=r.match)
-                insert_records(self._db, "decisions", r.decisions, exclude=("episode",), match=r.match)
+                self._db.executemany("INSERT INTO matches VALUES (?, ?, ?, ?, ?, ?, ?)", matches[start:stop])
+                self._db.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", scores[start * seats : stop * seats])
+                for i in range(start, stop):
+                    if batch.messages and batch.messages[i]:
+                        insert_records(self._db, "messages", batch.messages[i], exclude=("episode",), match=matches[i][0])
+                    if batch.decisions and batch.decisions[i]:
+                        insert_records(self._db, "decisions", batch.decisions[i], exclude=("episode",), match=matches[i][0])
 
     def write_summary(self, payoff: Sequence[tuple], ratings: Sequence[tuple], ecology: Sequence[tuple]) -> None:
-        """Replace the summary tables (payoff matrix, ratings, ecology) in one transaction."""
+        """Replace the summary tables (payoff matrix, ratings, ecology) in one transaction,
+        and index the scores by entrant (`_ENTRANT_INDEX`)."""
         with space_errors(self.path, "every match is kept; free space and --resume to write the ranking"), self._db:
+            self._db.execute(_ENTRANT_INDEX)
             for table in ("payoff", "ratings", "ecology"):
                 self._db.execute(f"DELETE FROM {table}")
             self._db.executemany("INSERT INTO payoff VALUES (?, ?, ?, ?)", payoff)
