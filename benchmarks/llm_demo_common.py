@@ -131,15 +131,15 @@ def messages(run_dir: Path, agent: str) -> list[str]:
 
 
 def figure(runs: dict[str, list[Path]], metric: str, title: str, path: Path) -> None:
-    """`metric` of each label's training runs over steps (a band across seeds, cut to [0, 1]
-    for a rate), as a png."""
+    """`metric` of each label's training runs (run directories, or their curves.csv files)
+    over steps (a band across seeds, cut to [0, 1] for a rate), as a png."""
     from mas.analysis.plots import plot_training_curves, save_figure
     from mas.analysis.training import band, read_curves
     import pandas as pd
 
     curves = {}
     for label, dirs in runs.items():
-        frames = [read_curves(d).assign(curve=i) for i, d in enumerate(dirs)]
+        frames = [(read_curves(d) if d.is_dir() else pd.read_csv(d)).assign(curve=i) for i, d in enumerate(dirs)]
         curves[label] = band(pd.concat(frames, ignore_index=True), metric)
     bounds = (0.0, 1.0) if metric.endswith("rate") else None
     save_figure(plot_training_curves(curves, metric, title, bounds), path.parent, path.stem, formats=("png",))

@@ -25,14 +25,20 @@ from __future__ import annotations
 
 import argparse
 import functools
+import resource
 import time
 from typing import Any
 
 import torch
 
+from mas.memory import release_freed_memory, resident_bytes
 from mas.scenario import load_scenario
 
 print = functools.partial(print, flush=True)  # noqa: A001 (figures appear as they are measured)
+
+
+def peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def main() -> None:
@@ -89,6 +95,10 @@ def main() -> None:
             update = clock() - start
             print(f"  + one update of {steps} decisions: {update:6.2f} s -> llm-ppo iteration "
                   f"{steps / (seconds + update):8.2f} env steps/s")
+            held = resident_bytes()
+            release_freed_memory()  # as `mas train` does after every update
+            print(f"  resident memory after the update: {held / 2**30:.2f} GB, after giving freed memory back: "
+                  f"{resident_bytes() / 2**30:.2f} GB (peak so far {peak_gb():.2f} GB)")
     slow, fast = rates.values()
     print(f"  speed-up of the rollouts: {fast / slow:.1f}x")
 

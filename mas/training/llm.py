@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mas.errors import MasError
+from mas.memory import release_freed_memory
 from mas.seeding import child_seed
 from mas.training.llm_checkpoint import check_resume, load_llm_checkpoint, restore, save_llm_checkpoint
 from mas.training.curves import CurveWriter, curve_columns
@@ -108,6 +109,7 @@ def train_llm(scenario: Any, algo: str, steps: int, seed: int, out_dir: Path, de
                 returns.append([stats.returns[a] for a in names])
                 coop = [coop[0] + stats.coop[0], coop[1] + stats.coop[1]]
             metrics = learner.update(batch, groups or None)
+            release_freed_memory()  # the update's activations: back to the OS until the next one
             row: dict[str, Any] = {"step": env_steps, "seed": seed, "wall_s": round(time.perf_counter() - started, 3),
                                    "episodes": len(returns), "episode_return_mean": float(np.mean(returns))}
             row.update({f"return/{a}": float(np.mean([r[i] for r in returns])) for i, a in enumerate(names)})
