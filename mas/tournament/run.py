@@ -193,14 +193,21 @@ def summarise(tournament: Tournament, store: TournamentStore, out_dir: Path, map
     n = len(spec.entrants)
     if table is None:
         table = _match_table(tournament, [np.column_stack(store.match_score_columns())])
-    ratings = rate(table, n, spec.ratings.bootstrap, spec.ratings.confidence, spec.ratings.elo_k, spec.seed, mapper, blocks)
     payoff, counts = payoff_matrix(table, n)
     shares = _ecology(tournament, payoff) if isinstance(spec.format, EcologicalFormat) else None
+    ratings: list[Rating] = []
+
+    def rating_rows() -> list[tuple]:  # the bootstrap's blocks may still be on the workers: read last
+        ratings.extend(rate(table, n, spec.ratings.bootstrap, spec.ratings.confidence, spec.ratings.elo_k, spec.seed, mapper, blocks))
+        return [(r.entrant, r.rank, r.matches, *_nullable(r.mean, r.low, r.high, r.rank_stability), r.wins, r.draws, r.losses,
+                 r.elo, *_nullable(r.per_round)) for r in ratings]
+
+    store.checkpoint()  # the matches' pages into the file while the bootstrap runs (closing would do it after)
     store.write_summary(
         payoff=[(i, j, None if mean != mean else mean, count)  # NaN (never met) stored as NULL
                 for i, (means, row_counts) in enumerate(zip(payoff.tolist(), counts.tolist()))
                 for j, (mean, count) in enumerate(zip(means, row_counts))],
-        ratings=[(r.entrant, r.rank, r.matches, *_nullable(r.mean, r.low, r.high, r.rank_stability), r.wins, r.draws, r.losses, r.elo, *_nullable(r.per_round)) for r in ratings],
+        ratings=rating_rows,
         ecology=[] if shares is None else [(int(g), e, float(shares[g, e])) for g in _stored_generations(len(shares)) for e in range(n)],
     )
     return TournamentResults(tournament, out_dir, ratings, payoff, shares, matches=table.n_matches, played_now=0)

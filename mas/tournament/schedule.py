@@ -64,25 +64,27 @@ def build_schedule(tournament: Tournament) -> list[Match]:
     n, k = len(spec.entrants), tournament.group_size
     swap = swaps_seats(tournament)
     seatings: list[tuple[int, tuple[int, ...]]] = []
-    for repetition in range(spec.repetitions):
-        if k == 2:
-            groups = [(i, j) for i in range(n) for j in range(i if spec.self_play else i + 1, n)]
-        else:
-            per_entrant = spec.matches_per_entrant or default_matches_per_entrant(n, k)
-            groups = balanced_groups(n, k, per_entrant, rng(spec.seed, "groups", repetition))
-        for group in groups:
+    if k == 2:  # every pair, in the same order each repetition
+        pairs = [(i, j) for i in range(n) for j in range(i if spec.self_play else i + 1, n)]
+        one = [seats for i, j in pairs for seats in ((i, j), (j, i))[: 2 if swap and i != j else 1]]
+        seatings = [(repetition, seats) for repetition in range(spec.repetitions) for seats in one]
+    for repetition in range(spec.repetitions if k > 2 else 0):
+        per_entrant = spec.matches_per_entrant or default_matches_per_entrant(n, k)
+        for group in balanced_groups(n, k, per_entrant, rng(spec.seed, "groups", repetition)):
             rotations = range(k) if swap and len(set(group)) > 1 else range(1)
             seatings.extend((repetition, tuple(group[r:] + group[:r])) for r in rotations)
-    paths = []
-    seen: Counter[tuple[int, tuple[int, ...]]] = Counter()
     names = tournament.names
-    for repetition, seats in seatings:
-        occurrence = seen[(repetition, seats)]  # the same seating twice in a repetition gets fresh seeds
-        seen[(repetition, seats)] += 1
-        paths.append(("match", repetition, occurrence, *(names[e] for e in seats)))
+    if k == 2:  # a round robin's seatings are all different within a repetition
+        paths = [("match", repetition, 0, names[a], names[b]) for repetition, (a, b) in seatings]
+    else:
+        paths = []
+        seen: Counter[tuple[int, tuple[int, ...]]] = Counter()
+        for repetition, seats in seatings:
+            occurrence = seen[(repetition, seats)]  # the same seating twice in a repetition gets fresh seeds
+            seen[(repetition, seats)] += 1
+            paths.append(("match", repetition, occurrence, *(names[e] for e in seats)))
     seeds = child_seeds(spec.seed, paths)  # = child_seed(spec.seed, *path), all at once
-    return [Match(index=index, repetition=repetition, seats=seats, seed=seed)
-            for index, ((repetition, seats), seed) in enumerate(zip(seatings, seeds))]
+    return [Match(index, repetition, seats, seed) for index, ((repetition, seats), seed) in enumerate(zip(seatings, seeds))]
 
 
 def balanced_groups(n: int, k: int, per_entrant: int, generator: np.random.Generator) -> list[tuple[int, ...]]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -193,16 +193,25 @@ class TournamentStore:
                     if batch.decisions and batch.decisions[i]:
                         insert_records(self._db, "decisions", batch.decisions[i], exclude=("episode",), match=matches[i][0])
 
-    def write_summary(self, payoff: Sequence[tuple], ratings: Sequence[tuple], ecology: Sequence[tuple]) -> None:
+    def write_summary(self, payoff: Sequence[tuple], ratings: Sequence[tuple] | Callable[[], Sequence[tuple]],
+                      ecology: Sequence[tuple]) -> None:
         """Replace the summary tables (payoff matrix, ratings, ecology) in one transaction,
-        and index the scores by entrant (`_ENTRANT_INDEX`)."""
+        and index the scores by entrant (`_ENTRANT_INDEX`). `ratings` may be a function that
+        returns the rows: it is called once the other tables are written, inside the same
+        transaction, so a ranking still being computed (the bootstrap on worker processes)
+        overlaps the writing."""
         with space_errors(self.path, "every match is kept; free space and --resume to write the ranking"), self._db:
             self._db.execute(_ENTRANT_INDEX)
             for table in ("payoff", "ratings", "ecology"):
                 self._db.execute(f"DELETE FROM {table}")
             self._db.executemany("INSERT INTO payoff VALUES (?, ?, ?, ?)", payoff)
-            self._db.executemany("INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ratings)
             self._db.executemany("INSERT INTO ecology VALUES (?, ?, ?)", ecology)
+            self._db.executemany("INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ratings() if callable(ratings) else ratings)
+
+    def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the database file now (closing would
+        do it), while this process would otherwise wait."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # ----- reading -----------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
