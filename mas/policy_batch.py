@@ -25,33 +25,44 @@ if TYPE_CHECKING:
 
 
 class PolicyBatcher:
-    """Collects batchable groups while the engine builds its copies, then decides for them."""
+    """Collects batchable groups while the engine builds its copies, then decides for them.
+
+    Groups whose specs differ only in their policy's `batch_params` (a generosity, a
+    probability) join one rule, each row with its own values: a tournament of parameter
+    variants costs one rule per strategy a round, not one per variant."""
 
     def __init__(self) -> None:
-        self._pending: dict[str, tuple[Any, list[tuple[int, list[int], str]]]] = {}
+        # rule key -> (first spec, [(copy, seats, first agent, spec)])
+        self._pending: dict[str, tuple[Any, list[tuple[int, list[int], str, Any]]]] = {}
+        self._rule_keys: dict[str, str | None] = {}  # spec key -> its rule's key (None: not batchable)
         self.rules: list[tuple[BatchRule, np.ndarray, np.ndarray, list[tuple[int, str]]]] = []
 
     def take(self, engine: "EpisodeEngine", copy: int, spec: Any, seats: list[int]) -> bool:
         """Claim the group of `seats` playing `spec` in `copy` if its policy has a batched form."""
         key = engine.spec_key(spec)
-        if key not in self._pending:
+        if key not in self._rule_keys:
             cls = registry.policy_class(spec.type)
             probe = cls.batch_rule(spec, engine.info, engine.agent_ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-            if probe is None:
-                return False
-            self._pending[key] = (spec, [])
-        self._pending[key][1].append((copy, seats, engine.agent_ids[seats[0]]))
+            self._rule_keys[key] = None if probe is None else \
+                (spec.model_dump_json(exclude=set(cls.batch_params)) if cls.batch_params else key)
+        rule_key = self._rule_keys[key]
+        if rule_key is None:
+            return False
+        self._pending.setdefault(rule_key, (spec, []))[1].append((copy, seats, engine.agent_ids[seats[0]], spec))
         return True
 
     def build(self, engine: "EpisodeEngine") -> None:
-        """Make one rule per spec over every claimed group."""
+        """Make one rule per rule key over every claimed group."""
         for spec, groups in self._pending.values():
-            copies = np.array([c for c, seats, _ in groups for _ in seats], dtype=np.int64)
-            seats = np.array([s for _, group, _ in groups for s in group], dtype=np.int64)
-            streams = np.array([i for i, (_, group, _) in enumerate(groups) for _ in group], dtype=np.int64)
-            rule = registry.policy_class(spec.type).batch_rule(spec, engine.info, engine.agent_ids, seats, streams)
+            cls = registry.policy_class(spec.type)
+            copies = np.array([c for c, seats, _, _ in groups for _ in seats], dtype=np.int64)
+            seats = np.array([s for _, group, _, _ in groups for s in group], dtype=np.int64)
+            streams = np.array([i for i, (_, group, _, _) in enumerate(groups) for _ in group], dtype=np.int64)
+            params = {name: np.array([getattr(own, name) for _, group, _, own in groups for _ in group])
+                      for name in cls.batch_params}
+            rule = cls.batch_rule(spec, engine.info, engine.agent_ids, seats, streams, params)
             assert rule is not None
-            self.rules.append((rule, copies, seats, [(c, first) for c, _, first in groups]))
+            self.rules.append((rule, copies, seats, [(c, first) for c, _, first, _ in groups]))
         self._pending.clear()
 
     def reset(self, engine: "EpisodeEngine", copies: np.ndarray) -> None:

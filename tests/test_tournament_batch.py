@@ -43,6 +43,30 @@ def test_the_classic_roster_batched_equals_one_match_at_a_time() -> None:
     assert len({m.actions for m in batched}) > 40  # the matches really differ from each other
 
 
+def test_parameter_variants_share_a_rule_and_each_plays_its_own_value() -> None:
+    entrants = [{"name": f"{kind}_{int(v * 10)}", "policy": {"type": kind, key: v}}
+                for kind, key in (("generous_tit_for_tat", "generosity"), ("random", "p"), ("joss", "sneakiness"))
+                for v in (0.0, 0.3, 1.0)] + [{"name": "tit_for_tat", "policy": "tit_for_tat"}]
+    tournament = classic(entrants=entrants, repetitions=1, rounds=30)
+    alone, batched = both_ways(tournament)
+    assert_identical(alone, batched)
+    by_entrant: dict[int, list[str]] = {}
+    for result in batched:
+        for entrant, actions in zip(result.seats, result.actions):
+            by_entrant.setdefault(entrant, []).append(actions)
+    plays = {tournament.names[e]: "".join(a) for e, a in by_entrant.items()}
+    assert set(plays["random_0"]) == {"D"} and set(plays["random_10"]) == {"C"}  # p per row, not the first spec's
+    assert 0.15 < plays["random_3"].count("C") / len(plays["random_3"]) < 0.45
+    assert "D" not in plays["generous_tit_for_tat_10"] and "D" in plays["generous_tit_for_tat_0"]
+    # nine variants of three strategies, one rule each, and tit for tat's
+    from mas.episode import EpisodeEngine
+
+    schedule = build_schedule(tournament)
+    engine = EpisodeEngine(tournament.match_scenario(schedule[0].seats), len(schedule), batch_policies=True,
+                           copy_agents=[tournament.match_scenario(m.seats).agents for m in schedule])
+    assert engine._batcher is not None and len(engine._batcher.rules) == 4
+
+
 def test_matches_of_different_lengths_mask_out_and_stay_identical() -> None:
     tournament = classic(repetitions=1, rounds={"continuation": 0.9, "max": 60})
     alone, batched = both_ways(tournament)

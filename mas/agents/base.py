@@ -11,7 +11,7 @@ import string
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -129,11 +129,16 @@ class Policy(ABC):
     def act(self, views: Sequence[AgentView]) -> list[Decision]:
         """One decision per view, in the same order."""
 
+    #: spec fields that may differ between the rows of one batched rule: specs equal but for
+    #: these share a rule, and each row reads its own value (`BatchRule.param`)
+    batch_params: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def batch_rule(cls, spec: Any, game: "GameInfo", agent_ids: Sequence[str], seats: np.ndarray,
-                   streams: np.ndarray) -> "BatchRule | None":
+                   streams: np.ndarray, params: Mapping[str, np.ndarray] | None = None) -> "BatchRule | None":
         """The optional batched form of this policy for `spec` over many (copy, seat) rows
-        (`mas.agents.batch`); None: the policy decides copy by copy."""
+        (`mas.agents.batch`), `params` each row's values of `batch_params` (default: the
+        spec's); None: the policy decides copy by copy."""
         return None
 
     @classmethod

@@ -17,7 +17,7 @@ every scripted strategy), including randomness:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -131,8 +131,10 @@ class BatchRule(ABC):
 
     reactive = False
 
-    def __init__(self, spec: Any, info: "GameInfo", agent_ids: Sequence[str], seats: np.ndarray, streams: np.ndarray) -> None:
+    def __init__(self, spec: Any, info: "GameInfo", agent_ids: Sequence[str], seats: np.ndarray, streams: np.ndarray,
+                 params: Mapping[str, np.ndarray] | None = None) -> None:
         self.spec = spec
+        self.params = {name: np.asarray(values) for name, values in (params or {}).items()}
         self.info = info
         self.agent_ids = list(agent_ids)
         self.seats = np.asarray(seats, dtype=np.int64)
@@ -172,6 +174,14 @@ class BatchRule(ABC):
         """[K] legal actions of `view.rows`."""
 
     # ----- helpers ---------------------------------------------------------------------------
+    def param(self, name: str, view: BatchView) -> np.ndarray:
+        """[K] the value of the spec field `name` for each row of `view`: rows of specs that
+        differ only in the policy's `batch_params` share one rule, each with its own value."""
+        values = self.params.get(name)
+        if values is None:
+            return np.full(len(view.rows), getattr(self.spec, name))
+        return values[view.rows]
+
     def uniform(self, view: BatchView, need: np.ndarray) -> np.ndarray:
         """[K] each row's uniform draw of this round where `need` (NaN elsewhere): drawn on
         first use in the round, in row order within a stream, reused by later steps."""

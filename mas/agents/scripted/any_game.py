@@ -31,6 +31,7 @@ class RandomPolicy(ScriptedPolicy):
     else defect; in any other game pick uniformly among the legal actions. Plays every game."""
 
     classifier = Classifier(memory_depth=0, stochastic=True)
+    batch_params = ("p",)
 
     @classmethod
     def automaton(cls, spec: RandomPolicySpec) -> Automaton:
@@ -52,7 +53,7 @@ class RandomPolicy(ScriptedPolicy):
         if caps.has_cooperate_defect and max(caps.cooperate, caps.defect) < legal.shape[1]:
             coin = legal[:, caps.cooperate] & legal[:, caps.defect]
         draws = rule.uniform(view, coin | (count >= 2))
-        flip = np.where(draws < rule.spec.p, rule.C if rule.C is not None else -1, rule.D if rule.D is not None else -1)
+        flip = np.where(draws < rule.param("p", view), rule.C if rule.C is not None else -1, rule.D if rule.D is not None else -1)
         if coin.all():  # a coin flip everywhere (the dilemmas): nothing to pick
             return flip
         # pick: the index-th legal action, index = min(int(u * count), count - 1) (the only one without a draw)

@@ -209,10 +209,10 @@ class ScriptedPolicy(Policy):
 
     @classmethod
     def batch_rule(cls, spec: Any, game: "GameInfo", agent_ids: Sequence[str], seats: np.ndarray,
-                   streams: np.ndarray) -> "ScriptedBatchRule | None":
+                   streams: np.ndarray, params: Mapping[str, np.ndarray] | None = None) -> "ScriptedBatchRule | None":
         if cls.choose_batch is None or spec.message:  # messages are rendered copy by copy
             return None
-        return ScriptedBatchRule(cls, spec, game, agent_ids, seats, streams)
+        return ScriptedBatchRule(cls, spec, game, agent_ids, seats, streams, params)
 
     def uniform(self, view: AgentView) -> float:
         """This agent's uniform draw in [0, 1) for this round (drawn on first use)."""
@@ -236,8 +236,8 @@ class ScriptedBatchRule(BatchRule):
     `act`; the memory arrays of `batch_memory` live in `memory`."""
 
     def __init__(self, strategy: type[ScriptedPolicy], spec: Any, info: "GameInfo", agent_ids: Sequence[str],
-                 seats: np.ndarray, streams: np.ndarray) -> None:
-        super().__init__(spec, info, agent_ids, seats, streams)
+                 seats: np.ndarray, streams: np.ndarray, params: Mapping[str, np.ndarray] | None = None) -> None:
+        super().__init__(spec, info, agent_ids, seats, streams, params)
         self.strategy = strategy
         self.reactive = strategy.batch_reactive and not strategy.batch_memory
         caps = info.capabilities

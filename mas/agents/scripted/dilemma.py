@@ -236,6 +236,7 @@ class GenerousTitForTat(_PDPolicy):
     cooperation with probability `generosity`."""
 
     classifier = _dilemma(1, stochastic=True)
+    batch_params = ("generosity",)
 
     @classmethod
     def automaton(cls, spec: Any) -> Automaton:
@@ -249,7 +250,7 @@ class GenerousTitForTat(_PDPolicy):
     @staticmethod
     def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
         defected = partner_defected_batch(rule, view)
-        forgive = rule.uniform(view, defected) < rule.spec.generosity  # NaN (no draw) compares False
+        forgive = rule.uniform(view, defected) < rule.param("generosity", view)  # NaN (no draw) compares False
         return play_batch(rule, ~defected | forgive)
 
 
@@ -389,6 +390,7 @@ class Joss(_PDPolicy):
     defected, always defect (a sneaky tit for tat)."""
 
     classifier = _dilemma(1, stochastic=True)
+    batch_params = ("sneakiness",)
 
     @classmethod
     def automaton(cls, spec: Any) -> Automaton:
@@ -405,7 +407,7 @@ class Joss(_PDPolicy):
     def choose_batch(rule: ScriptedBatchRule, view: BatchView) -> np.ndarray:
         defected = partner_defected_batch(rule, view)
         draws = rule.uniform(view, view.played & ~defected)
-        return play_batch(rule, ~view.played | (~defected & (draws >= rule.spec.sneakiness)))
+        return play_batch(rule, ~view.played | (~defected & (draws >= rule.param("sneakiness", view))))
 
 
 class TesterSpec(_ReactiveSpec):
