@@ -3,6 +3,14 @@ against many episodes at once (copies of the episode engine, every step's decisi
 copies in one packed scoring call), side by side in one run.
 
     python benchmarks/llm_train_speed.py [--episodes 32] [--device cpu|cuda] [--clock cpu] [--threads 1]
+    python benchmarks/llm_train_speed.py --against a1a2d55 [--train-steps 48] [--set KEY=VALUE]
+
+`--against COMMIT` times whole training runs instead: `mas train SCENARIO --algo llm-ppo
+--steps N --seed 0` of this repository at COMMIT (checked out in a temporary git worktree)
+and of the current tree, the same scenario file, hyperparameters and seed, each in its own
+process on one torch thread, the two at once; it prints each run's CPU seconds and env
+steps per CPU second. a1a2d55 is the last commit before batched rollouts (the one-episode-
+at-a-time path and its scorer, as the LLM-learning issue measured them).
 
 Scenario: `scenarios/llm_vs_tft.yaml` (the LLM in score mode against tit for tat, rounds
 continue with probability 0.75 up to 10). For each path it plays the same seeded episodes
@@ -25,16 +33,63 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from mas.memory import release_freed_memory, resident_bytes
 from mas.scenario import load_scenario
 
 print = functools.partial(print, flush=True)  # noqa: A001 (figures appear as they are measured)
+
+
+def against(commit: str, scenario: str, steps: int, sets: list[str]) -> None:
+    """`mas train` at `commit` and now, side by side: CPU seconds and env steps per CPU second."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(old), commit], check=True)
+        try:
+            runs = {f"at {commit}": old, "now": root}
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            started = {}
+            for label, tree in runs.items():
+                out = Path(tmp) / label.replace(" ", "_")
+                command = [sys.executable, "-m", "mas.cli", "train", scenario, "--algo", "llm-ppo", "--steps", str(steps),
+                           "--seed", "0", "--device", "cpu", "--out", str(out), "--no-progress"]
+                command += [item for pair in sets for item in ("--set", pair)]
+                started[label] = (subprocess.Popen(command, cwd=tree, env={**env, "PYTHONPATH": str(tree)},
+                                                   stdout=subprocess.DEVNULL), out, time.perf_counter())
+            print(f"{scenario}: mas train --algo llm-ppo --steps {steps} --seed 0 {' '.join(sets)}, one thread each, both at once")
+            rates = {}
+            by_pid = {process.pid: label for label, (process, _, _) in started.items()}
+            while by_pid:
+                pid, status, usage = os.wait4(-1, 0)
+                if pid not in by_pid:
+                    continue
+                label = by_pid.pop(pid)
+                process, out, start = started[label]
+                process.returncode = os.waitstatus_to_exitcode(status)
+                if process.returncode:
+                    raise SystemExit(f"{label}: mas train exited with {process.returncode}")
+                curve = pd.read_csv(out / "curves.csv")
+                done, cpu = int(curve["step"].max()), usage.ru_utime + usage.ru_stime
+                rates[label] = done / cpu
+                print(f"  {label:16s} {done:4d} env steps, {cpu:8.1f} CPU s ({time.perf_counter() - start:7.1f} s wall, "
+                      f"{curve['wall_s'].max():7.1f} s of it training) -> {rates[label]:6.3f} env steps per CPU s")
+            rates = {label: rates[label] for label in started}
+            before, now = rates.values()
+            print(f"  training throughput now / at {commit}: {now / before:.1f}x")
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(old)], check=False)
 
 
 def peak_gb() -> float:
@@ -50,7 +105,12 @@ def main() -> None:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: process CPU time, fair on a machine shared with other jobs")
     parser.add_argument("--no-update", action="store_true", help="time rollouts only")
+    parser.add_argument("--against", metavar="COMMIT", help="time whole `mas train` runs: this repository at COMMIT and now")
+    parser.add_argument("--train-steps", type=int, default=48, help="with --against: env steps of each training run")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --against: llm-ppo hyperparameter")
     args = parser.parse_args()
+    if args.against:
+        return against(args.against, args.scenario, args.train_steps, args.set)
     if args.threads:
         torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
