@@ -4,12 +4,13 @@ rounds, T=5 R=3 P=1 S=0, self-play, the same repetitions), in one run.
 
     .venv/bin/pip install axelrod torch==2.13.0   # benchmark only; axelrod depends on torch: keep the pin
     .venv/bin/python benchmarks/tournament_speed.py [--repetitions 5] [--scale 10]
-    .venv/bin/python benchmarks/tournament_speed.py --workers-scaling [--scale 10] [--trials 3]
+    .venv/bin/python benchmarks/tournament_speed.py --workers-scaling [--scale 10] [--trials 3] [--classic-repetitions]
     .venv/bin/python benchmarks/tournament_speed.py --entrants 200 [--repetitions 1]
 
 The scripted roster plays every match as a copy of one engine (`mas.tournament.batch`).
 With `--scale K` it also times a roster K times the classic one (each strategy K times,
-the random ones with varied parameters; one repetition) on 1 and 2 worker processes.
+the random ones with varied parameters; one repetition, or the classic tournament's 5 with
+`--classic-repetitions`) on 1 and 2 worker processes.
 `--workers-scaling` times only that, 1 and 2 workers alternately `--trials` times (the
 forkserver started beforehand, so both pay the same fixed costs), with each run's CPU
 time: this process's and the whole machine's (/proc/stat; more than the two runs use
