@@ -117,6 +117,7 @@ def test_a_chunks_columns_give_back_the_results_they_were_made_of() -> None:
     assert list(pickle.loads(pickle.dumps(batch))) == results  # what a worker sends back
     undefined = dataclasses.replace(results[0], cooperation=(None, 0.5))  # a game without cooperation: NULL, not NaN
     assert list(MatchBatch.of([undefined]))[0].cooperation == (None, 0.5)
+    assert len(player.play_many([])) == 0 and list(MatchBatch.of([])) == []  # nothing left to play (a resumed run)
 
 
 def test_the_scores_are_indexed_by_entrant_once_the_ranking_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -118,7 +118,7 @@ class MatchBatch:
 
         def by_seat(field: str, dtype: type) -> np.ndarray:
             values = [[np.nan if v is None else v for v in getattr(r, field)] for r in results]
-            return np.array(values, dtype=dtype).reshape(len(results), -1)
+            return np.array(values, dtype=dtype).reshape(len(results), len(values[0]) if values else 0)
 
         messages = tuple(r.messages for r in results)
         decisions = tuple(r.decisions for r in results)
@@ -212,7 +212,7 @@ class MatchPlayer:
         if not self.batchable:
             return MatchBatch.of([self.play(m) for m in matches])
         parts = [play_batch(self, matches[start : start + MAX_COPIES]) for start in range(0, len(matches), MAX_COPIES)]
-        return parts[0] if len(parts) == 1 else MatchBatch.of([r for part in parts for r in part])
+        return parts[0] if len(parts) == 1 else MatchBatch.of([r for part in parts for r in part])  # none, or past MAX_COPIES
 
     def play(self, match: Match) -> MatchResult:
         """Play one scheduled match and return its result."""
