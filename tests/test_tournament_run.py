@@ -257,3 +257,23 @@ def test_cli_prints_progress_and_the_ranking(tmp_path: Path) -> None:
     assert [row[0] for row in table] == ["1", "2", "3", "4", "5"] and {row[1] for row in table} == {"tft", "joss", "coin", "gtft", "alld"}
     stored = load_tournament_run(tmp_path / "r")
     assert stored.meta["seed"] == "8" and stored.ratings["name"].tolist() == [row[1] for row in table]
+
+
+def test_a_ranking_that_fails_leaves_no_half_written_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the summary's other tables are written while the ranking is still being computed (its
+    # bootstrap on the workers), in the same transaction: a failing ranking leaves none of it
+    from mas.tournament import run as run_module
+
+    tournament = parse_tournament({**MIXED, "repetitions": 1})
+    finished = run_tournament(tournament, tmp_path / "t", backend="serial")
+    before = dump(tmp_path / "t")
+
+    def failing(*args, **kwargs):
+        raise MemoryError("the bootstrap ran out of memory")
+
+    monkeypatch.setattr(run_module, "rate", failing)
+    with pytest.raises(MemoryError):
+        resume_tournament(tmp_path / "t", backend="serial")
+    assert dump(tmp_path / "t") == before  # payoff and ratings as the finished run left them
+    monkeypatch.undo()
+    assert [r.entrant for r in resume_tournament(tmp_path / "t", backend="serial").ratings] == [r.entrant for r in finished.ratings]
