@@ -39,8 +39,11 @@ IN_FLIGHT_PER_WORKER = 4
 CHUNKS_PER_WORKER = 4
 MIN_CHUNK = 16
 FINE_BELOW = 512
-#: each of the last slices (one per worker) is this much larger than the one before (`chunk_sizes`)
-STAGGER = 0.15
+#: each of the last slices (one per worker) is this much larger than the one before
+#: (`chunk_sizes`): enough for the writer to store one worker's slice while the next plays.
+#: With results sent as columns, 0.08 beat 0.15 on 2 workers (median of 7 trials, 7,260
+#: matches: 0.385-0.413 s against 0.393-0.441 s; 36,300 matches: 1.78 s against 1.88 s)
+STAGGER = 0.08
 
 
 def execute(tournament_data: dict[str, Any], matches: Iterable[Match], backend: str = "process", workers: int = 1) -> Iterator[MatchResult]:
