@@ -110,11 +110,21 @@ def cpu_busy() -> float:
 
 
 def timed_run(tournament, workers: int) -> dict[str, float]:
+    """Wall, CPU and the phases of one run: `start` (until the schedule is built: the first
+    progress call), `play` (from there until the last chunk is stored: its last progress
+    call), `end` (the ranking and summary after that)."""
+    marks: list[float] = []
+
+    def progress(done: int, total: int) -> None:
+        if not marks or done == total:
+            marks.append(time.perf_counter())
+
     with tempfile.TemporaryDirectory() as tmp:
         busy, cpu, start = cpu_busy(), time.process_time(), time.perf_counter()
-        results = run_tournament(tournament, Path(tmp) / "run", backend="process", workers=workers)
-        return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu,
-                "machine": cpu_busy() - busy, "matches": results.matches}
+        results = run_tournament(tournament, Path(tmp) / "run", backend="process", workers=workers, on_progress=progress)
+        end = time.perf_counter()
+        return {"wall": end - start, "cpu": time.process_time() - cpu, "machine": cpu_busy() - busy,
+                "matches": results.matches, "start": marks[0] - start, "play": marks[-1] - marks[0], "end": end - marks[-1]}
 
 
 def workers_scaling(scale: int, trials: int, repetitions: int = 1) -> None:
@@ -139,6 +149,10 @@ def workers_scaling(scale: int, trials: int, repetitions: int = 1) -> None:
         print(f"{workers} worker{'s' if workers > 1 else ' ':<5}{wall[workers]:>8.2f}{rows[0]['matches'] / wall[workers]:>11.0f}{cpu:>14.2f}{machine:>15.2f}")
     each = ", ".join(f"{a['wall'] / b['wall']:.2f}" for a, b in zip(runs[1], runs[2]))
     print(f"speed-up from 2 workers: {wall[1] / wall[2]:.2f}x (each trial: {each})")
+    phases = {w: {k: statistics.median(r[k] for r in rows) for k in ("start", "play", "end")} for w, rows in runs.items()}
+    print("phases, median s: " + "; ".join(f"{w} worker(s): schedule {p['start']:.3f}, play and store {p['play']:.3f}, "
+                                           f"ranking {p['end']:.3f}" for w, p in phases.items())
+          + f" -> play and store alone {phases[1]['play'] / phases[2]['play']:.2f}x")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     # CPU seconds do not depend on what else runs: the wall time of an idle machine is the
     # parent's CPU (schedule, store, ratings) plus the busiest worker's play
