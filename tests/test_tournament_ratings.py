@@ -150,3 +150,16 @@ def test_self_play_counts_once_per_seat_or_once_per_match() -> None:
     assert rate(once, 2, 50, 0.95, 16, 0)[0].mean == pytest.approx(3.0)
     with pytest.raises(ValueError, match="self_play"):
         MatchTable.from_rows(rows, 2, self_play="twice")
+
+
+def test_elo_of_duels_equals_the_general_path_bit_for_bit() -> None:
+    generator = np.random.default_rng(3)
+    n = 500
+    entrants = np.stack([generator.integers(0, 6, n), generator.integers(0, 6, n)], axis=1)
+    entrants[::40, 1] = entrants[::40, 0]  # some self-play
+    scores = generator.integers(0, 4, (n, 2)).astype(float)  # ties too
+    duels = MatchTable(entrants, scores, np.full(n, 10.0), 6)
+    padded = MatchTable(np.column_stack([entrants, np.full(n, -1)]), np.column_stack([scores, np.full(n, np.nan)]),
+                        np.full(n, 10.0), 6)  # a third, empty seat: the general loop
+    fast, general = elo(duels, 6, 16.0), elo(padded, 6, 16.0)
+    assert np.array_equal(fast, general) and len(set(fast.tolist())) == 6
