@@ -96,8 +96,13 @@ class MatchBatch:
     def __len__(self) -> int:
         return len(self.match)
 
+    def seat_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(match, seat) of each flattened [n, seats] entry (the store's score rows)."""
+        width = self.seats.shape[1]
+        return np.repeat(self.match, width), np.tile(np.arange(width), len(self))
+
     def __iter__(self) -> Iterator[MatchResult]:
-        width = self.seats.shape[1] if self.seats.ndim == 2 else 0
+        width = self.seats.shape[1]
         columns = zip(self.match.tolist(), self.repetition.tolist(), self.seed.tolist(), self.rounds.tolist(),
                       self.steps.tolist(), self.terminated.tolist(), self.truncated.tolist(), self.seats.tolist(),
                       self.scores.tolist(), self.cooperation.tolist(), self.illegal.tolist())

@@ -156,9 +156,9 @@ def _play_and_rate(
 def _score_rows(batch: MatchBatch) -> np.ndarray:
     """(match, seat, entrant, score, rounds) rows of finished matches, as the store's
     `match_score_columns` reads them back."""
-    seats = batch.seats.shape[1]
-    return np.column_stack([np.repeat(batch.match, seats), np.tile(np.arange(seats), len(batch)), batch.seats.ravel(),
-                            batch.scores.ravel(), np.repeat(batch.rounds, seats)]).astype(np.float64).reshape(-1, 5)
+    match, seat = batch.seat_rows()
+    rounds = np.repeat(batch.rounds, batch.seats.shape[1])
+    return np.column_stack([match, seat, batch.seats.ravel(), batch.scores.ravel(), rounds]).astype(np.float64).reshape(-1, 5)
 
 
 def _match_table(tournament: Tournament, scores: list[np.ndarray]) -> MatchTable:

@@ -179,8 +179,8 @@ class TournamentStore:
         cooperation = batch.cooperation.ravel().tolist()
         if np.isnan(batch.cooperation).any():
             cooperation = [None if c != c else c for c in cooperation]  # NULL where the game defines none
-        scores = list(zip(np.repeat(batch.match, seats).tolist(), np.tile(np.arange(seats), len(batch)).tolist(),
-                          batch.seats.ravel().tolist(), batch.scores.ravel().tolist(), cooperation,
+        match, seat = batch.seat_rows()
+        scores = list(zip(match.tolist(), seat.tolist(), batch.seats.ravel().tolist(), batch.scores.ravel().tolist(), cooperation,
                           batch.illegal.ravel().tolist(), batch.actions))
         for start in range(0, len(batch), WRITE_BATCH):
             stop = min(start + WRITE_BATCH, len(batch))
