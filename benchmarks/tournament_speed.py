@@ -4,13 +4,14 @@ rounds, T=5 R=3 P=1 S=0, self-play, the same repetitions), in one run.
 
     .venv/bin/pip install axelrod torch==2.13.0   # benchmark only; axelrod depends on torch: keep the pin
     .venv/bin/python benchmarks/tournament_speed.py [--repetitions 5] [--scale 10]
-    .venv/bin/python benchmarks/tournament_speed.py --workers-scaling [--scale 10] [--trials 3] [--classic-repetitions]
+    .venv/bin/python benchmarks/tournament_speed.py --workers-scaling [--scale 10] [--trials 3] [--repetitions 5]
     .venv/bin/python benchmarks/tournament_speed.py --entrants 200 [--repetitions 1]
 
 The scripted roster plays every match as a copy of one engine (`mas.tournament.batch`).
 With `--scale K` it also times a roster K times the classic one (each strategy K times,
-the random ones with varied parameters; one repetition, or the classic tournament's 5 with
-`--classic-repetitions`) on 1 and 2 worker processes.
+the random ones with varied parameters; the classic tournament's settings, its 5
+repetitions included, or `--repetitions`) on 1 and 2 worker processes: 10x is 36,300
+matches.
 `--workers-scaling` times only that, 1 and 2 workers alternately `--trials` times (the
 forkserver started beforehand, so both pay the same fixed costs), with each run's CPU
 time: this process's and the whole machine's (/proc/stat; more than the two runs use
@@ -209,8 +210,6 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=10, help="roster multiple for the workers' speed-up (0: skip)")
     parser.add_argument("--workers-scaling", action="store_true", help="only 1 vs 2 workers on the scaled roster")
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--classic-repetitions", action="store_true",
-                        help="with --workers-scaling: the classic tournament's 5 repetitions (default: 1, or --repetitions)")
     parser.add_argument("--entrants", type=int, default=0, help="only: N entrants' matches/s and peak memory")
     parser.add_argument("--workers", type=int, default=0, help="with --entrants: worker processes (0: in-process)")
     parser.add_argument("--play-wide", type=int, default=0, help=argparse.SUPPRESS)
@@ -220,7 +219,7 @@ def main() -> None:
     if args.entrants:
         return entrants_scale(args.entrants, 1 if args.repetitions == 5 else args.repetitions, args.workers)
     if args.workers_scaling:
-        return workers_scaling(args.scale, args.trials, 1 if args.repetitions == 5 and not args.classic_repetitions else args.repetitions)
+        return workers_scaling(args.scale, args.trials, args.repetitions)
     try:
         import axelrod as axl
     except ModuleNotFoundError:
@@ -264,9 +263,10 @@ def main() -> None:
     print(f"deterministic pairs with identical per-round payoffs in both libraries: {agree}/{len(pairs)}")
 
     if args.scale:
-        big = scaled(tournament, args.scale)
+        big = scaled(tournament, args.scale, args.repetitions)
         n = len(big.names)
-        print(f"\n{args.scale}x the roster: {n} strategies, 200 rounds, self-play, 1 repetition = {n * (n + 1) // 2} matches")
+        print(f"\n{args.scale}x the roster: {n} strategies, 200 rounds, self-play, {args.repetitions} repetition(s) "
+              f"= {n * (n + 1) // 2 * args.repetitions} matches")
         times = {}
         for label, backend, workers in (("mas serial (in-process)", "serial", 1), ("mas 1 worker", "process", 1), ("mas 2 workers", "process", 2)):
             times[label], results = time_mas(big, backend, workers)

@@ -69,6 +69,33 @@ def child_seeds(master: int, paths: list[tuple[str | int, ...]]) -> list[int]:
     return (out & np.uint64(0x7FFFFFFFFFFFFFFF)).tolist()
 
 
+def child_seed_columns(master: int, parts: list[str | int | np.ndarray]) -> np.ndarray:
+    """[n] int64: `child_seed(master, *path)` of the n paths whose parts are `parts` column
+    by column: a str or int is the same part in every path, an integer array holds row
+    `i`'s part (values in [0, 2**32), names already as `key`). The hash runs in numpy over
+    columns, with no Python object per path (a 36,300-match schedule: a few ms)."""
+    columns = [np.asarray(p) for p in parts if isinstance(p, np.ndarray)]
+    n = len(columns[0]) if columns else 1
+    words: list[np.ndarray] = [np.full(n, w, dtype=np.uint32) for w in _words(int(master) & 0xFFFFFFFFFFFFFFFF)]
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            if len(part) != n:
+                raise ValueError(f"child_seed_columns: columns of {len(part)} and {n} rows")
+            if len(part) and (part.min() < 0 or part.max() > _MASK32):
+                raise ValueError("child_seed_columns: array parts must lie in [0, 2**32)")
+            words.append(part.astype(np.uint32))
+        else:
+            words.extend(np.full(n, w, dtype=np.uint32) for w in _words(_key(part)))
+    entropy = np.stack(words, axis=1) if n else np.zeros((0, len(words)), dtype=np.uint32)
+    return (_seed_words(entropy) & np.uint64(0x7FFFFFFFFFFFFFFF)).astype(np.int64)
+
+
+def key(part: str | int) -> int:
+    """A path part as the seed hash reads it (names: their CRC-32): the values
+    `child_seed_columns` takes in its array columns."""
+    return _key(part)
+
+
 def _seed_words(entropy: np.ndarray) -> np.ndarray:
     """[k] the first uint64 of `SeedSequence(row).generate_state` for each [k, L] uint32 row."""
     const = _INIT_A

@@ -68,8 +68,12 @@ def test_a_store_the_disk_cannot_hold_at_all_is_removed_and_does_not_block_the_o
 
 
 def test_a_tournament_that_fills_the_disk_keeps_its_finished_matches(tmp_path: Path) -> None:
+    # the classic roster at 30 repetitions: 2,340 matches, committed `WRITE_BATCH` at a time
+    text = Path("scenarios/tournaments/axelrod_classic.yaml").read_text()
+    text = text.replace("scenario: ../prisoners_dilemma.yaml", f"scenario: {Path('scenarios/prisoners_dilemma.yaml').resolve()}")
+    (tmp_path / "big.yaml").write_text(text.replace("\nrepetitions: 5\n", "\nrepetitions: 30\n"))
     out = tmp_path / "t"
-    result = mas_with_file_limit(300_000, "tournament", "scenarios/tournaments/axelrod_classic.yaml", "--backend", "serial",
+    result = mas_with_file_limit(1_000_000, "tournament", str(tmp_path / "big.yaml"), "--backend", "serial",
                                  "--out", str(out), "--no-progress")
     assert_disk_full_error(result, "every match already written is kept, the matches in flight are lost")
     with TournamentStore.open(out) as store:

@@ -120,3 +120,68 @@ def test_child_seeds_equal_child_seed_path_by_path() -> None:
     paths = [tuple(draw.choice(parts) for _ in range(draw.randrange(0, 9))) for _ in range(400)]
     for master in (0, 1, 2**32 + 5, 2**63 + 9, -3):
         assert child_seeds(master, paths) == [child_seed(master, *path) for path in paths]
+
+
+def test_child_seed_columns_equal_child_seed_row_by_row() -> None:
+    from mas.seeding import child_seed, child_seed_columns, key
+
+    draw = np.random.default_rng(0)
+    names = ["tit_for_tat", "", "e3", "grudger_12"]
+    rows = draw.integers(0, 2**32, size=(300, 2))
+    rows[:5] = [[0, 0], [2**32 - 1, 1], [1, 2**32 - 1], [7, 0], [0, 7]]
+    chosen = draw.integers(0, len(names), size=300)
+    labels = np.array([key(name) for name in names])[chosen]
+    for master in (0, 5, 2**32 + 1, 2**63 + 9, -3):
+        seeds = child_seed_columns(master, ["match", rows[:, 0], 0, labels]).tolist()
+        assert seeds == [child_seed(master, "match", int(rows[r, 0]), 0, names[chosen[r]]) for r in range(300)]
+        seeds = child_seed_columns(master, [rows[:, 0], rows[:, 1], 2**40 + 3, "x"]).tolist()
+        assert seeds == [child_seed(master, int(rows[r, 0]), int(rows[r, 1]), 2**40 + 3, "x") for r in range(300)]
+    with pytest.raises(ValueError, match="2\\*\\*32"):
+        child_seed_columns(0, [np.array([2**32])])
+
+
+@pytest.mark.parametrize("tournament", [
+    pd_tournament(5, seed=3), pd_tournament(4, self_play=True, repetitions=3, seed=2**40), pd_tournament(4, seats="swap", self_play=True),
+    asymmetric_pd(self_play=True, repetitions=2)], ids=["pd", "self-play", "swap", "asymmetric"])
+def test_match_seeds_follow_the_documented_path(tournament) -> None:
+    """Each match's seed is `child_seed(seed, "match", repetition, 0, *names in seat order)`
+    (round robins), and the order is every pair i <= j, (i, j) before (j, i)."""
+    from mas.seeding import child_seed
+
+    schedule = build_schedule(tournament)
+    names, spec = tournament.names, tournament.spec
+    pairs = [(i, j) for i in range(len(names)) for j in range(i if spec.self_play else i + 1, len(names))]
+    one = [s for i, j in pairs for s in ((i, j), (j, i))[: 2 if swaps_seats(tournament) and i != j else 1]]
+    assert [(m.index, m.repetition, m.seats) for m in schedule] == [
+        (k, r, s) for k, (r, s) in enumerate((r, s) for r in range(spec.repetitions) for s in one)]
+    assert [m.seed for m in schedule] == [child_seed(spec.seed, "match", m.repetition, 0, *(names[e] for e in m.seats)) for m in schedule]
+
+
+def test_group_seatings_met_twice_in_a_repetition_get_fresh_seeds() -> None:
+    from mas.seeding import child_seed
+
+    entrants = [{"name": f"e{i}", "policy": "free_rider"} for i in range(4)]
+    base = {"name": "pg", "game": {"kind": "public_goods"}, "rounds": 2, "agents": [{"id": "p", "count": 3, "policy": "free_rider"}]}
+    tournament = parse_tournament({"name": "g", "scenario": base, "entrants": entrants, "repetitions": 2, "matches_per_entrant": 6, "seed": 4})
+    schedule = build_schedule(tournament)
+    seen: Counter = Counter()
+    for m in schedule:
+        occurrence = seen[(m.repetition, m.seats)]
+        seen[(m.repetition, m.seats)] += 1
+        assert m.seed == child_seed(4, "match", m.repetition, occurrence, *(f"e{e}" for e in m.seats))
+    assert max(seen.values()) > 1  # the case this checks happened
+
+
+def test_schedule_columns_act_as_a_sequence_of_matches() -> None:
+    import pickle
+
+    from mas.tournament.schedule import Match, Schedule
+
+    schedule = build_schedule(pd_tournament(6, self_play=True, repetitions=2))
+    matches = list(schedule)
+    assert all(isinstance(m, Match) for m in matches) and schedule[3] == matches[3] and schedule[-1] == matches[-1]
+    assert list(schedule[5:9]) == matches[5:9] and Schedule.of(matches) == schedule and Schedule.of(matches[2:4]) == schedule[2:4]
+    done = {0, 4, 41, 10_000}
+    assert list(schedule.without(done)) == [m for m in matches if m.index not in done]
+    assert schedule.without(set()) is schedule and len(schedule.without(set(range(len(schedule))))) == 0
+    assert pickle.loads(pickle.dumps(schedule)) == schedule

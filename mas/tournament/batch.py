@@ -16,7 +16,6 @@ LLM and learned policies hold models and keep decision records, and play match b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,7 +28,7 @@ from mas.sweep import play_copies
 
 if TYPE_CHECKING:
     from mas.tournament.play import MatchBatch, MatchPlayer
-    from mas.tournament.schedule import Match
+    from mas.tournament.schedule import Schedule
     from mas.tournament.spec import Tournament
 
 #: the most matches played as copies of one engine (memory: rounds x copies x seats actions)
@@ -41,15 +40,16 @@ def batchable(tournament: "Tournament") -> bool:
     return all(issubclass(registry.policy_class(e.policy.type), ScriptedPolicy) for e in tournament.spec.entrants)
 
 
-def play_batch(player: "MatchPlayer", matches: Sequence["Match"]) -> "MatchBatch":
+def play_batch(player: "MatchPlayer", matches: "Schedule") -> "MatchBatch":
     """Play `matches` as the copies of one engine; results in the order of `matches`."""
     from mas.tournament.play import MatchBatch
 
     tournament = player.tournament
     b = len(matches)
-    first = tournament.match_scenario(matches[0].seats)
+    seatings = matches.seats.tolist()
+    first = tournament.match_scenario(tuple(seatings[0]))
     made: dict[tuple[int, int], AgentConfig] = {}  # (seat, entrant) -> its agent, shared by the copies
-    for seat, entrant in enumerate(matches[0].seats):
+    for seat, entrant in enumerate(seatings[0]):
         made[(seat, entrant)] = first.agents[seat]
 
     def agent(seat: int, entrant: int) -> AgentConfig:
@@ -57,18 +57,16 @@ def play_batch(player: "MatchPlayer", matches: Sequence["Match"]) -> "MatchBatch
             made[(seat, entrant)] = tournament.match_scenario((entrant,) * tournament.group_size).agents[seat]
         return made[(seat, entrant)]
 
-    rosters = [[agent(seat, entrant) for seat, entrant in enumerate(m.seats)] for m in matches]
+    rosters = [[agent(seat, entrant) for seat, entrant in enumerate(seats)] for seats in seatings]
     engine = EpisodeEngine(first, b, copy_agents=rosters, batch_policies=True)
-    totals = play_copies(engine, [m.seed for m in matches], keep_actions=True)
+    totals = play_copies(engine, matches.seed.tolist(), keep_actions=True)
     assert totals.actions is not None
     messages = tuple(tuple(said) for said in totals.messages)
     return MatchBatch(
-        match=np.array([m.index for m in matches], dtype=np.int64),
-        repetition=np.array([m.repetition for m in matches], dtype=np.int64),
-        seed=np.array([m.seed for m in matches], dtype=np.int64),
+        match=matches.index.copy(), repetition=matches.repetition.copy(), seed=matches.seed.copy(),
         rounds=totals.rounds.astype(np.int64), steps=totals.steps.astype(np.int64),
         terminated=totals.terminated.astype(bool), truncated=totals.truncated.astype(bool),
-        seats=np.array([m.seats for m in matches], dtype=np.int64).reshape(b, engine.n_agents),
+        seats=matches.seats.reshape(b, engine.n_agents).copy(),
         scores=totals.returns.astype(np.float64), cooperation=totals.cooperation.astype(np.float64),
         illegal=totals.illegal.astype(np.int64),
         actions=tuple(player.codec.encode_copies(totals.actions, totals.rounds)),

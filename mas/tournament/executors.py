@@ -21,7 +21,7 @@ import select
 import threading
 import time
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 from mas.errors import MasError, MissingExtraError
 from mas.tournament.batch import MAX_COPIES, batchable
 from mas.tournament.play import MatchBatch, MatchPlayer, MatchResult
-from mas.tournament.schedule import Match
+from mas.tournament.schedule import Match, Schedule
 from mas.tournament.spec import parse_tournament
 
 BACKENDS = ("process", "serial", "ray")
@@ -46,13 +46,13 @@ FINE_BELOW = 512
 STAGGER = 0.08
 
 
-def execute(tournament_data: dict[str, Any], matches: Iterable[Match], backend: str = "process", workers: int = 1) -> Iterator[MatchResult]:
+def execute(tournament_data: dict[str, Any], matches: Schedule | Iterable[Match], backend: str = "process", workers: int = 1) -> Iterator[MatchResult]:
     """Play `matches` and yield their results as they finish (see `execute_chunks`)."""
     for chunk in execute_chunks(tournament_data, matches, backend, workers):
         yield from chunk
 
 
-def execute_chunks(tournament_data: dict[str, Any], matches: Iterable[Match], backend: str = "process",
+def execute_chunks(tournament_data: dict[str, Any], matches: Schedule | Iterable[Match], backend: str = "process",
                    workers: int = 1) -> Iterator[MatchBatch]:
     """Play `matches` and yield the results of each chunk as it finishes (an `Executor`
     for just these matches)."""
@@ -89,7 +89,7 @@ class Executor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def play(self, matches: Iterable[Match]) -> Iterator[MatchBatch]:
+    def play(self, matches: Schedule | Iterable[Match]) -> Iterator[MatchBatch]:
         """Play `matches` and yield the results of each chunk as it finishes."""
         chunks = _chunks(self.tournament_data, matches, 0 if self.backend == "serial" else self.workers)
         if self.backend == "serial":
@@ -101,20 +101,25 @@ class Executor:
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
         """`fn` over `iterables`, like builtin `map`, on the worker processes when there are
-        some: every call starts now, the results come in order as they are read."""
+        some: every call starts now, the results come in order as they are read. The calls
+        go out in one batch per worker, so `fn` (a partial holding the data) is sent once
+        per worker, not once per call."""
         if self._pool is None:
             return map(fn, *iterables)
-        return _pool_results(self._pool.map(fn, *iterables))
+        calls = list(zip(*iterables))
+        per_worker = max(1, math.ceil(len(calls) / self.workers))
+        return _pool_results(self._pool.map(fn, *zip(*calls), chunksize=per_worker)) if calls else iter(())
 
 
-def _chunks(tournament_data: dict[str, Any], matches: Iterable[Match], workers: int) -> Iterator[list[Match]]:
-    """The matches in the chunks workers play: single matches unless every entrant is
-    scripted; else `chunk_sizes` slices, one per worker (or a multiple of them)."""
+def _chunks(tournament_data: dict[str, Any], matches: Schedule | Iterable[Match], workers: int) -> Iterator[Schedule]:
+    """The matches in the chunks workers play (columns: cheap to send): single matches
+    unless every entrant is scripted; else `chunk_sizes` slices, one per worker (or a
+    multiple of them)."""
+    pending = Schedule.of(matches)
     if not batchable(parse_tournament(tournament_data)):
-        for match in matches:
-            yield [match]
+        for i in range(len(pending)):
+            yield pending[i : i + 1]
         return
-    pending = list(matches)
     start = 0
     for size in chunk_sizes(len(pending), workers):
         yield pending[start : start + size]
@@ -156,7 +161,7 @@ def _shares(total: int, weights: list[float]) -> list[int]:
     return sizes
 
 
-def _serial(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]]) -> Iterator[MatchBatch]:
+def _serial(tournament_data: dict[str, Any], chunks: Iterable[Schedule]) -> Iterator[MatchBatch]:
     player = MatchPlayer(parse_tournament(tournament_data))
     for chunk in chunks:
         yield player.play_many(chunk)
@@ -209,7 +214,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _play_in_worker(chunk: Sequence[Match]) -> MatchBatch:
+def _play_in_worker(chunk: Schedule) -> MatchBatch:
     assert _worker_player is not None, "worker not initialised"
     return _worker_player.play_many(chunk)
 
@@ -248,7 +253,7 @@ def _pool_results(results: Iterator[Any]) -> Iterator[Any]:
         raise MasError(_DIED) from None
 
 
-def _processes(pool: ProcessPoolExecutor, chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[MatchBatch]:
+def _processes(pool: ProcessPoolExecutor, chunks: Iterable[Schedule], workers: int) -> Iterator[MatchBatch]:
     pending = iter(chunks)
     in_flight: set[Future] = set()
     failure: BaseException | None = None
@@ -289,7 +294,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def _ray(tournament_data: dict[str, Any], chunks: Iterable[Sequence[Match]], workers: int) -> Iterator[MatchBatch]:
+def _ray(tournament_data: dict[str, Any], chunks: Iterable[Schedule], workers: int) -> Iterator[MatchBatch]:
     """Ray actors, one MatchPlayer each. Connects to the cluster named by RAY_ADDRESS
     when set (or one already initialised), else starts a local Ray with `workers` CPUs.
 
@@ -345,5 +350,5 @@ class _RayMatchPlayer:
     def __init__(self, tournament_data: dict[str, Any]) -> None:
         self.player = MatchPlayer(parse_tournament(tournament_data))
 
-    def play_many(self, chunk: Sequence[Match]) -> MatchBatch:
+    def play_many(self, chunk: Schedule) -> MatchBatch:
         return self.player.play_many(chunk)

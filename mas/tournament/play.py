@@ -28,7 +28,7 @@ from mas.episode import EpisodeEngine
 from mas.records import DecisionRecord
 from mas.runner import play_episode
 from mas.tournament.batch import MAX_COPIES, batchable, play_batch
-from mas.tournament.schedule import Match
+from mas.tournament.schedule import Match, Schedule
 from mas.tournament.spec import Tournament
 
 ACTION_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -211,11 +211,12 @@ class MatchPlayer:
         self.codec = ActionCodec.for_game(self.action_names)
         self.batchable = batchable(tournament)
 
-    def play_many(self, matches: Sequence[Match]) -> MatchBatch:
+    def play_many(self, matches: Schedule | Sequence[Match]) -> MatchBatch:
         """Play `matches`: as copies of one engine when every entrant is scripted
         (`mas.tournament.batch`: the same results, much faster), else one by one."""
         if not self.batchable:
             return MatchBatch.of([self.play(m) for m in matches])
+        matches = Schedule.of(matches)
         parts = [play_batch(self, matches[start : start + MAX_COPIES]) for start in range(0, len(matches), MAX_COPIES)]
         return parts[0] if len(parts) == 1 else MatchBatch.of([r for part in parts for r in part])  # none, or past MAX_COPIES
 

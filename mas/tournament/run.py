@@ -129,7 +129,7 @@ def _play_and_rate(
                 Executor(worker_data, backend, workers) as executor:
             schedule = build_schedule(tournament)  # while the workers start
             done = store.done_matches()
-            pending = [m for m in schedule if m.index not in done]
+            pending = schedule.without(done)
             finished = len(schedule) - len(pending)
             if on_progress is not None:
                 on_progress(finished, len(schedule))
