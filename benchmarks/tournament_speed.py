@@ -167,6 +167,7 @@ def workers_scaling(scale: int, trials: int, repetitions: int = 1) -> None:
 
 def slice_cpu(tournament) -> dict[int, list[float]]:
     """CPU seconds each worker spends playing its chunks (`chunk_sizes`), for 1 and 2 workers."""
+    from mas.tournament.batch import max_copies
     from mas.tournament.executors import chunk_sizes
     from mas.tournament.play import MatchPlayer
     from mas.tournament.schedule import build_schedule
@@ -175,7 +176,7 @@ def slice_cpu(tournament) -> dict[int, list[float]]:
     out = {}
     for workers in (1, 2):
         cpu, start = [0.0] * workers, 0
-        for i, size in enumerate(chunk_sizes(len(schedule), workers)):
+        for i, size in enumerate(chunk_sizes(len(schedule), workers, max_copies(tournament))):
             before = time.process_time()
             player.play_many(schedule[start : start + size])
             cpu[i % workers] += time.process_time() - before

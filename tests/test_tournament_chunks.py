@@ -41,6 +41,23 @@ def test_chunks_are_slices_a_multiple_of_the_workers_the_last_ones_staggered(tot
         assert max(sizes) - min(sizes) <= 1
 
 
+def test_chunks_stay_within_the_batch_limit_given() -> None:
+    sizes = chunk_sizes(36_300, 2, 4096)
+    assert sum(sizes) == 36_300 and max(sizes) <= 4096 and len(sizes) == 10
+    assert chunk_sizes(36_300, 2) == chunk_sizes(36_300, 2, executors.MAX_COPIES) and len(chunk_sizes(36_300, 2)) == 4
+
+
+def test_long_matches_play_in_smaller_batches() -> None:
+    from mas.tournament.batch import MAX_ACTION_CELLS, max_copies
+
+    data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
+    assert max_copies(parse_tournament(data)) == executors.MAX_COPIES  # 200 rounds: the copy limit
+    for rounds, most in ((10_000, MAX_ACTION_CELLS // 20_000), ({"continuation": 0.99, "max": 5000}, MAX_ACTION_CELLS // 10_000)):
+        long = parse_tournament({**data, "rounds": rounds})
+        assert max_copies(long) == most
+        assert max(chunk_sizes(5000, 2, max_copies(long))) <= most
+
+
 def test_streamed_in_small_chunks_and_transactions_the_store_equals_one_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tournament = small_classic()
     run_tournament(tournament, tmp_path / "whole", backend="serial")  # 156 matches: one batch, two transactions
@@ -51,7 +68,7 @@ def test_streamed_in_small_chunks_and_transactions_the_store_equals_one_batch(tm
         played.append(len(matches))
         return play_many(self, matches)
 
-    monkeypatch.setattr(executors, "MAX_COPIES", 20)  # chunks of at most 20 matches
+    monkeypatch.setattr(executors, "max_copies", lambda tournament: 20)  # chunks of at most 20 matches
     monkeypatch.setattr(store, "WRITE_BATCH", 7)  # committed 7 at a time
     monkeypatch.setattr(executors.MatchPlayer, "play_many", counting)
     run_tournament(tournament, tmp_path / "chunked", backend="serial")

@@ -27,7 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from mas.errors import MasError, MissingExtraError
-from mas.tournament.batch import MAX_COPIES, batchable
+from mas.tournament.batch import MAX_COPIES, batchable, max_copies
 from mas.tournament.play import MatchBatch, MatchPlayer, MatchResult
 from mas.tournament.schedule import Match, Schedule
 from mas.tournament.spec import parse_tournament
@@ -115,20 +115,21 @@ def _chunks(tournament_data: dict[str, Any], matches: Schedule | Iterable[Match]
     """The matches in the chunks workers play (columns: cheap to send): single matches
     unless every entrant is scripted; else `chunk_sizes` slices, one per worker (or a
     multiple of them)."""
-    pending = Schedule.of(matches)
-    if not batchable(parse_tournament(tournament_data)):
+    pending, tournament = Schedule.of(matches), parse_tournament(tournament_data)
+    if not batchable(tournament):
         for i in range(len(pending)):
             yield pending[i : i + 1]
         return
     start = 0
-    for size in chunk_sizes(len(pending), workers):
+    for size in chunk_sizes(len(pending), workers, max_copies(tournament)):
         yield pending[start : start + size]
         start += size
 
 
-def chunk_sizes(total: int, workers: int) -> list[int]:
+def chunk_sizes(total: int, workers: int, most: int = MAX_COPIES) -> list[int]:
     """Sizes of the batched chunks of `total` matches for `workers` processes (0: this
-    process): one slice per worker, more only where a slice would pass `MAX_COPIES`.
+    process): one slice per worker, more only where a slice would pass `most` (the
+    tournament's `max_copies`).
 
     A batch costs a fixed time per round and policy spec plus a small one per copy, so one
     large slice per worker is fastest (a 10x classic roster: 4 chunks of 1,815 took 1.4x
@@ -143,11 +144,11 @@ def chunk_sizes(total: int, workers: int) -> list[int]:
     per = max(workers, 1)
     if workers > 0 and math.ceil(total / per) <= FINE_BELOW:
         return _shares(total, [1.0] * min(total, per * CHUNKS_PER_WORKER, math.ceil(total / MIN_CHUNK)))
-    count = per * math.ceil(math.ceil(total / MAX_COPIES) / per)
+    count = per * math.ceil(math.ceil(total / most) / per)
     while True:
         weights = [1.0] * (count - per) + [1.0 + STAGGER * k for k in range(per)]
         sizes = _shares(total, weights)
-        if max(sizes) <= MAX_COPIES:
+        if max(sizes) <= most:
             return sizes
         count += per
 

@@ -27,7 +27,7 @@ from mas.comms import Message
 from mas.episode import EpisodeEngine
 from mas.records import DecisionRecord
 from mas.runner import play_episode
-from mas.tournament.batch import MAX_COPIES, batchable, play_batch
+from mas.tournament.batch import batchable, max_copies, play_batch
 from mas.tournament.schedule import Match, Schedule
 from mas.tournament.spec import Tournament
 
@@ -216,9 +216,9 @@ class MatchPlayer:
         (`mas.tournament.batch`: the same results, much faster), else one by one."""
         if not self.batchable:
             return MatchBatch.of([self.play(m) for m in matches])
-        matches = Schedule.of(matches)
-        parts = [play_batch(self, matches[start : start + MAX_COPIES]) for start in range(0, len(matches), MAX_COPIES)]
-        return parts[0] if len(parts) == 1 else MatchBatch.of([r for part in parts for r in part])  # none, or past MAX_COPIES
+        matches, most = Schedule.of(matches), max_copies(self.tournament)
+        parts = [play_batch(self, matches[start : start + most]) for start in range(0, len(matches), most)]
+        return parts[0] if len(parts) == 1 else MatchBatch.of([r for part in parts for r in part])  # none, or past max_copies
 
     def play(self, match: Match) -> MatchResult:
         """Play one scheduled match and return its result."""
