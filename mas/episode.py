@@ -181,11 +181,15 @@ class EpisodeEngine(AgentTurns, MemoisedSteps):
         agents = self._copy_agents[copy]
         by_spec: dict[str, list[int]] = {}
         for seat in self.internal_seats:
-            by_spec.setdefault(self.spec_key(agents[seat].policy), []).append(seat)
+            spec_key = self.spec_key(agents[seat].policy)
+            if spec_key in by_spec:
+                by_spec[spec_key].append(seat)
+            else:
+                by_spec[spec_key] = [seat]
         groups = []
-        for seats in by_spec.values():
+        for spec_key, seats in by_spec.items():
             spec = agents[seats[0]].policy
-            if self._batcher is not None and self._batcher.take(self, copy, spec, seats):
+            if self._batcher is not None and self._batcher.take(self, copy, spec, seats, spec_key):
                 continue
             setups = [AgentSetup(self.agent_ids[s], s, self._personas[copy][s]) for s in seats]
             policy = registry.policy_class(spec.type)(spec, self.info, setups, self.agent_ids)

@@ -18,7 +18,7 @@ import numpy as np
 
 from mas import registry
 from mas.agents.batch import BatchRule, BatchState, BatchView
-from mas.seeding import child_seed
+from mas.seeding import child_seed_columns, key
 
 if TYPE_CHECKING:
     from mas.episode import EpisodeEngine
@@ -35,11 +35,13 @@ class PolicyBatcher:
         # rule key -> (first spec, [(copy, seats, first agent, spec)])
         self._pending: dict[str, tuple[Any, list[tuple[int, list[int], str, Any]]]] = {}
         self._rule_keys: dict[str, str | None] = {}  # spec key -> its rule's key (None: not batchable)
-        self.rules: list[tuple[BatchRule, np.ndarray, np.ndarray, list[tuple[int, str]]]] = []
+        # (rule, rows' copies, rows' seats, (streams' copies, first agents' keys, seeds))
+        self.rules: list[tuple[BatchRule, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
 
-    def take(self, engine: "EpisodeEngine", copy: int, spec: Any, seats: list[int]) -> bool:
-        """Claim the group of `seats` playing `spec` in `copy` if its policy has a batched form."""
-        key = engine.spec_key(spec)
+    def take(self, engine: "EpisodeEngine", copy: int, spec: Any, seats: list[int], key: str | None = None) -> bool:
+        """Claim the group of `seats` playing `spec` in `copy` if its policy has a batched form
+        (`key`: the spec's `engine.spec_key`, when the caller has it)."""
+        key = engine.spec_key(spec) if key is None else key
         if key not in self._rule_keys:
             cls = registry.policy_class(spec.type)
             probe = cls.batch_rule(spec, engine.info, engine.agent_ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
@@ -48,7 +50,10 @@ class PolicyBatcher:
         rule_key = self._rule_keys[key]
         if rule_key is None:
             return False
-        self._pending.setdefault(rule_key, (spec, []))[1].append((copy, seats, engine.agent_ids[seats[0]], spec))
+        pending = self._pending.get(rule_key)
+        if pending is None:
+            pending = self._pending[rule_key] = (spec, [])
+        pending[1].append((copy, seats, engine.agent_ids[seats[0]], spec))
         return True
 
     def build(self, engine: "EpisodeEngine") -> None:
@@ -62,20 +67,22 @@ class PolicyBatcher:
                       for name in cls.batch_params}
             rule = cls.batch_rule(spec, engine.info, engine.agent_ids, seats, streams, params)
             assert rule is not None
-            self.rules.append((rule, copies, seats, [(c, first) for c, _, first, _ in groups]))
+            # each stream's copy and its first agent (as the seed hash reads its id)
+            owners = np.array([c for c, _, _, _ in groups], dtype=np.int64)
+            keys = {first: key(first) for first in engine.agent_ids}
+            firsts = np.array([keys[first] for _, _, first, _ in groups], dtype=np.int64)
+            self.rules.append((rule, copies, seats, (owners, firsts, np.zeros(len(groups), dtype=np.int64))))
         self._pending.clear()
 
     def reset(self, engine: "EpisodeEngine", copies: np.ndarray) -> None:
-        """Reseed the streams of `copies` from each copy's seed and episode id."""
-        restart = set(np.asarray(copies).tolist())
-        for rule, _, _, streams in self.rules:
-            chosen = [i for i, (c, _) in enumerate(streams) if c in restart]
-
-            def seed(stream: int, streams: list[tuple[int, str]] = streams) -> int:
-                copy, first = streams[stream]
-                return child_seed(int(engine.copy_seeds[copy]), "policy", first, int(engine.episodes[copy]))
-
-            rule.reset(np.array(chosen, dtype=np.int64), seed)
+        """Reseed the streams of `copies` from each copy's seed and episode id: stream `i`
+        of copy `c` gets `child_seed(copy seed, "policy", first agent, episode)`, as the
+        copy's own policy instance would (all streams' seeds hashed at once)."""
+        for rule, _, _, (owners, firsts, seeds) in self.rules:  # seeds: each stream's, as of its last reset
+            chosen = np.flatnonzero(np.isin(owners, copies))
+            at = owners[chosen]
+            seeds[chosen] = child_seed_columns(engine.copy_seeds[at], ["policy", firsts[chosen], engine.episodes[at]])
+            rule.reset(chosen, lambda stream, seeds=seeds: int(seeds[stream]))
 
     def act(self, engine: "EpisodeEngine", joint: np.ndarray) -> None:
         """Fill the batched seats of the active copies into `joint` [B, N] (in place)."""

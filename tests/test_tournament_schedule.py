@@ -136,8 +136,13 @@ def test_child_seed_columns_equal_child_seed_row_by_row() -> None:
         assert seeds == [child_seed(master, "match", int(rows[r, 0]), 0, names[chosen[r]]) for r in range(300)]
         seeds = child_seed_columns(master, [rows[:, 0], rows[:, 1], 2**40 + 3, "x"]).tolist()
         assert seeds == [child_seed(master, int(rows[r, 0]), int(rows[r, 1]), 2**40 + 3, "x") for r in range(300)]
-    with pytest.raises(ValueError, match="2\\*\\*32"):
-        child_seed_columns(0, [np.array([2**32])])
+    # a master per row, and values of two words (2**32 and more) hash as `child_seed` reads them
+    masters = np.array([0, 3, 2**32, 2**63 - 1, 2**32 - 1, 12])
+    wide = np.array([2**32, 0, 2**64 - 1, 5, 2**40 + 1, 2**32 - 1], dtype=np.uint64)
+    assert child_seed_columns(masters, ["policy", wide, np.arange(6), "a"]).tolist() == [
+        child_seed(int(m), "policy", int(w), e, "a") for m, w, e in zip(masters, wide, range(6))]
+    with pytest.raises(ValueError, match="non-negative"):
+        child_seed_columns(0, [np.array([-1])])
 
 
 @pytest.mark.parametrize("tournament", [

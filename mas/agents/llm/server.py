@@ -32,7 +32,6 @@ import hmac
 import json
 import math
 import socket
-import sys
 import threading
 import time
 import uuid
