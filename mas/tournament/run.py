@@ -140,6 +140,7 @@ def _play_and_rate(
                 finished += len(results)
                 if finished == len(schedule):  # the last chunk: the ratings' bootstrap runs on the workers while it is written
                     table = _match_table(tournament, scores)
+                    scores.clear()  # in the table now: not held twice while the ranking is computed
                     blocks = resample_blocks(table, tournament.spec.ratings.bootstrap, tournament.spec.seed, executor.map)
                 store.write_matches(results)
                 if on_progress is not None:
