@@ -234,6 +234,7 @@ def main() -> None:
     print(f"classic roster: {len(names)} strategies, 200 rounds, self-play, {args.repetitions} repetitions = {matches} matches\n")
 
     rows = []
+    time_mas(tournament, "process", 2)  # start the forkserver (it imports mas once): not timed, as neither side pays it twice
     for label, backend, workers in (("mas serial (in-process)", "serial", 1), ("mas 1 worker", "process", 1), ("mas 2 workers", "process", 2)):
         seconds, results = time_mas(tournament, backend, workers)
         assert results.matches == matches
