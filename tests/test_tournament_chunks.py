@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mas.tournament import load_tournament, parse_tournament, run_tournament
 from mas.tournament import executors, store
@@ -161,3 +163,13 @@ def test_the_scores_are_indexed_by_entrant_once_the_ranking_is_written(tmp_path:
     with sqlite3.connect(tmp_path / "run" / "tournament.sqlite") as db:
         plan = " ".join(row[-1] for row in db.execute("EXPLAIN QUERY PLAN SELECT score FROM scores WHERE entrant = 3"))
     assert "scores_by_entrant" in plan
+
+
+@settings(max_examples=200, deadline=None)
+@given(total=st.integers(0, 60_000), workers=st.integers(0, 64), most=st.integers(1, 20_000), rounds=st.integers(1, 100_000))
+def test_chunk_sizes_cover_every_match_once_within_the_limit(total: int, workers: int, most: int, rounds: int) -> None:
+    sizes = chunk_sizes(total, workers, most, rounds)
+    assert sum(sizes) == total and all(0 < s <= most for s in sizes)
+    if total:
+        busy = min(max(workers, 1), total)
+        assert len(sizes) % busy == 0 or len(sizes) > busy  # every worker gets a share

@@ -150,19 +150,21 @@ def chunk_sizes(total: int, workers: int, most: int = MAX_COPIES, rounds: int = 
     per = min(max(workers, 1), total)  # no empty slices
     share = math.ceil(total / per)
     if workers > 0 and share <= FINE_BELOW and rounds >= FINE_ROUNDS:
-        return _shares(total, [1.0] * min(total, per * CHUNKS_PER_WORKER, math.ceil(total / MIN_CHUNK)))
+        count = max(per, math.ceil(total / most), min(per * CHUNKS_PER_WORKER, math.ceil(total / MIN_CHUNK)))
+        return _shares(total, [1.0] * count)
     count = per * math.ceil(math.ceil(total / most) / per)
-    while True:
-        weights = [1.0] * (count - per) + [1.0 + STAGGER * k for k in range(per)]
-        sizes = _shares(total, weights)
-        if max(sizes) <= most:
-            return sizes
-        count += per
+    for more in (0, per):  # the stagger may need one more slice a worker to stay within `most`
+        if count + more <= total:
+            sizes = _shares(total, [1.0] * (count + more - per) + [1.0 + STAGGER * k for k in range(per)])
+            if max(sizes) <= most and min(sizes) > 0:
+                return sizes
+    return _shares(total, [1.0] * min(total, max(per, math.ceil(total / most))))  # tiny limits: equal slices
 
 
 def _shares(total: int, weights: list[float]) -> list[int]:
     """`total` split in proportion to `weights` (whole numbers, largest remainders first)."""
-    exact = [total * w / sum(weights) for w in weights]
+    whole = sum(weights)
+    exact = [total * w / whole for w in weights]
     sizes = [int(x) for x in exact]
     for i in sorted(range(len(exact)), key=lambda i: sizes[i] - exact[i])[: total - sum(sizes)]:
         sizes[i] += 1
