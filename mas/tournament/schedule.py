@@ -9,7 +9,9 @@
   rotations.
 
 Every match gets its own seed from the master seed, the repetition and the entrants in
-seat order, so serial, parallel and resumed runs play identical matches.
+seat order (`child_seed(seed, "match", repetition, occurrence, *names)`, where occurrence
+counts a group seating met again in one repetition), so serial, parallel and resumed runs
+play identical matches. The schedule is a `Schedule` of columns, built in numpy.
 """
 
 from __future__ import annotations
@@ -29,9 +31,8 @@ from mas.tournament.spec import Tournament
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One scheduled match: its index in the schedule, repetition, entrants by seat
-    (indices into the roster) and seed. Slotted: a schedule of 100,000 matches is a few
-    MB in the process that writes the store."""
+    """One scheduled match (a row of a `Schedule`): its index in the schedule, repetition,
+    entrants by seat (indices into the roster) and seed."""
 
     index: int
     repetition: int
