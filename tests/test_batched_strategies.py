@@ -113,3 +113,25 @@ def test_batched_rules_restart_with_their_copies_under_auto_reset():
     for one, many in zip(*runs):
         np.testing.assert_array_equal(one.actions, many.actions)
         np.testing.assert_array_equal(one.episodes, many.episodes)
+
+
+def test_streams_hashed_together_or_one_by_one_get_the_same_seeds(monkeypatch) -> None:
+    """A rule's streams that start drawing in one step get their seeds in one numpy hash when
+    there are many (`HASHED_TOGETHER`), else one `child_seed` each: the same values."""
+    import mas.policy_batch as policy_batch
+    from mas.sweep import play_copies
+
+    scenario = load_scenario("scenarios/prisoners_dilemma.yaml")
+    data = scenario.model_dump()
+    data["agents"][1]["policy"] = {"type": "random"}
+    scenario = type(scenario).model_validate(data)
+    seeds = list(range(40))
+
+    def played(together: int) -> np.ndarray:
+        monkeypatch.setattr(policy_batch, "HASHED_TOGETHER", together)
+        engine = EpisodeEngine(scenario, len(seeds), batch_policies=True)
+        return play_copies(engine, seeds, keep_actions=True).actions
+
+    together, one_by_one = played(1), played(10**6)
+    assert np.array_equal(together, one_by_one)
+    assert len({tuple(copy) for copy in together[:, :, 1].T.tolist()}) > 30  # the copies' draws differ

@@ -149,20 +149,24 @@ class BatchRule(ABC):
         self.max_place = int(self.place.max()) if len(self.place) else 0
         self._aranges: dict[int, np.ndarray] = {}
         self._gens: list[np.random.Generator | None] = [None] * self.n_streams
-        self._seeds: Callable[[int], int] = _unseeded
+        self._seeds: Callable[[np.ndarray], np.ndarray] = _unseeded
         self._buf = np.zeros((self.n_streams, CHUNK))
         self._ptr = np.zeros(self.n_streams, dtype=np.int64)
         self._draw = np.zeros(len(self.seats))
         self._draw_round = np.full(len(self.seats), -1, dtype=np.int64)
 
-    def reset(self, streams: np.ndarray, seeds: Callable[[int], int]) -> None:
-        """Start new episodes for `streams`; `seeds(stream)` is the seed of its per-copy
-        instance (asked, and a generator made, only when the stream first draws)."""
+    def reset(self, streams: np.ndarray, seeds: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Start new episodes for `streams`; `seeds(some streams)` gives their per-copy
+        instances' seeds (asked, and generators made, only when the streams first draw: all
+        that draw first in one step together)."""
         self._seeds = seeds
-        for stream in np.asarray(streams).tolist():
+        streams = np.asarray(streams, dtype=np.int64)
+        for stream in streams.tolist():
             self._gens[stream] = None
-            self._ptr[stream] = CHUNK  # empty: the first draw makes the generator
-        rows = np.flatnonzero(np.isin(self.streams, streams))
+        self._ptr[streams] = CHUNK  # empty: the first draw makes the generator
+        restarted = np.zeros(self.n_streams, dtype=bool)
+        restarted[streams] = True
+        rows = np.flatnonzero(restarted[self.streams])
         self._draw_round[rows] = -1
         self.reset_rows(rows)
 
@@ -196,8 +200,7 @@ class BatchRule(ABC):
                 streams = self.streams[take]
                 ptr = self._ptr[streams]
                 if ptr.max() >= CHUNK:
-                    for stream in np.unique(streams[ptr >= CHUNK]).tolist():
-                        self._refill(stream)
+                    self._refill(np.unique(streams[ptr >= CHUNK]))
                     ptr = self._ptr[streams]
                 self._draw[take] = self._buf[streams, ptr]
                 self._ptr[streams] = ptr + 1
@@ -211,12 +214,17 @@ class BatchRule(ABC):
             out = self._aranges[k] = np.arange(k)
         return out
 
-    def _refill(self, stream: int) -> None:
-        gen = self._gens[stream]
-        if gen is None:
-            gen = self._gens[stream] = np.random.default_rng(self._seeds(stream))
-        self._buf[stream] = gen.random(CHUNK)
-        self._ptr[stream] = 0
+    def _refill(self, streams: np.ndarray) -> None:
+        """New draws for `streams` (each stream's generator made on its first draw)."""
+        new = [s for s in streams.tolist() if self._gens[s] is None]
+        if new:
+            for stream, seed in zip(new, self._seeds(np.array(new, dtype=np.int64)).tolist()):
+                self._gens[stream] = np.random.default_rng(seed)
+        for stream in streams.tolist():
+            gen = self._gens[stream]
+            assert gen is not None
+            self._buf[stream] = gen.random(CHUNK)
+        self._ptr[streams] = 0
 
 
 def legal_or_first(view: BatchView, actions: np.ndarray) -> np.ndarray:
@@ -233,5 +241,5 @@ def legal_or_first(view: BatchView, actions: np.ndarray) -> np.ndarray:
     return np.where(legal, actions, np.argmax(mask != 0, axis=1))
 
 
-def _unseeded(stream: int) -> int:
+def _unseeded(streams: np.ndarray) -> np.ndarray:
     raise RuntimeError("reset the rule before it acts")
