@@ -11,7 +11,9 @@ import zlib
 import numpy as np
 
 
-def _key(part: str | int) -> int:
+def key(part: str | int) -> int:
+    """A path part as the seed hash reads it (names: their CRC-32): the values
+    `child_seed_columns` takes in its array columns."""
     if isinstance(part, int):
         return part
     return zlib.crc32(part.encode("utf-8"))
@@ -19,7 +21,7 @@ def _key(part: str | int) -> int:
 
 def child_seed(master: int, *path: str | int) -> int:
     """A 63-bit seed determined by the master seed and a path such as ("episode", 3)."""
-    seq = np.random.SeedSequence([int(master) & 0xFFFFFFFFFFFFFFFF, *(_key(p) for p in path)])
+    seq = np.random.SeedSequence([int(master) & 0xFFFFFFFFFFFFFFFF, *(key(p) for p in path)])
     (word,) = seq.generate_state(1, dtype=np.uint64)
     return int(word) & 0x7FFFFFFFFFFFFFFF
 
@@ -55,7 +57,7 @@ def child_seeds(master: int, paths: list[tuple[str | int, ...]]) -> list[int]:
     for path in paths:
         for part in path:
             if part not in known:
-                known[part] = _words(_key(part))
+                known[part] = _words(key(part))
     first = _words(int(master) & 0xFFFFFFFFFFFFFFFF)
     words = known.__getitem__
     rows = [first + sum(map(words, path), []) for path in paths]
@@ -82,7 +84,7 @@ def child_seed_columns(master: int | np.ndarray, parts: list[str | int | np.ndar
                 raise ValueError(f"seed path parts must be non-negative, got {part.min()}")  # as SeedSequence
             columns.append(np.asarray(values, dtype=np.uint64))
         else:
-            columns.append(_words(int(part) & 0xFFFFFFFFFFFFFFFF if part is master else _key(part)))
+            columns.append(_words(int(part) & 0xFFFFFFFFFFFFFFFF if part is master else key(part)))
     arrays = [c for c in columns if isinstance(c, np.ndarray)]
     n = len(arrays[0]) if arrays else 1
     if any(len(a) != n for a in arrays):
@@ -93,7 +95,9 @@ def child_seed_columns(master: int | np.ndarray, parts: list[str | int | np.ndar
         wide |= (column > np.uint64(_MASK32)).astype(np.int64) << bit
     out = np.zeros(n, dtype=np.uint64)
     for pattern in np.unique(wide).tolist():
-        rows = slice(None) if len(arrays) == 0 or (wide == pattern).all() else np.flatnonzero(wide == pattern)
+        same = wide == pattern
+        rows = slice(None) if same.all() else np.flatnonzero(same)
+        count = int(same.sum())
         words: list[np.ndarray] = []
         bit = 0
         for column in columns:
@@ -104,15 +108,9 @@ def child_seed_columns(master: int | np.ndarray, parts: list[str | int | np.ndar
                     words.append(values >> np.uint64(32))
                 bit += 1
             else:
-                words.extend(np.full(len(out[rows]), w, dtype=np.uint64) for w in column)
+                words.extend(np.full(count, w, dtype=np.uint64) for w in column)
         out[rows] = _seed_words(np.stack(words, axis=1).astype(np.uint32))
     return (out & np.uint64(0x7FFFFFFFFFFFFFFF)).astype(np.int64)
-
-
-def key(part: str | int) -> int:
-    """A path part as the seed hash reads it (names: their CRC-32): the values
-    `child_seed_columns` takes in its array columns."""
-    return _key(part)
 
 
 def _seed_words(entropy: np.ndarray) -> np.ndarray:

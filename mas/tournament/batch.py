@@ -44,8 +44,7 @@ MAX_ACTION_CELLS = 1 << 23
 def max_copies(tournament: "Tournament") -> int:
     """The most matches of `tournament` played as one batch (`MAX_COPIES`, fewer for long
     matches: `MAX_ACTION_CELLS`)."""
-    rounds = tournament.rounds if isinstance(tournament.rounds, int) else tournament.rounds.max
-    return max(1, min(MAX_COPIES, MAX_ACTION_CELLS // (rounds * tournament.group_size)))
+    return max(1, min(MAX_COPIES, MAX_ACTION_CELLS // (tournament.max_rounds * tournament.group_size)))
 
 
 def batchable(tournament: "Tournament") -> bool:

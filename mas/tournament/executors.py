@@ -125,8 +125,7 @@ def _chunks(tournament_data: dict[str, Any], matches: Schedule | Iterable[Match]
             yield pending[i : i + 1]
         return
     start = 0
-    rounds = tournament.rounds if isinstance(tournament.rounds, int) else tournament.rounds.max
-    for size in chunk_sizes(len(pending), workers, max_copies(tournament), rounds):
+    for size in chunk_sizes(len(pending), workers, max_copies(tournament), tournament.max_rounds):
         yield pending[start : start + size]
         start += size
 

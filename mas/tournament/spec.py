@@ -189,6 +189,11 @@ class Tournament:
     def rounds(self) -> int | ContinuationRounds:
         return self.spec.rounds if self.spec.rounds is not None else self.base.rounds
 
+    @property
+    def max_rounds(self) -> int:
+        """The most rounds a match can last (the fixed number, or the continuation's cap)."""
+        return self.rounds if isinstance(self.rounds, int) else self.rounds.max
+
     def match_scenario(self, seats: tuple[int, ...]) -> Scenario:
         """The base scenario with its seats filled by the given entrants (by index)."""
         entrants = self.spec.entrants
