@@ -141,16 +141,17 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
 
 
 def open_versioned(run_dir: Path, db_name: str, what: str, schema_version: int | Sequence[int],
-                   writable: bool = False, setup: str = "") -> tuple[Path, sqlite3.Connection]:
+                   writable: bool = False, setup: str = "", threads: bool = False) -> tuple[Path, sqlite3.Connection]:
     """Open `run_dir`/`db_name` (or that file itself) and check its schema version, with
     one-line errors for a missing file, a foreign file or another version. Read-only
-    unless `writable`; `setup` is SQL run first on a writable connection."""
+    unless `writable`; `setup` is SQL run first on a writable connection; `threads`: a
+    writable connection that other threads may use, one at a time (the caller sees to that)."""
     run_dir = Path(run_dir)
     path = run_dir / db_name if run_dir.is_dir() else run_dir
     if not path.is_file():
         raise StoreError(f"{run_dir}: no {what} found (expected {db_name} inside a {what} directory)")
     try:
-        db = sqlite3.connect(path) if writable else connect_readonly(path)
+        db = sqlite3.connect(path, check_same_thread=not threads) if writable else connect_readonly(path)
         if writable and setup:
             db.execute(setup)
         version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

@@ -49,14 +49,16 @@ def test_chunks_are_slices_a_multiple_of_the_workers_the_last_ones_staggered(tot
 def test_chunks_stay_within_the_batch_limit_given() -> None:
     sizes = chunk_sizes(36_300, 2, 4096)
     assert sum(sizes) == 36_300 and max(sizes) <= 4096 and len(sizes) == 10
-    assert chunk_sizes(36_300, 2) == chunk_sizes(36_300, 2, executors.MAX_COPIES) and len(chunk_sizes(36_300, 2)) == 4
+    assert chunk_sizes(36_300, 2) == chunk_sizes(36_300, 2, executors.MAX_COPIES) and len(chunk_sizes(36_300, 2)) == 2
+    assert len(chunk_sizes(36_300, 1, 20_971)) == 2 and len(chunk_sizes(100_000, 2, 20_971)) == 6
 
 
 def test_long_matches_play_in_smaller_batches() -> None:
     from mas.tournament.batch import MAX_ACTION_CELLS, max_copies
 
     data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
-    assert max_copies(parse_tournament(data)) == executors.MAX_COPIES  # 200 rounds: the copy limit
+    assert max_copies(parse_tournament(data)) == MAX_ACTION_CELLS // 400 < executors.MAX_COPIES  # 200 rounds of 2 seats
+    assert max_copies(parse_tournament({**data, "rounds": 20})) == executors.MAX_COPIES  # short matches: the copy limit
     for rounds, most in ((10_000, MAX_ACTION_CELLS // 20_000), ({"continuation": 0.99, "max": 5000}, MAX_ACTION_CELLS // 10_000)):
         long = parse_tournament({**data, "rounds": rounds})
         assert max_copies(long) == most
@@ -173,3 +175,20 @@ def test_chunk_sizes_cover_every_match_once_within_the_limit(total: int, workers
     if total:
         busy = min(max(workers, 1), total)
         assert len(sizes) % busy == 0 or len(sizes) > busy  # every worker gets a share
+
+
+def _pid_after(seconds: float) -> int:
+    import os
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_executor_map_gives_each_call_to_the_next_free_worker() -> None:
+    # a worker held up (here by a long call; in a tournament by the store's writer) takes
+    # no more calls while the other is free: the other does every quick call after it
+    with executors.Executor(small_classic().to_dict(), "process", workers=2) as executor:
+        executor.map(_pid_after, [0.0, 0.0])  # both workers up
+        pids = list(executor.map(_pid_after, [2.0] + [0.0] * 7))
+    assert len(set(pids)) == 2 and pids[0] not in pids[1:]

@@ -105,14 +105,14 @@ class Executor:
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
         """`fn` over `iterables`, like builtin `map`, on the worker processes when there are
-        some: every call starts now, the results come in order as they are read. The calls
-        go out in one batch per worker, so `fn` (a partial holding the data) is sent once
-        per worker, not once per call."""
+        some: every call starts now, the results come in order as they are read. Each call
+        goes to the next free worker, so a worker slowed by other work (this process
+        writing the store) takes fewer: with one batch of calls per worker, the 2-worker
+        bootstrap of 36,300 matches ended with one core idle for 0.18 s. `fn` (a partial
+        holding the data, 1.9 MB there) is sent with each call: 2.4 ms a call."""
         if self._pool is None:
             return map(fn, *iterables)
-        calls = list(zip(*iterables))
-        per_worker = max(1, math.ceil(len(calls) / self.workers))
-        return _pool_results(self._pool.map(fn, *zip(*calls), chunksize=per_worker)) if calls else iter(())
+        return _pool_results(self._pool.map(fn, *iterables))
 
 
 def _chunks(tournament_data: dict[str, Any], matches: Schedule | Iterable[Match], workers: int) -> Iterator[Schedule]:

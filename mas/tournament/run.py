@@ -32,6 +32,7 @@ from mas.tournament.schedule import build_schedule
 from mas.tournament.shared_models import shared_models
 from mas.tournament.spec import EcologicalFormat, Tournament, TournamentError, parse_tournament
 from mas.tournament.store import DB_NAME, TournamentStore
+from mas.tournament.writer import ChunkWriter
 
 
 @dataclass
@@ -67,7 +68,8 @@ def run_tournament(
         workers: parallel worker processes (or Ray actors).
         backend: "process", "serial" or "ray".
         on_progress: called with (matches done, total) at the start and after each
-            committed match, or chunk of matches played together (progress bars).
+            committed match, or chunk of matches played together (progress bars); after
+            the start, from the thread that writes the store (`mas.tournament.writer`).
     """
     data = tournament.to_dict()
     player = MatchPlayer(tournament)
@@ -135,16 +137,22 @@ def _play_and_rate(
                 on_progress(finished, len(schedule))
             scores = [np.column_stack(store.match_score_columns())]  # the ratings' input, kept as it streams
             table, blocks = None, None
-            for results in executor.play(pending):
-                scores.append(_score_rows(results))
-                finished += len(results)
-                if finished == len(schedule):  # the last chunk: the ratings' bootstrap runs on the workers while it is written
-                    table = _match_table(tournament, scores)
-                    scores.clear()  # in the table now: not held twice while the ranking is computed
-                    blocks = resample_blocks(table, tournament.spec.ratings.bootstrap, tournament.spec.seed, executor.map)
-                store.write_matches(results)
+            stored = [finished]
+
+            def written(count: int) -> None:  # on the writer's thread
+                stored[0] += count
                 if on_progress is not None:
-                    on_progress(finished, len(schedule))
+                    on_progress(stored[0], len(schedule))
+
+            with ChunkWriter(store, written, depth=max(2, workers)) as writer:
+                for results in executor.play(pending):
+                    scores.append(_score_rows(results))
+                    finished += len(results)
+                    if finished == len(schedule):  # the last chunk: the ratings' bootstrap starts on the workers at once
+                        table = _match_table(tournament, scores)
+                        scores.clear()  # in the table now: not held twice while the ranking is computed
+                        blocks = resample_blocks(table, tournament.spec.ratings.bootstrap, tournament.spec.seed, executor.map)
+                    writer.put(results)
             if table is None:  # nothing was left to play (a finished run resumed)
                 table = _match_table(tournament, scores)
             results = summarise(tournament, store, out_dir, executor.map, table, blocks)

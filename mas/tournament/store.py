@@ -1,7 +1,8 @@
 """The tournament store: one SQLite database per tournament run (`tournament.sqlite`).
 
-Only the process that schedules matches writes it. Each finished match (or chunk of
-matches played together, up to `WRITE_BATCH`) is one transaction, committed at once, so a tournament killed at any moment (even `kill -9`)
+Only the process that schedules matches writes it, on one thread at a time (its
+`ChunkWriter` thread while matches stream in, see `mas.tournament.writer`). Each finished
+match (or chunk of matches played together, up to `WRITE_BATCH`) is one transaction, committed at once, so a tournament killed at any moment (even `kill -9`)
 keeps every finished match and never half of one; `--resume` reads which matches are
 done and plays only the others. Summary tables are rewritten in one transaction at the
 end, from the matches alone.
@@ -111,7 +112,7 @@ class TournamentStore:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{run_dir}: cannot create run directory ({exc.strerror})") from None
-        db = sqlite3.connect(path)
+        db = sqlite3.connect(path, check_same_thread=False)  # written by `ChunkWriter`'s thread while matches stream in
         with creating(path, db):
             # durability first and the schema in one transaction: one sync, not one per table
             db.executescript(f"PRAGMA journal_mode=WAL; {_DURABILITY}; BEGIN; {_SCHEMA} COMMIT;")
@@ -134,7 +135,7 @@ class TournamentStore:
     @classmethod
     def open(cls, run_dir: Path, writable: bool = False) -> "TournamentStore":
         """Open an existing tournament; one-line errors for missing or foreign files."""
-        path, db = open_versioned(run_dir, DB_NAME, "tournament", READABLE_VERSIONS, writable, _DURABILITY)
+        path, db = open_versioned(run_dir, DB_NAME, "tournament", READABLE_VERSIONS, writable, _DURABILITY, threads=True)
         store = cls(path, db)
         if writable and store.schema_version < SCHEMA_VERSION:
             store._migrate()
