@@ -6,6 +6,7 @@ rounds, T=5 R=3 P=1 S=0, self-play, the same repetitions), in one run.
     .venv/bin/python benchmarks/tournament_speed.py [--repetitions 5] [--scale 10]
     .venv/bin/python benchmarks/tournament_speed.py --workers-scaling [--scale 10] [--trials 3] [--repetitions 5]
     .venv/bin/python benchmarks/tournament_speed.py --entrants 200 [--repetitions 1]
+    .venv/bin/python benchmarks/tournament_speed.py --llm 4 [--repetitions 1]
 
 The scripted roster plays every match as a copy of one engine (`mas.tournament.batch`).
 With `--scale K` it also times a roster K times the classic one (each strategy K times,
@@ -17,7 +18,10 @@ forkserver started beforehand, so both pay the same fixed costs), with each run'
 time: this process's and the whole machine's (/proc/stat; more than the two runs use
 means other work shared the cores). `--entrants N` plays N entrants (`wide_roster`) and
 prints matches/s and the peak memory (the tournament in a child process; neither axelrod
-nor torch needed for these two modes).
+nor torch needed for these two modes). `--llm N` plays N LLM entrants (the embedded model,
+score mode, each with its own persona) and tit for tat, 3 rounds, in this process: the
+matches as one batch (every round one packed model call for all of them) and one match at
+a time, side by side, with their actions compared.
 
 Both sides are timed end to end: mas plays, commits every match to its SQLite store and
 computes the ranking (1,000 bootstrap resamples, replicator dynamics); axelrod plays and
@@ -205,6 +209,33 @@ def play_wide(n: int, repetitions: int, workers: int) -> None:
           f"peak RSS of the tournament process {peak:.0f} MiB")
 
 
+def llm_batches(n: int, repetitions: int) -> None:
+    """LLM entrants' matches as one batch and one at a time, in this process (model loaded first)."""
+    from mas.tournament.play import MatchPlayer
+    from mas.tournament.schedule import build_schedule
+
+    llm = {"type": "llm", "backend": {"kind": "local", "model": "default"}, "mode": "score", "choice": "argmax", "history_rounds": 2}
+    personas = ["You value trust.", "You like to win.", "You are cautious.", "You forgive quickly.", "You hold grudges.", "You are curious."]
+    data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
+    data.update(rounds=3, repetitions=repetitions, format="round_robin", entrants=[
+        *({"name": f"llm_{i}", "policy": llm, "persona": personas[i % len(personas)]} for i in range(n)),
+        {"name": "tit_for_tat", "policy": "tit_for_tat"}])
+    tournament = parse_tournament(data)
+    player, schedule = MatchPlayer(tournament), build_schedule(tournament)
+    player.play(schedule[0])  # load the model
+    start = time.process_time()
+    batched = list(player.play_many(schedule))
+    middle = time.process_time()
+    alone = [player.play(match) for match in schedule]
+    end = time.process_time()
+    same = all((b.actions, b.scores) == (a.actions, a.scores) for b, a in zip(batched, alone))
+    decisions = sum(len(r.decisions) for r in alone)
+    print(f"{n} LLM entrants + tit for tat, 3 rounds, {len(schedule)} matches, {decisions} LLM decisions (CPU seconds, this process):")
+    print(f"  one batch: {middle - start:.1f} s, {decisions / (middle - start):.2f} decisions/s")
+    print(f"  one match at a time: {end - middle:.1f} s, {decisions / (end - middle):.2f} decisions/s")
+    print(f"  -> {(end - middle) / (middle - start):.2f}x; actions and scores identical: {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=5)
@@ -214,7 +245,10 @@ def main() -> None:
     parser.add_argument("--entrants", type=int, default=0, help="only: N entrants' matches/s and peak memory")
     parser.add_argument("--workers", type=int, default=0, help="with --entrants: worker processes (0: in-process)")
     parser.add_argument("--play-wide", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--llm", type=int, default=0, help="only: N LLM entrants' matches batched vs one at a time")
     args = parser.parse_args()
+    if args.llm:
+        return llm_batches(args.llm, 1 if args.repetitions == 5 else args.repetitions)
     if args.play_wide:
         return play_wide(args.play_wide, args.repetitions, args.workers)
     if args.entrants:

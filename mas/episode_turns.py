@@ -59,14 +59,15 @@ class AgentTurns:
         if not live:
             return out
         by_seat = {c: {v.seat: v for v in self.views(c, self.internal_seats)} for c in live}
-        # groups of the same policy class on the same seats decide together across copies
-        # (copies may hold different rosters, e.g. tournament matches)
-        buckets: dict[tuple, list[tuple[int, Any]]] = {}  # -> (copy, PolicyGroup)
+        # groups of the same policy class decide together, across seats and copies (copies
+        # may hold different rosters, e.g. tournament matches): an LLM policy's `act_many`
+        # then asks its model once a step for all of them
+        buckets: dict[type, list[tuple[int, Any]]] = {}  # -> (copy, PolicyGroup)
         for c in live:
             for group in self.groups[c]:
-                buckets.setdefault((type(group.policy), tuple(group.seats)), []).append((c, group))
-        for (cls, seats), members in buckets.items():
-            views = [[by_seat[c][s] for s in seats] for c, _ in members]
+                buckets.setdefault(type(group.policy), []).append((c, group))
+        for cls, members in buckets.items():
+            views = [[by_seat[c][s] for s in group.seats] for c, group in members]
             act_many = getattr(cls, "act_many", None)  # plugins may not subclass Policy
             answers = (act_many([group.policy for _, group in members], views) if act_many is not None
                        else [group.policy.act(v) for (_, group), v in zip(members, views)])

@@ -78,6 +78,11 @@ class DecisionRecord:
     status: DecisionStatus | None
     record: Mapping[str, Any]
 
+    @classmethod
+    def of(cls, episode: int, step: int, round: int, agent: str, talking: bool, record: Mapping[str, Any]) -> "DecisionRecord":
+        """The record of a policy's decision, its status read from the record."""
+        return cls(episode, step, round, agent, talking, DecisionStatus.of(record), record)
+
 
 @dataclass(frozen=True)
 class StateRecord:

@@ -21,7 +21,7 @@ import numpy as np
 from mas.episode import EpisodeEngine
 from mas.transition import Transition
 from mas.errors import StoreError
-from mas.records import DecisionRecord, DecisionStatus, EpisodeRecord, StateRecord, StepRecord, add_usage
+from mas.records import DecisionRecord, EpisodeRecord, StateRecord, StepRecord, add_usage
 from mas.rundir import LOCK_NAME, first_difference, locked
 from mas.scenario import Scenario
 from mas.seeding import child_seed
@@ -88,8 +88,7 @@ def play_episode(engine: EpisodeEngine, episode: int, seed: int, on_step: StepCa
         messages.extend(last.messages[0])
         for agent, decision in last.decisions[0].items():
             if decision.record:
-                decisions.append(DecisionRecord(episode, step, game_round, agent, last.talking,
-                                                DecisionStatus.of(decision.record), decision.record))
+                decisions.append(DecisionRecord.of(episode, step, game_round, agent, last.talking, decision.record))
                 usage = add_usage(usage, agent, decision.record, last.talking)
         if last.talking:
             if on_step is not None:

@@ -18,12 +18,13 @@ request): memory is a few numbers per copy and agent, not the episode's records.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from mas.episode import EpisodeEngine
 from mas.errors import MasError
+from mas.records import DecisionRecord
 from mas.scenario import Scenario
 from mas.seeding import child_seed
 
@@ -41,6 +42,8 @@ class CopyTotals:
         rounds, steps, terminated, truncated: [B] how each episode went.
         actions: [rounds, B, N] per-round actions (padded after a copy ends), or None.
         messages: per copy, every message of its episode.
+        decisions: per copy, the decision records of its policies that keep them (LLM
+            agents), as `mas.runner.play_episode` records them; empty unless asked for.
     """
 
     returns: np.ndarray
@@ -52,11 +55,14 @@ class CopyTotals:
     truncated: np.ndarray
     actions: np.ndarray | None
     messages: list[list]
+    decisions: list[list[DecisionRecord]] = field(default_factory=list)
 
 
-def play_copies(engine: EpisodeEngine, seeds: Sequence[int], keep_actions: bool = False) -> CopyTotals:
+def play_copies(engine: EpisodeEngine, seeds: Sequence[int], keep_actions: bool = False,
+                keep_decisions: bool = False) -> CopyTotals:
     """Play episode 0 of every copy of `engine`, copy `i` seeded as a one-copy run with
-    master seed `seeds[i]` would be, and return the totals."""
+    master seed `seeds[i]` would be, and return the totals (with every copy's decision
+    records when `keep_decisions`)."""
     b, n = engine.batch_size, engine.n_agents
     seeds = [int(s) for s in seeds]
     engine.reset(np.random.default_rng(0), episodes=[0] * b, seeds=seeds,
@@ -70,11 +76,16 @@ def play_copies(engine: EpisodeEngine, seeds: Sequence[int], keep_actions: bool 
     terminated = np.zeros(b, dtype=bool)
     truncated = np.zeros(b, dtype=bool)
     messages: list[list] = [[] for _ in range(b)]
+    decisions: list[list[DecisionRecord]] = [[] for _ in range(b)] if keep_decisions else []
     while engine.active.any():
         t = engine.step()
         if any(t.messages):
             for copy, said in enumerate(t.messages):
                 messages[copy].extend(said)
+        if keep_decisions:
+            for copy, decided in enumerate(t.decisions):
+                decisions[copy].extend(DecisionRecord.of(0, int(t.steps[copy]), int(t.rounds[copy]), agent, t.talking, d.record)
+                                       for agent, d in decided.items() if d.record)
         if t.talking:
             continue
         active = t.active[:, None]
@@ -93,7 +104,7 @@ def play_copies(engine: EpisodeEngine, seeds: Sequence[int], keep_actions: bool 
         cooperation = np.where(coop_count > 0, coop_sum / np.maximum(coop_count, 1), np.nan)
     played = (np.stack(actions) if actions else np.zeros((0, b, n), dtype=small)) if keep_actions else None
     return CopyTotals(returns, cooperation, illegal, engine.rounds.copy(), engine.steps.copy(), terminated, truncated,
-                      played, messages)
+                      played, messages, decisions)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def test_copies_with_own_generators_match_one_at_a_time() -> None:
     assert len({len(t) for t in alone}) > 1  # the copies really end at different rounds
 
 
-def test_a_group_decides_for_every_live_copy_in_one_call(monkeypatch) -> None:
+def test_the_groups_of_one_policy_class_decide_for_every_live_copy_in_one_call(monkeypatch) -> None:
     from mas import registry
     from mas.agents.scripted.any_game import RandomPolicy
 
@@ -66,4 +66,4 @@ def test_a_group_decides_for_every_live_copy_in_one_call(monkeypatch) -> None:
     rngs = [np.random.default_rng(s) for s in (1, 2, 3)]
     engine.reset(rngs[0], rngs=rngs)
     engine.step()
-    assert calls == [3, 3]  # two groups (ann's spec differs from bo's), all three copies each
+    assert calls == [6]  # two groups (ann's spec differs from bo's) of one class, all three copies each: one call

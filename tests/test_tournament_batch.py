@@ -105,10 +105,17 @@ def test_a_game_with_chance_and_talkers_batched_equals_one_at_a_time() -> None:
     assert any(m.messages for m in batched)
 
 
-def test_a_roster_with_a_language_model_is_played_match_by_match() -> None:
+def test_a_roster_with_a_language_model_plays_in_fixed_blocks_of_32_and_one_with_a_checkpoint_match_by_match() -> None:
+    from mas.tournament.batch import fixed_batches, max_copies
+
     data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
-    data["entrants"].append({"name": "llm", "policy": {"type": "llm", "backend": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}}})
-    assert not MatchPlayer(parse_tournament(data)).batchable
+    assert not fixed_batches(parse_tournament(data))  # scripted strategies: exact in any batch
+    llm = {**data, "entrants": [*data["entrants"], {"name": "llm", "policy": {
+        "type": "llm", "backend": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}}}]}
+    assert MatchPlayer(parse_tournament(llm)).batchable and fixed_batches(parse_tournament(llm))
+    assert max_copies(parse_tournament(llm)) == 32
+    trained = {**data, "entrants": [*data["entrants"], {"name": "q", "policy": {"type": "checkpoint", "path": "q.pt"}}]}
+    assert not MatchPlayer(parse_tournament(trained)).batchable and max_copies(parse_tournament(trained)) == 0
 
 
 @pytest.mark.parametrize("size", [1, 7])

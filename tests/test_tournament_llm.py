@@ -74,3 +74,34 @@ def test_workers_play_llm_entrants_through_one_shared_server(tmp_path: Path, mon
     assert matches == 3 and decisions == 8
     assert seen["served"][0] >= decisions
     assert stored_backend["kind"] == "local"  # the store keeps the file's backend: resumable as written
+
+
+def test_llm_entrants_play_a_batch_of_matches_as_they_play_one_match_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every round, each seat's LLM entrants of all the matches in flight share one packed
+    # scoring call; the matches come out as they do played one at a time (the real model)
+    pytest.importorskip("transformers")
+    from mas.agents.llm.local import TransformersBackend
+    from mas.tournament.play import MatchPlayer
+    from mas.tournament.schedule import build_schedule
+
+    calls: list[int] = []
+    score = TransformersBackend.score
+
+    def counted(self, requests):
+        calls.append(len(requests))
+        return score(self, requests)
+
+    monkeypatch.setattr(TransformersBackend, "score", counted)
+    tournament = parse_tournament(llm_tournament())  # (cautious, shrewd), (cautious, tft), (shrewd, tft); 2 rounds
+    player, schedule = MatchPlayer(tournament), build_schedule(tournament)
+    batched = list(player.play_many(schedule))
+    in_batch, calls[:] = list(calls), []
+    alone = [player.play(match) for match in schedule]
+    # one call a round for the 4 LLM seats of the 3 matches, against one a round per match
+    assert in_batch == [4, 4] and len(calls) == 6
+    for b, a in zip(batched, alone):
+        assert (b.match, b.actions, b.scores, b.cooperation, b.rounds, b.messages) == (a.match, a.actions, a.scores, a.cooperation, a.rounds, a.messages)
+        assert [(d.step, d.agent, d.status, d.record["action"]) for d in b.decisions] == \
+               [(d.step, d.agent, d.status, d.record["action"]) for d in a.decisions] and len(b.decisions) >= 2
+        for packed, single in zip(b.decisions, a.decisions):  # a packed call's numbers: equal to float precision
+            assert packed.record["distribution"] == pytest.approx(single.record["distribution"], abs=1e-4)

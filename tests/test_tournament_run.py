@@ -224,7 +224,7 @@ def test_a_failing_match_keeps_the_finished_ones(tmp_path: Path, monkeypatch: py
     assert resume_tournament(tmp_path / "t", backend="serial").played_now == 8
 
 
-def test_a_dead_model_server_is_one_line_and_keeps_finished_matches(tmp_path: Path) -> None:
+def test_a_dead_model_server_is_one_line_and_stores_no_half_played_block(tmp_path: Path) -> None:
     # a real refused connection in the worker processes (nothing listens on port 9)
     dead = {"type": "llm", "backend": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0, "timeout": 2}}
     data = {**MIXED, "repetitions": 1, "self_play": False, "entrants": [
@@ -239,7 +239,7 @@ def test_a_dead_model_server_is_one_line_and_keeps_finished_matches(tmp_path: Pa
     db = sqlite3.connect(tmp_path / "r" / "tournament.sqlite")
     stored = db.execute("SELECT match FROM matches").fetchall()
     db.close()
-    assert stored == [(0,)]  # tft v alld finished and is kept; both matches with the dead model failed
+    assert stored == []  # the three matches play as one block (an LLM entrant's 32), lost with the model
 
 
 def test_cli_prints_progress_and_the_ranking(tmp_path: Path) -> None:

@@ -108,6 +108,14 @@ class Policy(ABC):
     `AgentView.rules`/`situation`, so the env renders text only when someone reads it."""
 
     needs_text: bool = False
+    #: the most tournament matches this policy plays at once, as the copies of one engine
+    #: (`mas.tournament.batch`); 0: one match at a time (a policy costly to build per copy)
+    tournament_copies: ClassVar[int] = 0
+    #: whether its decisions in a copy are the same whatever other copies play beside it;
+    #: False where calls are packed across copies and the packed numbers differ from a
+    #: single call's at float precision (a language model's batched forward pass): then a
+    #: tournament plays each match in the same batch on any number of workers and on resume
+    batch_invariant: ClassVar[bool] = True
 
     def __init__(self, spec: Any, game: "GameInfo", agents: Sequence[AgentSetup], agent_ids: Sequence[str]) -> None:
         """Args:

@@ -10,8 +10,11 @@ a continuation draw) is masked out while the others play on (`mas.sweep.play_cop
 loop seed sweeps share). So every match's per-round actions and scores equal the
 one-at-a-time path's (tests/test_tournament_batch.py).
 
-Only tournaments whose entrants are all scripted are played this way (`batchable`):
-LLM and learned policies hold models and keep decision records, and play match by match.
+Entrants whose policy class declares `tournament_copies` play this way (`batchable`):
+scripted strategies (thousands of matches a batch) and LLM policies (32: every round, one
+packed model call for all the matches in flight, `LLMPolicy.act_many`; their decision
+records are kept per match). A tournament with an entrant that does not (a trained
+checkpoint, built per copy at a cost) plays match by match.
 """
 
 from __future__ import annotations
@@ -31,11 +34,9 @@ if TYPE_CHECKING:
     from mas.tournament.schedule import Schedule
     from mas.tournament.spec import Tournament
 
-#: the most matches played as copies of one engine: a batch costs a fixed time per round
-#: and a small one per copy, so larger is faster (18,150 classic matches: 1.14 s of CPU in
-#: batches of 4,096, 0.97 s in batches of 9,075; per match flat from 9,075 to 20,000), up
-#: to where the batch's memory counts (`MAX_ACTION_CELLS` binds first for 200 rounds)
-MAX_COPIES = 1 << 15
+#: the most matches played as copies of one engine when every entrant is scripted (their
+#: `tournament_copies`; see `mas.agents.scripted.base.ScriptedPolicy`)
+MAX_COPIES = ScriptedPolicy.tournament_copies
 #: the most per-round actions a batch keeps (copies x rounds x seats, 2 bytes each): long
 #: matches play in smaller batches (200 rounds of 2 seats: 20,971 copies, 88 MB of a
 #: worker's memory, 16,384 took 75 MB; 10,000 rounds: 419). 36,300 classic matches then go
@@ -44,14 +45,24 @@ MAX_ACTION_CELLS = 1 << 23
 
 
 def max_copies(tournament: "Tournament") -> int:
-    """The most matches of `tournament` played as one batch (`MAX_COPIES`, fewer for long
-    matches: `MAX_ACTION_CELLS`)."""
-    return max(1, min(MAX_COPIES, MAX_ACTION_CELLS // (tournament.max_rounds * tournament.group_size)))
+    """The most matches of `tournament` played as one batch: the least `tournament_copies`
+    of its entrants' policies (scripted `MAX_COPIES`, LLM entrants 32), fewer for long
+    matches (`MAX_ACTION_CELLS`); 0 when an entrant plays one match at a time."""
+    most = min(registry.policy_class(e.policy.type).tournament_copies for e in tournament.spec.entrants)
+    return max(1, min(most, MAX_ACTION_CELLS // (tournament.max_rounds * tournament.group_size))) if most else 0
+
+
+def fixed_batches(tournament: "Tournament") -> bool:
+    """Whether an entrant's decisions depend on the matches batched with it
+    (`Policy.batch_invariant`): then the matches play in fixed blocks of the schedule
+    (`max_copies` consecutive matches), whoever plays them and whatever is left to play."""
+    return not all(registry.policy_class(e.policy.type).batch_invariant for e in tournament.spec.entrants)
 
 
 def batchable(tournament: "Tournament") -> bool:
-    """Whether every entrant is a scripted strategy (no model, no decision records)."""
-    return all(issubclass(registry.policy_class(e.policy.type), ScriptedPolicy) for e in tournament.spec.entrants)
+    """Whether every entrant's policy plays many matches at once (scripted strategies, LLM
+    policies; `Policy.tournament_copies`)."""
+    return max_copies(tournament) > 0
 
 
 def play_batch(player: "MatchPlayer", matches: "Schedule") -> "MatchBatch":
@@ -73,7 +84,8 @@ def play_batch(player: "MatchPlayer", matches: "Schedule") -> "MatchBatch":
 
     rosters = [[agent(seat, entrant) for seat, entrant in enumerate(seats)] for seats in seatings]
     engine = EpisodeEngine(first, b, copy_agents=rosters, batch_policies=True)
-    totals = play_copies(engine, matches.seed.tolist(), keep_actions=True)
+    keeps_records = not all(issubclass(registry.policy_class(e.policy.type), ScriptedPolicy) for e in tournament.spec.entrants)
+    totals = play_copies(engine, matches.seed.tolist(), keep_actions=True, keep_decisions=keeps_records)
     assert totals.actions is not None
     messages = tuple(tuple(said) for said in totals.messages)
     return MatchBatch(
@@ -85,4 +97,5 @@ def play_batch(player: "MatchPlayer", matches: "Schedule") -> "MatchBatch":
         illegal=totals.illegal.astype(np.int64),
         actions=tuple(player.codec.encode_copies(totals.actions, totals.rounds)),
         messages=messages if any(messages) else (),
+        decisions=tuple(tuple(d) for d in totals.decisions) if any(totals.decisions) else (),
     )

@@ -5,9 +5,12 @@ and an iterable of scheduled matches, and yields their results as they finish (`
 order. A match's result depends only on the tournament and the match, never on the
 executor or the order, so all executors give identical results for the same seed.
 
-Work goes out in chunks of matches (`MatchPlayer.play_many`): one match per chunk when
-entrants hold models, else large chunks that a worker plays as the copies of one engine
-(the batch is split into one slice per worker, `chunk_sizes`). Only the calling process
+Work goes out in chunks of matches (`MatchPlayer.play_many`) that a worker plays as the
+copies of one engine: for scripted rosters large chunks (the batch is split into one slice
+per worker, `chunk_sizes`); with LLM entrants fixed blocks of the schedule (32 matches, the
+same on any number of workers and on resume: a packed model call's numbers depend on what
+is packed together); one match per chunk when an entrant does not play in batches (a
+trained checkpoint). Only the calling process
 writes the store; workers just play. At most a few chunks per worker are in flight, so an interrupted run
 loses only those.
 """
@@ -26,8 +29,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+import numpy as np
+
 from mas.errors import MasError, MissingExtraError
-from mas.tournament.batch import MAX_COPIES, batchable, max_copies
+from mas.tournament.batch import MAX_COPIES, batchable, fixed_batches, max_copies
 from mas.tournament.play import MatchBatch, MatchPlayer, MatchResult
 from mas.tournament.schedule import Match, Schedule
 from mas.tournament.spec import parse_tournament
@@ -117,12 +122,19 @@ class Executor:
 
 def _chunks(tournament_data: dict[str, Any], matches: Schedule | Iterable[Match], workers: int) -> Iterator[Schedule]:
     """The matches in the chunks workers play (columns: cheap to send): single matches
-    unless every entrant is scripted; else `chunk_sizes` slices, one per worker (or a
-    multiple of them)."""
+    unless every entrant plays in batches (`batchable`); the pending matches of each fixed
+    block of the schedule when an entrant's decisions depend on their batch
+    (`fixed_batches`); else `chunk_sizes` slices, one per worker (or a multiple of them)."""
     pending, tournament = Schedule.of(matches), parse_tournament(tournament_data)
     if not batchable(tournament):
         for i in range(len(pending)):
             yield pending[i : i + 1]
+        return
+    if fixed_batches(tournament):  # LLM entrants: a match's batch never depends on the workers or on a resume
+        block = pending.index // max_copies(tournament)
+        cuts = np.flatnonzero(np.diff(block)) + 1
+        for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(pending)]):
+            yield pending[start:stop]
         return
     start = 0
     for size in chunk_sizes(len(pending), workers, max_copies(tournament), tournament.max_rounds):

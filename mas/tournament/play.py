@@ -2,8 +2,9 @@
 
 A match is one episode of `mas.runner.play_episode` with the match's seed, so it is the
 same interaction loop as `mas run` and the result depends on nothing but the tournament
-file and the match. Tournaments of scripted entrants play many matches at once as the
-copies of one engine, with identical results (`play_many`, `mas.tournament.batch`).
+file and the match. Tournaments of scripted and LLM entrants play many matches at once as
+the copies of one engine, with the same actions and scores (`play_many`,
+`mas.tournament.batch`).
 
 A chunk of matches comes back as one `MatchBatch`: a column (array) per field rather than
 a `MatchResult` object per match, so what worker processes send back to the one process
@@ -212,8 +213,9 @@ class MatchPlayer:
         self.batchable = batchable(tournament)
 
     def play_many(self, matches: Schedule | Sequence[Match]) -> MatchBatch:
-        """Play `matches`: as copies of one engine when every entrant is scripted
-        (`mas.tournament.batch`: the same results, much faster), else one by one."""
+        """Play `matches`: as copies of one engine when every entrant plays in batches
+        (scripted and LLM policies, `mas.tournament.batch`: the same results, much
+        faster), else one by one."""
         if not self.batchable:
             return MatchBatch.of([self.play(m) for m in matches])
         matches, most = Schedule.of(matches), max_copies(self.tournament)

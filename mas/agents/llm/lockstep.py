@@ -35,8 +35,10 @@ Step = Generator[Ask, list[Any], Any]
 def drive(steps: Sequence[Step]) -> list[Any]:
     """Run `steps` to completion together; their return values, in order.
 
-    Asks pending at the same time are packed by (inner backend, operation): requests
-    concatenated in step order, one call, replies split back."""
+    Asks pending at the same time are packed by (live backend, operation): each
+    instance's cache answers what it has seen, and the misses of every instance that asks
+    the same model go in one call (an LLM entrant's copies in a tournament batch, each with
+    its own cache), replies split back."""
     results: list[Any] = [None] * len(steps)
     pending: dict[int, Ask] = {}
 
@@ -52,19 +54,43 @@ def drive(steps: Sequence[Step]) -> list[Any]:
     while pending:
         packs: dict[tuple[int, str], list[int]] = {}
         for i, ask in pending.items():
-            packs.setdefault((id(ask.backend.inner), ask.op), []).append(i)
+            packs.setdefault((id(_live(ask.backend.inner)), ask.op), []).append(i)
         answered: dict[int, list[Any]] = {}
         for (_, op), members in packs.items():
             asks = [pending[i] for i in members]
-            inner = asks[0].backend.inner
-            requests = [q for ask in asks for q in ask.requests]
-            replies = inner.score(requests) if op == "score" else inner.generate(requests)
-            at = 0
+            # each instance's cache first (its asks' requests together), then every cache's
+            # misses in one call of the live model
+            by_cache: dict[int, list[int]] = {}
             for i, ask in zip(members, asks):
-                part = list(replies[at: at + len(ask.requests)])
-                at += len(ask.requests)
-                ask.backend.note(op, ask.requests, part)
-                answered[i] = part
+                by_cache.setdefault(id(ask.backend.inner), []).append(i)
+            plans = [_plan(pending[group[0]].backend.inner, op, [q for i in group for q in pending[i].requests])
+                     for group in by_cache.values()]
+            todo = [q for wanted, _ in plans for q in wanted]
+            live = _live(asks[0].backend.inner)
+            answers = (live.score(todo) if op == "score" else live.generate(todo)) if todo else []
+            at = 0
+            for group, (wanted, finish) in zip(by_cache.values(), plans):
+                replies = finish(list(answers[at : at + len(wanted)]))
+                at += len(wanted)
+                start = 0
+                for i in group:
+                    ask = pending[i]
+                    part = replies[start : start + len(ask.requests)]
+                    start += len(ask.requests)
+                    ask.backend.note(op, ask.requests, part)
+                    answered[i] = part
         for i, part in answered.items():
             advance(i, part)
     return results
+
+
+def _live(backend: Any) -> Any:
+    """The backend that computes, beneath a per-instance cache (`CachingBackend`)."""
+    return backend.inner if hasattr(backend, "plan") else backend
+
+
+def _plan(backend: Any, op: str, requests: list[Any]) -> tuple[list[Any], Any]:
+    """(what the live backend must answer, how to turn its answers into the replies)."""
+    if hasattr(backend, "plan"):
+        return backend.plan(op, requests)
+    return requests, lambda answers: answers

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -81,6 +81,13 @@ class LLMPolicy(Policy):
     """Decides for its agents with a language model; see the module docstring."""
 
     needs_text = True
+    #: a tournament's matches with this entrant play 32 at a time: every round, each
+    #: model answers all of them in one packed call (`act_many`); a killed run loses at most
+    #: the matches in flight
+    tournament_copies: ClassVar[int] = 32
+    #: a packed scoring call's log-probabilities differ from one prompt's alone in about
+    #: the fifth digit (batched matrix products)
+    batch_invariant: ClassVar[bool] = False
 
     def __init__(self, spec: LLMSpec, game: "GameInfo", agents: Sequence[AgentSetup], agent_ids: Sequence[str]) -> None:
         super().__init__(spec, game, agents, agent_ids)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -102,12 +102,20 @@ class CachingBackend(LLMBackend):
         return self.inner.info
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
-        return self._cached("generate", requests, self.inner.generate, _cacheable_generation)
+        return self._cached("generate", requests, self.inner.generate)
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Scores]:
-        return self._cached("score", requests, self.inner.score, lambda _: True)
+        return self._cached("score", requests, self.inner.score)
 
-    def _cached(self, op: str, requests: Sequence[Any], call: Any, cacheable: Any) -> list[Any]:
+    def _cached(self, op: str, requests: Sequence[Any], call: Any) -> list[Any]:
+        todo, finish = self.plan(op, requests)
+        return finish(call(todo) if todo else [])
+
+    def plan(self, op: str, requests: Sequence[Any]) -> tuple[list[Any], Callable[[list[Any]], list[Any]]]:
+        """What the inner backend must answer for `requests` (each new request once), and
+        the function that turns its answers into the replies to `requests`, caching them:
+        so a caller can pack the misses of several caches into one inner call (`lockstep`)."""
+        cacheable = _cacheable_generation if op == "generate" else (lambda _: True)
         keys = [request_key(op, r) if cacheable(r) else None for r in requests]
         missing: dict[str, Any] = {}
         uncached: list[int] = []
@@ -117,12 +125,15 @@ class CachingBackend(LLMBackend):
             elif key not in self._answers and key not in missing:
                 missing[key] = request
         todo = list(missing.values()) + [requests[i] for i in uncached]
-        answers = call(todo) if todo else []
-        for key, answer in zip(missing, answers):
-            self._answers[key] = answer
-        fresh = dict(zip(uncached, answers[len(missing):]))
-        self.hits += sum(1 for k in keys if k is not None) - len(missing)
-        return [fresh[i] if key is None else self._answers[key] for i, key in enumerate(keys)]
+
+        def finish(answers: list[Any]) -> list[Any]:
+            for key, answer in zip(missing, answers):
+                self._answers[key] = answer
+            fresh = dict(zip(uncached, answers[len(missing):]))
+            self.hits += sum(1 for k in keys if k is not None) - len(missing)
+            return [fresh[i] if key is None else self._answers[key] for i, key in enumerate(keys)]
+
+        return todo, finish
 
     def clear_cache(self) -> None:
         self._answers.clear()
