@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from mas.tournament import load_tournament, parse_tournament, run_tournament
 from mas.tournament import executors, store
 from mas.tournament.executors import chunk_sizes
+from mas.tournament.schedule import build_schedule
 from tests.test_tournament_run import CLASSIC, dump
 
 
@@ -192,3 +193,18 @@ def test_executor_map_gives_each_call_to_the_next_free_worker() -> None:
         executor.map(_pid_after, [0.0, 0.0])  # both workers up
         pids = list(executor.map(_pid_after, [2.0] + [0.0] * 7))
     assert len(set(pids)) == 2 and pids[0] not in pids[1:]
+
+
+def test_llm_entrants_play_in_the_same_fixed_blocks_on_any_workers_and_on_resume() -> None:
+    # a packed model call's numbers depend on what is packed together: each match always
+    # plays in the block of 32 schedule places it belongs to
+    data = copy.deepcopy(load_tournament(CLASSIC).to_dict())
+    data.update(repetitions=3, entrants=data["entrants"][:4] + [{"name": "llm", "policy": {
+        "type": "llm", "backend": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}}}])
+    tournament = parse_tournament(data)
+    schedule = build_schedule(tournament)  # 5 entrants, self-play, 3 repetitions: 45 matches
+    blocks = {w: [chunk.index.tolist() for chunk in executors._chunks(tournament.to_dict(), schedule, w)] for w in (0, 1, 2, 3)}
+    assert blocks[0] == blocks[1] == blocks[2] == blocks[3] == [list(range(32)), list(range(32, 45))]
+    done = set(range(0, 45, 3)) | set(range(32, 45))  # a resumed run: these are stored
+    left = [chunk.index.tolist() for chunk in executors._chunks(tournament.to_dict(), schedule.without(done), 2)]
+    assert left == [[m for m in range(32) if m % 3]]
