@@ -137,12 +137,13 @@ def _play_and_rate(
                 on_progress(finished, len(schedule))
             scores = [np.column_stack(store.match_score_columns())]  # the ratings' input, kept as it streams
             table, blocks = None, None
-            stored = [finished]
+            stored = finished
 
             def written(count: int) -> None:  # on the writer's thread
-                stored[0] += count
+                nonlocal stored
+                stored += count
                 if on_progress is not None:
-                    on_progress(stored[0], len(schedule))
+                    on_progress(stored, len(schedule))
 
             with ChunkWriter(store, written, depth=max(2, workers)) as writer:
                 for results in executor.play(pending):

@@ -57,16 +57,15 @@ def drive(steps: Sequence[Step]) -> list[Any]:
             packs.setdefault((id(_live(ask.backend.inner)), ask.op), []).append(i)
         answered: dict[int, list[Any]] = {}
         for (_, op), members in packs.items():
-            asks = [pending[i] for i in members]
             # each instance's cache first (its asks' requests together), then every cache's
             # misses in one call of the live model
             by_cache: dict[int, list[int]] = {}
-            for i, ask in zip(members, asks):
-                by_cache.setdefault(id(ask.backend.inner), []).append(i)
+            for i in members:
+                by_cache.setdefault(id(pending[i].backend.inner), []).append(i)
             plans = [_plan(pending[group[0]].backend.inner, op, [q for i in group for q in pending[i].requests])
                      for group in by_cache.values()]
             todo = [q for wanted, _ in plans for q in wanted]
-            live = _live(asks[0].backend.inner)
+            live = _live(pending[members[0]].backend.inner)
             answers = (live.score(todo) if op == "score" else live.generate(todo)) if todo else []
             at = 0
             for group, (wanted, finish) in zip(by_cache.values(), plans):
